@@ -1,0 +1,202 @@
+"""Backend layer: array namespaces, devices, dtypes, and the host edge.
+
+Everything in :mod:`paltest` that touches arrays goes through the Python array API
+standard, with the namespace found by :func:`array_api_compat.array_namespace`. This
+module holds the few helpers the rest of the package shares:
+
+* :func:`namespace` and :func:`device` - where an array lives;
+* :func:`resolve_namespace` - a namespace from a name (``"numpy"``, ``"array_api_strict"``,
+  ``"cupy"``, ``"torch"``) for command lines and test options;
+* :func:`from_host` - move host (NumPy) data to a namespace / device / dtype. Random
+  numbers are always drawn on the host with NumPy and moved with this function, so the
+  same seed gives the same numbers on every backend;
+* :func:`to_host` and :func:`to_float` - pull values back to the host. They are the only
+  device-to-host transfers, and are meant for the edges (logging, stopping tests);
+* :func:`check_params` and :func:`float_dtype` - the dtype policy: parameters are 1-D
+  real floating arrays of ``float32`` or ``float64``; anything else is rejected with an
+  error that names the argument.
+
+Example
+-------
+>>> import numpy as np
+>>> from paltest import backend
+>>> xp = backend.resolve_namespace("numpy")
+>>> theta = backend.from_host(np.zeros(3), xp, dtype="float32")
+>>> backend.check_params(theta).__name__
+'array_api_compat.numpy'
+>>> backend.to_float(xp.sum(theta + 1))
+3.0
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "FLOAT_DTYPES",
+    "check_params",
+    "device",
+    "float_dtype",
+    "from_host",
+    "is_floating_array",
+    "namespace",
+    "resolve_namespace",
+    "to_float",
+    "to_host",
+]
+
+#: The parameter dtypes the library supports, by name.
+FLOAT_DTYPES = ("float32", "float64")
+
+_NAMESPACE_MODULES = {
+    "numpy": "numpy",
+    "array_api_strict": "array_api_strict",
+    "cupy": "cupy",
+    "torch": "torch",
+}
+
+
+def namespace(*arrays: Any) -> ModuleType:
+    """The array-API namespace of ``arrays`` (an array-api-compat wrapper for NumPy).
+
+    Raises ``TypeError`` when the arrays come from different namespaces.
+    """
+    return array_api_compat.array_namespace(*arrays)
+
+
+def device(x: Any) -> Any:
+    """The device ``x`` lives on (``"cpu"`` for NumPy)."""
+    return array_api_compat.device(x)
+
+
+def resolve_namespace(name: str | ModuleType) -> ModuleType:
+    """An array-API namespace from a name such as ``"numpy"`` or ``"cupy"``.
+
+    A module passed in is returned as its array-API compatible namespace. Unknown names
+    raise ``ValueError``; a known backend that is not installed raises ``ImportError``
+    with the install hint.
+    """
+    if isinstance(name, ModuleType):
+        mod = name
+    else:
+        if name not in _NAMESPACE_MODULES:
+            raise ValueError(
+                f"xp: unknown array namespace {name!r}; choose one of "
+                f"{sorted(_NAMESPACE_MODULES)}"
+            )
+        try:
+            mod = importlib.import_module(_NAMESPACE_MODULES[name])
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            hint = {"cupy": "pip install 'paltest[gpu]'",
+                    "array_api_strict": "pip install array-api-strict"}.get(name, "")
+            raise ImportError(f"xp: backend {name!r} is not installed. {hint}") from err
+    probe = mod.asarray(0.0) if hasattr(mod, "asarray") else None
+    if probe is None:
+        raise ValueError(f"xp: {mod!r} is not an array namespace")
+    return array_api_compat.array_namespace(probe)
+
+
+def float_dtype(xp: ModuleType, dtype: Any) -> Any:
+    """The namespace's dtype for ``dtype`` (a name like ``"float32"`` or a dtype object).
+
+    Only ``float32`` and ``float64`` are accepted; anything else raises ``TypeError``.
+    """
+    if isinstance(dtype, str):
+        if dtype not in FLOAT_DTYPES:
+            raise TypeError(f"dtype: must be one of {FLOAT_DTYPES}, got {dtype!r}")
+        return getattr(xp, dtype)
+    for name in FLOAT_DTYPES:
+        if dtype == getattr(xp, name):
+            return dtype
+    raise TypeError(f"dtype: must be float32 or float64, got {dtype!r}")
+
+
+def dtype_name(dtype: Any) -> str:
+    """``"float32"`` or ``"float64"`` for a floating dtype of any namespace."""
+    text = str(dtype)
+    for name in FLOAT_DTYPES:
+        if name in text:
+            return name
+    raise TypeError(f"dtype: must be float32 or float64, got {dtype!r}")
+
+
+def from_host(data: Any, xp: ModuleType, *, device: Any = None, dtype: Any = None) -> Any:
+    """Move host data (NumPy arrays, Python scalars or sequences) to ``xp`` on ``device``.
+
+    ``dtype`` may be a NumPy dtype name (``"float32"``, ``"int64"``), a floating dtype of
+    ``xp``, or ``None`` to keep the host dtype. The host array is made contiguous first, so views and transposes move
+    correctly on every backend.
+    """
+    host = np.ascontiguousarray(data)
+    if dtype is not None:
+        # Cast on the host, so the final bytes cross to the device once. A dtype object
+        # of the namespace must be a supported float; names may be any NumPy dtype name
+        # (e.g. "int64" for index arrays).
+        name = dtype if isinstance(dtype, str) else dtype_name(dtype)
+        host = host.astype(name, copy=False)
+    if device is None:
+        return xp.asarray(host)
+    return xp.asarray(host, device=device)
+
+
+def to_host(x: Any) -> np.ndarray:
+    """Copy an array of any namespace to a NumPy array on the host (one transfer)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (int, float, bool, np.generic)):
+        return np.asarray(x)
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    try:
+        return np.from_dlpack(x)
+    except (TypeError, BufferError, RuntimeError, AttributeError):
+        return np.asarray(x)
+
+
+def to_float(x: Any) -> float:
+    """The value of a 0-d array (or Python number) as a Python float, on the host."""
+    if isinstance(x, (int, float)):
+        return float(x)
+    return float(to_host(x))
+
+
+def is_floating_array(x: Any) -> bool:
+    """Whether ``x`` is an array of a supported floating dtype (float32 or float64)."""
+    try:
+        xp = namespace(x)
+    except TypeError:
+        return False
+    return x.dtype in (xp.float32, xp.float64)
+
+
+def check_params(theta: Any, name: str = "theta") -> ModuleType:
+    """Validate a parameter vector and return its namespace.
+
+    The policy: a 1-D array of an array-API namespace with dtype ``float32`` or
+    ``float64``. Integer, complex, half precision and 0-d or multi-dimensional arrays
+    raise ``TypeError``/``ValueError`` naming ``name``. Only metadata is read: no
+    device-to-host transfer happens.
+    """
+    try:
+        xp = namespace(theta)
+    except TypeError as err:
+        raise TypeError(
+            f"{name}: expected an array of an array-API namespace, got {type(theta).__name__}"
+        ) from err
+    if theta.dtype not in (xp.float32, xp.float64):
+        raise TypeError(
+            f"{name}: dtype must be float32 or float64, got {theta.dtype}; "
+            "integer, complex and half-precision parameters are not supported"
+        )
+    if theta.ndim != 1:
+        raise ValueError(
+            f"{name}: must be a 1-D (flat) parameter vector, got shape {tuple(theta.shape)}"
+        )
+    return xp

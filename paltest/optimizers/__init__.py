@@ -1,0 +1,1 @@
+"""Optimizers: PAL and the baselines, all with ``init`` / ``step`` (see :mod:`.base`)."""

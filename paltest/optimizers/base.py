@@ -1,0 +1,201 @@
+"""The optimizer protocol shared by PAL and every baseline, and its argument checks.
+
+An optimizer is a small immutable object holding validated hyperparameters (Python
+floats). It works on a flat parameter vector ``theta`` of any array-API namespace in a
+functional style (as optax and optimistix do)::
+
+    state = opt.init(theta)
+    theta, state, info = opt.step(theta, state, value_and_grad, value)
+
+``value_and_grad(theta) -> (loss, grad)`` and ``value(theta) -> loss`` are bound to the
+current batch by the caller; an optimizer may call them as often as its method needs
+(PAL: once each) and must report how often it did. ``loss`` is a 0-d array (or a Python
+float); ``grad`` has the shape, dtype and namespace of ``theta``.
+
+``state`` is a documented ``NamedTuple`` of arrays. ``info`` is the step record, a
+``NamedTuple`` whose numeric fields are 0-d arrays on the parameters' device (so that a
+step needs no device-to-host transfer) and which has at least these fields:
+
+``loss``
+    the batch loss at the start of the step,
+``lr``
+    the learning rate actually applied (0 when the step did not move),
+``nonfinite``
+    0-d bool, a non-finite loss or gradient was met and ``theta`` was left unchanged,
+``n_fun``, ``n_grad``
+    loss evaluations (forward passes, including those inside ``value_and_grad``) and
+    gradient evaluations the step used; Python ints when they are fixed, 0-d arrays
+    when they depend on data.
+
+Non-finite rule (all optimizers): when the loss or gradient at ``theta`` is not finite,
+``theta`` is returned bitwise unchanged, the state is not updated with the non-finite
+values, and the record says so; ``on_nonfinite="raise"`` raises
+:class:`NonFiniteError` instead (that check costs one device-to-host transfer per step).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from paltest import backend
+
+__all__ = [
+    "NonFiniteError",
+    "Optimizer",
+    "check_bool",
+    "check_grad",
+    "check_in_range",
+    "check_int",
+    "check_nonneg",
+    "check_on_nonfinite",
+    "check_positive",
+    "raise_if_nonfinite",
+]
+
+ON_NONFINITE = ("flag", "raise")
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss or gradient was NaN or infinite and the optimizer was asked to raise."""
+
+
+@runtime_checkable
+class Optimizer(Protocol):
+    """What the runner and the SciPy driver need from an optimizer."""
+
+    def init(self, theta: Any) -> NamedTuple:  # pragma: no cover - protocol
+        """The initial state for parameters ``theta``."""
+
+    def step(
+        self, theta: Any, state: NamedTuple, value_and_grad: Any, value: Any
+    ) -> tuple[Any, NamedTuple, NamedTuple]:  # pragma: no cover - protocol
+        """One update: ``(theta_next, state_next, info)``."""
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected a real number, got a bool")
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name}: expected a real number, got {value!r}") from err
+    if not math.isfinite(out):
+        raise ValueError(f"{name}: must be finite, got {value!r}")
+    return out
+
+
+def check_positive(name: str, value: Any) -> float:
+    """``value`` as a Python float; ``ValueError`` naming ``name`` unless finite and > 0."""
+    out = _as_float(name, value)
+    if not out > 0:
+        raise ValueError(f"{name}: must be > 0, got {value!r}")
+    return out
+
+
+def check_nonneg(name: str, value: Any) -> float:
+    """``value`` as a Python float; ``ValueError`` naming ``name`` unless finite and >= 0."""
+    out = _as_float(name, value)
+    if not out >= 0:
+        raise ValueError(f"{name}: must be >= 0, got {value!r}")
+    return out
+
+
+def check_in_range(
+    name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> float:
+    """``value`` as a Python float inside ``[lo, hi]`` (ends open when asked)."""
+    out = _as_float(name, value)
+    ok_lo = out > lo if lo_open else out >= lo
+    ok_hi = out < hi if hi_open else out <= hi
+    if not (ok_lo and ok_hi):
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        raise ValueError(f"{name}: must be in {left}{lo}, {hi}{right}, got {value!r}")
+    return out
+
+
+def check_int(name: str, value: Any, minimum: int = 0) -> int:
+    """``value`` as a Python int >= ``minimum`` (NumPy integers accepted, bools not)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected an int, got {value!r}")
+    try:
+        out = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected an int, got {value!r}") from None
+    if out < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value!r}")
+    return out
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` must be a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {value!r}")
+    return value
+
+
+def check_on_nonfinite(value: Any) -> str:
+    """``on_nonfinite`` must be ``"flag"`` or ``"raise"``."""
+    if value not in ON_NONFINITE:
+        raise ValueError(f"on_nonfinite: must be one of {ON_NONFINITE}, got {value!r}")
+    return value
+
+
+def check_grad(theta: Any, grad: Any, xp: Any) -> None:
+    """``grad`` must match ``theta`` in namespace, shape and dtype (metadata only)."""
+    try:
+        gxp = backend.namespace(grad)
+    except TypeError as err:
+        raise TypeError(
+            f"grad: value_and_grad returned a {type(grad).__name__}, expected an array "
+            f"of the parameters' namespace {xp.__name__}"
+        ) from err
+    if gxp is not xp:
+        raise TypeError(
+            f"grad: namespace {gxp.__name__} differs from the parameters' namespace "
+            f"{xp.__name__}"
+        )
+    if tuple(grad.shape) != tuple(theta.shape):
+        raise ValueError(
+            f"grad: shape {tuple(grad.shape)} differs from the parameters' shape "
+            f"{tuple(theta.shape)}"
+        )
+    if grad.dtype != theta.dtype:
+        raise TypeError(
+            f"grad: dtype {grad.dtype} differs from the parameters' dtype {theta.dtype}"
+        )
+
+
+def as_loss(loss: Any, xp: Any, like: Any) -> Any:
+    """A loss value as a 0-d array of ``xp`` on ``like``'s device.
+
+    Python floats are placed on the device in ``like``'s dtype; arrays must be 0-d (a
+    1-element array is accepted and reshaped) and keep their own floating dtype.
+    """
+    if isinstance(loss, (int, float)) and not isinstance(loss, bool):
+        return xp.asarray(float(loss), dtype=like.dtype, device=backend.device(like))
+    try:
+        lxp = backend.namespace(loss)
+    except TypeError as err:
+        raise TypeError(
+            f"loss: expected a 0-d array or a Python float, got {type(loss).__name__}"
+        ) from err
+    if lxp is not xp:
+        raise TypeError(
+            f"loss: namespace {lxp.__name__} differs from the parameters' namespace {xp.__name__}"
+        )
+    if loss.ndim != 0:
+        if math.prod(loss.shape) != 1:
+            raise ValueError(f"loss: expected a scalar, got shape {tuple(loss.shape)}")
+        loss = xp.reshape(loss, ())
+    if loss.dtype not in (xp.float32, xp.float64):
+        loss = xp.astype(loss, like.dtype)
+    return loss
+
+
+def raise_if_nonfinite(ok: Any, what: str) -> None:
+    """Raise :class:`NonFiniteError` unless the 0-d bool ``ok`` is true (one host sync)."""
+    if not bool(backend.to_host(ok)):
+        raise NonFiniteError(f"non-finite {what}; parameters left unchanged")

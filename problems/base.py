@@ -1,0 +1,128 @@
+"""The problem protocol: what every testbed problem offers the runner and the optimizers.
+
+A problem is built once on a chosen array namespace, device and dtype and never leaves
+them. Its parameters are one flat vector ``theta`` (float32 or float64). It offers:
+
+``n_params``, ``n_train``
+    the number of parameters and of training samples;
+``xp``, ``device``, ``dtype``
+    where it lives (``dtype`` is ``xp.float32`` or ``xp.float64``; ``dtype_name`` gives
+    ``"float32"``/``"float64"``);
+``init_params(seed)``
+    a parameter vector, drawn on the host with NumPy and moved to the device, so a seed
+    gives the same start on every backend;
+``batches(epoch, seed, batch_size)``
+    the epoch's mini-batches: index arrays on the device, from a permutation of the
+    training set that is reshuffled every epoch (a pure function of ``seed`` and
+    ``epoch``, drawn on the host), the last partial batch dropped;
+``value(theta, batch)`` and ``value_and_grad(theta, batch)``
+    the mean loss over the batch (a 0-d array), and it with its analytic gradient;
+``train_loss(theta)``
+    the loss over the whole training set (0-d array);
+``test_metrics(theta)``
+    a dict of 0-d arrays (for example ``test_loss``, ``test_accuracy``); empty when the
+    problem has no test set;
+``floor``
+    the analytic optimum of the training loss when known (a Python float), else ``None``.
+
+None of these methods transfers data from the device to the host.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from paltest import backend
+
+__all__ = ["Problem", "epoch_permutation"]
+
+
+def epoch_permutation(n: int, epoch: int, seed: int) -> np.ndarray:
+    """The host permutation of ``range(n)`` for ``epoch`` of a run with ``seed``.
+
+    A pure function of its arguments (NumPy ``PCG64`` seeded with ``[seed, epoch]``), so
+    batches are identical on every backend and on resumption.
+    """
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    return rng.permutation(n)
+
+
+class Problem(abc.ABC):
+    """Base class for testbed problems; see the module docstring for the protocol.
+
+    Subclasses set ``name``, ``n_params``, ``n_train``, ``xp``, ``device`` and ``dtype``
+    in ``__init__``, and implement :meth:`init_params`, :meth:`value`,
+    :meth:`value_and_grad`, :meth:`train_loss` and :meth:`test_metrics`. The default
+    :meth:`batches` shuffles ``range(n_train)``.
+    """
+
+    name: str = "problem"
+    n_params: int
+    n_train: int
+    xp: Any
+    device: Any
+    dtype: Any
+    floor: float | None = None
+
+    @property
+    def dtype_name(self) -> str:
+        """``"float32"`` or ``"float64"``."""
+        return backend.dtype_name(self.dtype)
+
+    def batches(self, epoch: int, seed: int, batch_size: int) -> Iterator[Any]:
+        """Index arrays (on the device) of the epoch's batches; last partial batch dropped."""
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
+        batch_size = int(batch_size)
+        if batch_size > self.n_train:
+            raise ValueError(
+                f"batch_size: {batch_size} exceeds the training set size {self.n_train}"
+            )
+        perm = epoch_permutation(self.n_train, epoch, seed)
+        n_batches = self.n_train // batch_size
+        idx = backend.from_host(
+            perm[: n_batches * batch_size], self.xp, device=self.device, dtype="int64"
+        )
+        for i in range(n_batches):
+            yield idx[i * batch_size : (i + 1) * batch_size]
+
+    def n_batches(self, batch_size: int) -> int:
+        """Batches per epoch at ``batch_size`` (the last partial batch is dropped)."""
+        return self.n_train // int(batch_size)
+
+    @abc.abstractmethod
+    def init_params(self, seed: int) -> Any:
+        """Initial parameters for ``seed`` (drawn on the host, moved to the device)."""
+
+    @abc.abstractmethod
+    def value(self, theta: Any, batch: Any) -> Any:
+        """Mean loss over ``batch`` (0-d array)."""
+
+    @abc.abstractmethod
+    def value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
+        """Mean loss over ``batch`` and its gradient with respect to ``theta``."""
+
+    @abc.abstractmethod
+    def train_loss(self, theta: Any) -> Any:
+        """Loss over the whole training set (0-d array)."""
+
+    def test_metrics(self, theta: Any) -> dict[str, Any]:
+        """Test-set metrics as 0-d arrays (empty when there is no test set)."""
+        return {}
+
+    def bind(self, batch: Any) -> tuple[Any, Any]:
+        """``(value_and_grad, value)`` callables of ``theta`` bound to ``batch``."""
+        return (
+            lambda theta: self.value_and_grad(theta, batch),
+            lambda theta: self.value(theta, batch),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, n_params={self.n_params}, "
+            f"n_train={self.n_train}, dtype={self.dtype_name}, xp={self.xp.__name__})"
+        )
