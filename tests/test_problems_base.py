@@ -1,0 +1,123 @@
+"""Tests for problems.base (batches, the protocol) and problems.registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from paltest import backend
+from problems import base, registry
+
+
+class Toy(base.Problem):
+    """A minimal problem: L(theta) = mean over the batch of 1/2 ||theta - c_i||^2."""
+
+    name = "toy"
+
+    def __init__(self, n_train, xp="numpy", dtype="float64"):
+        self.xp = backend.resolve_namespace(xp)
+        self.dtype = backend.float_dtype(self.xp, dtype)
+        self.device = None
+        self.n_train, self.n_params = n_train, 2
+        self._c = backend.from_host(
+            np.arange(2.0 * n_train).reshape(n_train, 2), self.xp, dtype=self.dtype
+        )
+
+    def init_params(self, seed):
+        return backend.from_host(np.zeros(2), self.xp, dtype=self.dtype)
+
+    def value_and_grad(self, theta, batch):
+        e = theta - self.xp.take(self._c, batch, axis=0)
+        return 0.5 * self.xp.mean(self.xp.sum(e * e, axis=1)), self.xp.mean(e, axis=0)
+
+    def value(self, theta, batch):
+        return self.value_and_grad(theta, batch)[0]
+
+    def train_loss(self, theta):
+        return self.value(theta, self.xp.arange(self.n_train))
+
+
+def _epoch(p, epoch, seed, size):
+    return [backend.to_host(b).tolist() for b in p.batches(epoch, seed, size)]
+
+
+def test_epoch_permutation_is_a_pure_function():
+    a = base.epoch_permutation(50, 3, 7)
+    np.testing.assert_array_equal(a, base.epoch_permutation(50, 3, 7))
+    assert sorted(a.tolist()) == list(range(50))
+    assert not np.array_equal(a, base.epoch_permutation(50, 4, 7))
+    assert not np.array_equal(a, base.epoch_permutation(50, 3, 8))
+
+
+def test_batches_drop_last_and_reshuffle(xp):
+    p = Toy(10, xp=xp)
+    assert p.n_batches(3) == 3
+    ep0 = _epoch(p, 0, 1, 3)
+    assert [len(b) for b in ep0] == [3, 3, 3]
+    flat = [i for b in ep0 for i in b]
+    assert len(set(flat)) == 9 and set(flat) <= set(range(10))
+    assert flat == base.epoch_permutation(10, 0, 1)[:9].tolist()
+    assert _epoch(p, 0, 1, 3) == ep0  # deterministic
+    assert _epoch(p, 1, 1, 3) != ep0  # reshuffled every epoch
+    assert _epoch(p, 0, 2, 3) != ep0  # and per seed
+    assert _epoch(p, 0, 1, 10) == [base.epoch_permutation(10, 0, 1).tolist()]
+    b = next(iter(p.batches(0, 1, 3)))
+    assert backend.namespace(b) is p.xp
+
+
+def test_batches_identical_on_numpy_and_array_api_strict():
+    pytest.importorskip("array_api_strict")
+    a, s = Toy(37, xp="numpy"), Toy(37, xp="array_api_strict")
+    for epoch in range(3):
+        assert _epoch(a, epoch, 5, 4) == _epoch(s, epoch, 5, 4)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, 11])
+def test_batch_size_validation(bad):
+    with pytest.raises(ValueError, match="batch_size"):
+        list(Toy(10).batches(0, 0, bad))
+
+
+def test_bind_and_repr(xp):
+    p = Toy(4, xp=xp)
+    b = next(iter(p.batches(0, 0, 2)))
+    vg, v = p.bind(b)
+    theta = p.init_params(0)
+    assert backend.to_float(vg(theta)[0]) == backend.to_float(v(theta))
+    assert "Toy(name='toy', n_params=2, n_train=4, dtype=float64" in repr(p)
+    assert p.test_metrics(theta) == {} and p.floor is None
+
+
+# -- registry -----------------------------------------------------------------------------
+
+MINE = {
+    "mf-true": 60, "mf-rank1": 16, "mf-rank4": 64, "mf-rank10": 160,
+    "quadratic": 10, "batch-quadratic": 10, "least-squares": 10,
+}
+
+
+def test_registry_names_and_describe():
+    names = registry.names()
+    assert set(MINE) <= set(names)
+    assert {"mushrooms", "ijcnn"} <= set(names)
+    assert len(names) == len(set(names))
+    assert "rank-4" in registry.describe("mf-rank4")
+
+
+@pytest.mark.parametrize("name", sorted(MINE))
+def test_registry_builds_problems(name, xp):
+    p = registry.get(name, xp=xp, dtype="float32")
+    assert isinstance(p, base.Problem)
+    assert p.n_params == MINE[name] and p.dtype == xp.float32
+    assert p.name == name
+
+
+def test_registry_errors():
+    with pytest.raises(ValueError, match="unknown name"):
+        registry.get("nope")
+    with pytest.raises(ValueError, match="unknown name"):
+        registry.describe("nope")
+    with pytest.raises(ValueError, match="fixes"):
+        registry.get("mf-rank1", rank=4)
+    with pytest.raises(TypeError):
+        registry.get("least-squares", no_such_option=1)
