@@ -51,7 +51,10 @@ __all__ = [
     "check_nonneg",
     "check_on_nonfinite",
     "check_positive",
+    "first_order_start",
+    "optimizer_repr",
     "raise_if_nonfinite",
+    "scalar",
 ]
 
 ON_NONFINITE = ("flag", "raise")
@@ -75,8 +78,8 @@ class Optimizer(Protocol):
 
 
 def _as_float(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected a real number, got a bool")
+    if isinstance(value, (bool, str, bytes)):
+        raise TypeError(f"{name}: expected a real number, got {value!r}")
     try:
         out = float(value)
     except (TypeError, ValueError) as err:
@@ -199,3 +202,40 @@ def raise_if_nonfinite(ok: Any, what: str) -> None:
     """Raise :class:`NonFiniteError` unless the 0-d bool ``ok`` is true (one host sync)."""
     if not bool(backend.to_host(ok)):
         raise NonFiniteError(f"non-finite {what}; parameters left unchanged")
+
+
+def first_order_start(
+    theta: Any, state: NamedTuple, value_and_grad: Any, on_nonfinite: str
+) -> tuple[Any, Any, Any, Any]:
+    """Validate, evaluate the batch once, and test finiteness: ``(xp, loss, grad, ok)``.
+
+    ``ok`` is a 0-d bool array, true when the loss and every gradient entry are finite.
+    With ``on_nonfinite="raise"`` a false ``ok`` raises
+    :class:`~paltest.optimizers.base.NonFiniteError` (one device-to-host transfer);
+    otherwise nothing leaves the device.
+    """
+    xp = backend.check_params(theta)
+    for name, field in state._asdict().items():
+        if field is not None and field.ndim == 1 and tuple(field.shape) != tuple(theta.shape):
+            raise ValueError(
+                f"state: {name} of shape {tuple(field.shape)} does not match theta of "
+                f"shape {tuple(theta.shape)}; call init(theta) first"
+            )
+    loss, g = value_and_grad(theta)
+    check_grad(theta, g, xp)
+    loss = as_loss(loss, xp, theta)
+    ok = xp.isfinite(loss) & xp.all(xp.isfinite(g))
+    if on_nonfinite == "raise":
+        raise_if_nonfinite(ok, "loss or gradient")
+    return xp, loss, g, ok
+
+
+def scalar(xp: Any, value: float, like: Any) -> Any:
+    """A 0-d array holding ``value`` in ``like``'s dtype, on its device."""
+    return xp.full((), value, dtype=like.dtype, device=backend.device(like))
+
+
+def optimizer_repr(opt: Any) -> str:
+    """``Name(hyperparameter=value, ..., on_nonfinite=...)`` for an optimizer."""
+    args = dict(opt.hyperparameters, on_nonfinite=opt.on_nonfinite)
+    return f"{type(opt).__name__}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
