@@ -129,8 +129,8 @@ def from_host(data: Any, xp: ModuleType, *, device: Any = None, dtype: Any = Non
     """Move host data (NumPy arrays, Python scalars or sequences) to ``xp`` on ``device``.
 
     ``dtype`` may be a NumPy dtype name (``"float32"``, ``"int64"``), a floating dtype of
-    ``xp``, or ``None`` to keep the host dtype. The host array is made contiguous first, so views and transposes move
-    correctly on every backend.
+    ``xp``, or ``None`` to keep the host dtype. The host array is made contiguous first,
+    so views and transposes move correctly on every backend.
     """
     host = np.ascontiguousarray(data)
     if dtype is not None:
