@@ -1,0 +1,229 @@
+r"""An expensive "exact" line search along the unit negative gradient (the PAL paper's
+baseline, Mutschler & Zell, NeurIPS 2020, Section 6 and Appendix E).
+
+It minimizes the batch loss along the line :math:`l(s) = L(\theta - s\,g/\lVert g\rVert)`
+by a binary search, to show that exact line searches train worse than PAL. With
+:math:`l_0 = l(0)`, stride :math:`h = h_0` (``initial_step``) and :math:`s = 0`:
+
+1. extrapolate: while :math:`l(s + h) < l(s)`, move :math:`s \leftarrow s + h`
+   (constant stride; at most ``max_extrapolation`` probes);
+2. bisect ``max_steps`` times: :math:`h \leftarrow h/2`, probe :math:`l(s+h)` and
+   :math:`l(s-h)`, move to the lower probe if it is lower than :math:`l(s)`, else stay;
+3. :math:`\theta \leftarrow \theta - s\,g/\lVert g\rVert`.
+
+:math:`s` only ever moves to a strictly lower loss, so the search ends behind the start
+(:math:`s < 0`) only when that point is lower. For a unimodal :math:`l` (e.g. a convex
+quadratic) with its minimum :math:`s^*` inside the reached range, the result satisfies
+:math:`|s - s^*| \le h_0 2^{-\text{max\_steps}}`. Probes whose loss is not finite are never
+moved to.
+
+Deviation from the authors' code: where neither probe is lower, their code carries the
+left probe's loss forward as the current loss; this implementation keeps the centre's
+(the loss at :math:`s`, where the search stays), so the reported loss is the loss at the
+returned point.
+
+Evaluation bound: a step calls ``value_and_grad`` once and ``value`` at most
+``max_extrapolation + 2 * max_steps`` times (exactly ``n_extrapolation + 2 * max_steps``),
+so ``n_fun <= 1 + max_extrapolation + 2 * max_steps`` (+1 with ``report_angle``), see
+:attr:`ExactLineSearch.max_evaluations`. With the defaults: at most 141 (typically about 42).
+
+Host transfers: the search is a loop on the host; a step makes one device-to-host
+transfer at its start (finiteness, :math:`l_0`, :math:`\lVert g\rVert`) and one per probe
+(its loss). The angle stays on the device.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from paltest import backend
+from paltest.optimizers.base import (
+    as_loss,
+    check_bool,
+    check_grad,
+    check_int,
+    check_on_nonfinite,
+    check_positive,
+    optimizer_repr,
+    raise_if_nonfinite,
+    scalar,
+)
+
+__all__ = ["ExactLineSearch", "ExactLineSearchInfo", "ExactLineSearchState"]
+
+
+class ExactLineSearchState(NamedTuple):
+    """The search keeps no state between steps (an empty ``NamedTuple``)."""
+
+
+class ExactLineSearchInfo(NamedTuple):
+    """The record of one step; numeric fields are 0-d arrays on the device except the
+    counts (Python ints, known on the host).
+
+    Attributes:
+        loss: the batch loss :math:`l_0` at the start of the step.
+        loss_next: the batch loss at the returned point (:math:`l_0` if not moved).
+        lr: the equivalent learning rate :math:`s/\\lVert g\\rVert`
+            (:math:`\\theta_{next} = \\theta - \\mathrm{lr}\\,g`; negative if the search
+            ended behind the start, 0 if not moved).
+        step: :math:`s`, the signed distance moved along the unit direction.
+        angle: the angle in degrees between the direction :math:`-g/\\lVert g\\rVert` and
+            the gradient at the returned point (90 at the exact minimum along the line,
+            180 when not moved); NaN unless ``report_angle`` (and when undefined: a zero
+            gradient, a non-finite step).
+        nonfinite: bool; :math:`l_0` or :math:`g` was not finite, :math:`\\theta` was left
+            unchanged.
+        n_fun: loss evaluations (including ``value_and_grad`` calls).
+        n_grad: gradient evaluations (1, or 2 when the angle needed a new gradient).
+        n_extrapolation: the extrapolation probes made (0 to ``max_extrapolation``).
+    """
+
+    loss: Any
+    loss_next: Any
+    lr: Any
+    step: Any
+    angle: Any
+    nonfinite: Any
+    n_fun: int
+    n_grad: int
+    n_extrapolation: int
+
+
+class ExactLineSearch:
+    r"""Binary line search for the minimum of the batch loss along the negative gradient.
+
+    Args:
+        initial_step: the extrapolation stride :math:`h_0 > 0` (a distance along the
+            unit direction), default 1.
+        max_steps: bisection levels, default 20 (resolution :math:`h_0 2^{-20}`).
+        max_extrapolation: the most extrapolation probes per step, default 100 (the
+            authors' code has no bound; this caps a step at a distance of
+            ``max_extrapolation * initial_step`` before bisection, and makes the cost
+            bounded on a loss unbounded below along the line).
+        report_angle: also compute the angle between the direction and the gradient at
+            the new point (one extra ``value_and_grad`` call when the step moved; when it
+            did not the start gradient is reused and the angle is 180).
+        on_nonfinite: ``"flag"`` (default) or ``"raise"``.
+
+    Example:
+        >>> import numpy as np
+        >>> from paltest.optimizers.exact import ExactLineSearch
+        >>> A = np.diag([1.0, 10.0])
+        >>> f = lambda th: 0.5 * th @ A @ th
+        >>> vg = lambda th: (f(th), A @ th)
+        >>> opt = ExactLineSearch(report_angle=True)
+        >>> theta = np.array([1.0, 1.0])
+        >>> state = opt.init(theta)
+        >>> theta, state, info = opt.step(theta, state, vg, f)
+        >>> round(float(info.angle), 3), info.n_fun <= opt.max_evaluations
+        (90.0, True)
+    """
+
+    def __init__(
+        self,
+        initial_step: float = 1.0,
+        max_steps: int = 20,
+        max_extrapolation: int = 100,
+        report_angle: bool = False,
+        on_nonfinite: str = "flag",
+    ) -> None:
+        self.initial_step = check_positive("initial_step", initial_step)
+        self.max_steps = check_int("max_steps", max_steps, 0)
+        self.max_extrapolation = check_int("max_extrapolation", max_extrapolation, 0)
+        self.report_angle = check_bool("report_angle", report_angle)
+        self.on_nonfinite = check_on_nonfinite(on_nonfinite)
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters as a dict (for result files)."""
+        return {"initial_step": self.initial_step, "max_steps": self.max_steps,
+                "max_extrapolation": self.max_extrapolation,
+                "report_angle": self.report_angle}
+
+    def __repr__(self) -> str:
+        return optimizer_repr(self)
+
+    @property
+    def max_evaluations(self) -> int:
+        """The most loss evaluations one step makes (``n_fun`` never exceeds it)."""
+        return 1 + self.max_extrapolation + 2 * self.max_steps + int(self.report_angle)
+
+    def init(self, theta: Any) -> ExactLineSearchState:
+        """The (empty) state."""
+        backend.check_params(theta)
+        return ExactLineSearchState()
+
+    def step(
+        self, theta: Any, state: ExactLineSearchState, value_and_grad: Any, value: Any
+    ) -> tuple[Any, ExactLineSearchState, ExactLineSearchInfo]:
+        """One step: ``(theta_next, state, info)`` (same batch for both callables)."""
+        xp = backend.check_params(theta)
+        dev = backend.device(theta)
+        l0, g = value_and_grad(theta)
+        check_grad(theta, g, xp)
+        l0 = as_loss(l0, xp, theta)
+        gn = xp.linalg.vector_norm(g)
+        finite = xp.isfinite(l0) & xp.all(xp.isfinite(g)) & xp.isfinite(gn)
+        ct = xp.result_type(l0.dtype, theta.dtype)
+        head = backend.to_host(
+            xp.stack([xp.astype(finite, ct), xp.astype(l0, ct), xp.astype(gn, ct)]))
+        ok, l0_host, gn_host = bool(head[0]), float(head[1]), float(head[2])
+        if self.on_nonfinite == "raise":
+            raise_if_nonfinite(ok, "loss or gradient")
+
+        nan = scalar(xp, math.nan, theta)
+        if not ok or gn_host == 0.0:
+            zero = scalar(xp, 0.0, theta)
+            info = ExactLineSearchInfo(
+                loss=l0, loss_next=l0, lr=zero, step=zero, angle=nan,
+                nonfinite=xp.asarray(not ok, dtype=xp.bool, device=dev),
+                n_fun=1, n_grad=1, n_extrapolation=0)
+            return theta, state, info
+
+        u = g / gn  # the direction is -u
+
+        def point(s: float) -> Any:
+            return theta - s * u
+
+        def loss_at(s: float) -> float:
+            v = backend.to_float(as_loss(value(point(s)), xp, theta))
+            return v if math.isfinite(v) else math.inf  # never moved to
+
+        s, cur, h = 0.0, l0_host, self.initial_step
+        n_ext = 0
+        while n_ext < self.max_extrapolation:
+            n_ext += 1
+            trial = loss_at(s + h)
+            if not trial < cur:
+                break
+            s, cur = s + h, trial
+        for _ in range(self.max_steps):
+            h *= 0.5
+            right, left = loss_at(s + h), loss_at(s - h)
+            best_s, best = s, cur
+            if right < best:
+                best_s, best = s + h, right
+            if left < best:
+                best_s, best = s - h, left
+            s, cur = best_s, best
+        n_fun, n_grad = 1 + n_ext + 2 * self.max_steps, 1
+
+        theta_next = theta if s == 0.0 else point(s)
+        angle = nan
+        if self.report_angle:
+            if s == 0.0:
+                g_new = g
+            else:
+                _, g_new = value_and_grad(theta_next)
+                check_grad(theta, g_new, xp)
+                n_fun, n_grad = n_fun + 1, n_grad + 1
+            cos = -xp.vecdot(u, g_new) / xp.linalg.vector_norm(g_new)
+            cos = xp.clip(cos, -1.0, 1.0)
+            angle = xp.acos(cos) * (180.0 / math.pi)
+        info = ExactLineSearchInfo(
+            loss=l0, loss_next=scalar(xp, cur, theta), lr=scalar(xp, s / gn_host, theta),
+            step=scalar(xp, s, theta),
+            angle=angle, nonfinite=xp.asarray(False, dtype=xp.bool, device=dev),
+            n_fun=n_fun, n_grad=n_grad, n_extrapolation=n_ext)
+        return theta_next, state, info
