@@ -132,7 +132,9 @@ def from_host(data: Any, xp: ModuleType, *, device: Any = None, dtype: Any = Non
     ``xp``, or ``None`` to keep the host dtype. The host array is made contiguous first,
     so views and transposes move correctly on every backend.
     """
-    host = np.ascontiguousarray(data)
+    host = np.asarray(data)
+    if not host.flags.c_contiguous:  # (np.ascontiguousarray would make 0-d arrays 1-d)
+        host = np.ascontiguousarray(host)
     if dtype is not None:
         # Cast on the host, so the final bytes cross to the device once. A dtype object
         # of the namespace must be a supported float; names may be any NumPy dtype name
