@@ -1,10 +1,44 @@
-"""paltest: PAL (Parabolic Approximation Line Search) on the Python array API."""
+"""paltest: PAL (Parabolic Approximation Line Search) on the Python array API.
+
+Optimizers share one functional interface (see :mod:`paltest.optimizers.base`)::
+
+    state = opt.init(theta)
+    theta, state, info = opt.step(theta, state, value_and_grad, value)
+"""
 
 from paltest import backend
-from paltest.optimizers.base import NonFiniteError, Optimizer
 from paltest.minimize import minimize, scipy_method
+from paltest.optimizers.adam import Adam
+from paltest.optimizers.alig import ALIG
+from paltest.optimizers.base import NonFiniteError, Optimizer
+from paltest.optimizers.cocob import COCOBBackprop
+from paltest.optimizers.exact import ExactLineSearch
 from paltest.optimizers.pal import PAL, PALInfo, PALState, pal_case
+from paltest.optimizers.rmsprop import RMSProp
+from paltest.optimizers.sgd import SGD
+from paltest.optimizers.sgdhd import SGDHD
+from paltest.optimizers.sls import SLS
+from paltest.optimizers.sls_variants import SLSGoldstein, SLSPolyak
 
-__all__ = ["PAL", "NonFiniteError", "Optimizer", "PALInfo", "PALState", "backend", "minimize",
-           "pal_case", "scipy_method"]
+__all__ = [
+    "ALIG",
+    "PAL",
+    "SGD",
+    "SGDHD",
+    "SLS",
+    "Adam",
+    "COCOBBackprop",
+    "ExactLineSearch",
+    "NonFiniteError",
+    "Optimizer",
+    "PALInfo",
+    "PALState",
+    "RMSProp",
+    "SLSGoldstein",
+    "SLSPolyak",
+    "backend",
+    "minimize",
+    "pal_case",
+    "scipy_method",
+]
 __version__ = "0.1.0"
