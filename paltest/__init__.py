@@ -19,6 +19,9 @@ from paltest.optimizers.sgd import SGD
 from paltest.optimizers.sgdhd import SGDHD
 from paltest.optimizers.sls import SLS
 from paltest.optimizers.sls_variants import SLSGoldstein, SLSPolyak
+from paltest.results import RunResult, load, load_steps, load_table, save
+from paltest.runner import run
+from paltest.sweep import load_config, sweep
 
 __all__ = [
     "ALIG",
@@ -38,7 +41,15 @@ __all__ = [
     "SLSPolyak",
     "backend",
     "minimize",
+    "load",
+    "load_config",
+    "load_steps",
+    "load_table",
     "pal_case",
+    "run",
+    "RunResult",
+    "save",
     "scipy_method",
+    "sweep",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,89 @@
+"""The optimizer registry: names, construction, argument errors, hyperparameter records."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from paltest.optimizers import registry
+
+ALL = ["pal", "sls", "sls-goldstein", "sls-polyak", "exact", "sgd", "adam", "rmsprop",
+       "sgdhd", "alig", "cocob"]
+
+
+def test_names_cover_every_optimizer():
+    assert sorted(registry.names()) == sorted(ALL)
+    for name in ALL:
+        assert registry.describe(name)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_make_builds_a_working_optimizer(name):
+    opt = registry.make(name, n_batches_per_epoch=4)
+    theta = np.array([1.0, -2.0])
+    state = opt.init(theta)
+    f = lambda th: 0.5 * float(th @ th)  # noqa: E731
+    theta2, _, info = opt.step(theta, state, lambda th: (f(th), th.copy()), f)
+    assert theta2.shape == theta.shape
+    assert float(info.loss) == 2.5
+    hp = registry.hyperparameters(opt)
+    json.dumps(hp)  # JSON-able
+    assert registry.name_of(opt) == name
+    canon = registry.canonical_hyperparameters(name)
+    assert registry.NBATCHES not in canon
+    for key, value in canon.items():
+        if key != "on_nonfinite":
+            assert hp[key] == value
+
+
+def test_n_batches_per_epoch_only_reaches_optimizers_that_take_it():
+    assert registry.make("sls", n_batches_per_epoch=7).n_batches_per_epoch == 7
+    assert registry.make("sls-polyak", n_batches_per_epoch=3).n_batches_per_epoch == 3
+    registry.make("sgd", n_batches_per_epoch=7)  # silently not passed on
+
+
+def test_unknown_name_and_hyperparameter_are_named():
+    with pytest.raises(ValueError, match="'nope'"):
+        registry.make("nope")
+    with pytest.raises(TypeError, match=r"'pal'.*\['learning_rate'\]"):
+        registry.make("pal", learning_rate=0.1)
+    with pytest.raises(ValueError, match=r"'sgd'.*lr"):
+        registry.make("sgd", lr=-1.0)
+    with pytest.raises(TypeError, match="n_batches_per_epoch"):
+        registry.canonical_hyperparameters("sls", n_batches_per_epoch=3)
+    with pytest.raises(ValueError, match="optimizer"):
+        registry.get_class(3)
+
+
+def test_canonical_hyperparameters_fill_defaults_and_normalize():
+    canon = registry.canonical_hyperparameters("pal", beta="fr", mu=1)
+    assert canon["beta"] == "fletcher-reeves"
+    assert canon["mu"] == 1.0 and isinstance(canon["mu"], float)
+    assert canon["alpha"] == pytest.approx(1 / 0.6)
+    assert canon["on_nonfinite"] == "flag"
+    assert canon == registry.canonical_hyperparameters("pal", beta="fletcher-reeves")
+    sls = registry.canonical_hyperparameters("sls")
+    assert sls["reset_option"] == 1 and "n_batches_per_epoch" not in sls
+
+
+class _Plain:
+    """An optimizer without a ``hyperparameters`` property."""
+
+    def __init__(self, lr=0.5, note="x"):
+        self.lr = lr
+
+    def init(self, theta):
+        return ()
+
+    def step(self, theta, state, value_and_grad, value):  # pragma: no cover - unused
+        return theta, state, None
+
+
+def test_hyperparameters_of_a_plain_object_come_from_its_signature():
+    hp = registry.hyperparameters(_Plain(lr=np.float64(0.25)), given={"note": "y"})
+    assert hp == {"lr": 0.25, "note": "y"}
+    assert registry.name_of(_Plain()) is None
+    with pytest.raises(TypeError, match="'lr'"):
+        registry.hyperparameters(_Plain(lr=object()))

@@ -1,0 +1,143 @@
+"""Result files: run ids, atomic save, validated load, the tidy table and step arrays."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+import problems
+from paltest import results
+from paltest.results import IncompleteResultError, load, load_steps, load_table, save
+from paltest.runner import run
+
+EPOCHS = 2
+
+
+@pytest.fixture(scope="module")
+def runs():
+    prob = problems.get("mf-rank10", xp="numpy")
+    out = [run(prob, "pal", epochs=EPOCHS, batch_size=100, seed=s) for s in (0, 1)]
+    out.append(run(prob, "sgd", epochs=EPOCHS, batch_size=200, seed=0,
+                   hyperparameters={"lr": 0.3, "momentum": 0.5}))
+    return out
+
+
+def test_run_id_is_a_stable_hash_of_the_config():
+    cfg = results.make_config("mf-rank10", {"dtype": "float64"}, "sgd", {"lr": 0.1}, 3, 10, 0)
+    same = results.make_config("mf-rank10", {"xp": "numpy"}, "sgd", {"lr": 0.1}, 3, 10, 0)
+    assert cfg == same  # xp/dtype defaults filled in, key order irrelevant
+    rid = results.run_id(cfg)
+    assert len(rid) == 16 and rid == results.run_id(dict(reversed(list(cfg.items()))))
+    other = results.make_config("mf-rank10", {}, "sgd", {"lr": 0.1}, 3, 10, 1)
+    assert results.run_id(other) != rid
+    with pytest.raises(TypeError, match="config"):
+        results.make_config("p", {"x": object()}, "sgd", {}, 1, 1, 0)
+
+
+def test_save_load_roundtrip(runs, tmp_path):
+    r = runs[0]
+    path = save(r, tmp_path)
+    assert path.name == f"{r.run_id}.npz"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
+    back = load(path)
+    assert back.config == r.config and back.run_id == r.run_id
+    assert back.environment == r.environment and back.totals == r.totals
+    for group in ("epochs", "steps"):
+        a, b = getattr(r, group), getattr(back, group)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), k
+    save(r, tmp_path)  # saving again replaces, one file per run
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_failed_write_leaves_nothing(runs, tmp_path, monkeypatch):
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save(runs[0], tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert len(load_table(tmp_path)) == 0
+
+
+def test_partial_and_temporary_files_are_never_read_as_complete(runs, tmp_path):
+    good = save(runs[0], tmp_path)
+    data = good.read_bytes()
+    # A leftover temporary file (a killed writer) with complete contents is ignored.
+    (tmp_path / f".tmp-{runs[1].run_id}-x.part").write_bytes(data)
+    # A truncated file under a final name is rejected.
+    bad = tmp_path / f"{runs[1].run_id}.npz"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(IncompleteResultError):
+        load(bad)
+    # A well-formed file without the completeness marker is rejected.
+    nomark = tmp_path / f"{runs[2].run_id}.npz"
+    with np.load(good) as z:
+        arrays = dict(z)
+    meta = json.loads(str(arrays["__meta__"]))
+    meta["complete"] = False
+    arrays["__meta__"] = np.asarray(json.dumps(meta))
+    np.savez(nomark, **arrays)
+    with pytest.raises(IncompleteResultError, match="completeness"):
+        load(nomark)
+    # A file missing an array listed in its metadata is rejected.
+    missing = tmp_path / f"{runs[2].run_id}-copy.npz"
+    shutil.copy(good, missing)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(missing, "w") as dst:
+        for item in src.infolist():
+            if item.filename != "epochs/train_loss.npy":
+                dst.writestr(item, src.read(item))
+    with pytest.raises(IncompleteResultError):
+        load(missing)
+    with pytest.warns(UserWarning, match="skipping"):
+        table = load_table(tmp_path)
+    assert set(table["run_id"]) == {runs[0].run_id}
+    assert results.completed_ids(tmp_path) == {runs[0].run_id}
+    with pytest.raises(IncompleteResultError):
+        load_table(tmp_path, strict=True)
+
+
+def test_a_renamed_file_is_not_counted_for_another_run(runs, tmp_path):
+    good = save(runs[0], tmp_path)
+    os.rename(good, tmp_path / f"{runs[1].run_id}.npz")
+    assert results.completed_ids(tmp_path) == set()
+
+
+def test_load_table_has_one_row_per_run_and_epoch(runs, tmp_path):
+    for r in runs:
+        save(r, tmp_path)
+    table = load_table(tmp_path)
+    assert table.shape[0] == len(runs) * (EPOCHS + 1)
+    for col in ("run_id", "problem", "optimizer", "seed", "dtype", "xp", "batch_size",
+                "epoch", "train_loss", "test_loss", "lr_mean", "lr_median", "n_fun",
+                "n_grad", "wall_time", "hp_mu", "hp_lr", "hp_momentum"):
+        assert col in table.columns, col
+    sgd = table[table.optimizer == "sgd"].sort_values("epoch")
+    assert list(sgd["hp_lr"]) == [0.3] * (EPOCHS + 1)
+    assert list(sgd["n_grad"]) == [0, 4, 8] and sgd["batch_size"].iloc[0] == 200
+    assert np.isnan(sgd["lr_mean"].iloc[0]) and sgd["lr_mean"].iloc[1] == pytest.approx(0.3)
+    pal = table[(table.optimizer == "pal") & (table.seed == 1)].sort_values("epoch")
+    np.testing.assert_array_equal(pal["train_loss"], runs[1].epochs["train_loss"])
+    assert pal["hp_lr"].isna().all()
+    steps = load_steps(tmp_path)
+    assert set(steps) == {r.run_id for r in runs}
+    assert len(steps[runs[0].run_id]["lr"]) == EPOCHS * 8
+    assert load_table(tmp_path / "missing").shape[0] == 0
+
+
+def test_environment_records_versions():
+    import array_api_strict
+
+    env = results.environment(array_api_strict, "cpu", "float32")
+    assert env["backend"] == "array_api_strict" and env["dtype"] == "float32"
+    assert env["versions"]["array_api_strict"] == array_api_strict.__version__
+    for key in ("paltest", "numpy", "scipy", "array-api-compat"):
+        assert env["versions"][key]
+    assert env["python"] and env["platform"]

@@ -1,0 +1,155 @@
+"""The runner: logs, counts, one host transfer per epoch, bitwise reproducibility."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+
+import problems
+from paltest import backend
+from paltest.runner import run
+
+TIMING = ("epoch_time", "wall_time")
+
+
+def assert_identical(a, b):
+    """Every numeric array of two results equal bit for bit (timings excepted)."""
+    assert a.config == b.config and a.run_id == b.run_id
+    for group in ("epochs", "steps"):
+        da, db = getattr(a, group), getattr(b, group)
+        assert da.keys() == db.keys()
+        for k in da:
+            if k in TIMING:
+                continue
+            assert da[k].dtype == db[k].dtype, k
+            assert da[k].tobytes() == db[k].tobytes(), k
+    assert a.totals == b.totals
+
+
+@pytest.fixture(scope="module")
+def mf_np():
+    return problems.get("mf-rank10", xp="numpy")
+
+
+def test_run_logs_on_every_backend(xp):
+    prob = problems.get("mf-rank10", xp=xp, dtype="float32")
+    r = run(prob, "pal", epochs=3, batch_size=100, seed=1)
+    ep, st = r.epochs, r.steps
+    assert list(ep["epoch"]) == [0, 1, 2, 3]
+    assert ep["train_loss"].dtype == np.float32 and ep["test_loss"].shape == (4,)
+    assert ep["train_loss"][-1] < 0.1 * ep["train_loss"][0]
+    assert np.isnan(ep["lr_mean"][0]) and np.all(ep["lr_mean"][1:] > 0)
+    assert len(st["loss"]) == 24 and list(np.unique(st["epoch"])) == [1, 2, 3]
+    for key in ("loss", "lr", "case", "clipped", "nonfinite", "step", "n_fun", "n_grad"):
+        assert len(st[key]) == 24, key
+    assert st["nonfinite"].dtype == bool and st["case"].dtype == np.int64
+    assert list(ep["n_fun"]) == [0, 16, 32, 48] and list(ep["n_grad"]) == [0, 8, 16, 24]
+    assert r.totals["n_fun"] == 48 and r.totals["runner_train_loss_evals"] == 4
+    assert r.config["problem_options"] == {"xp": backend.resolve_namespace(xp).__name__
+                                           .removeprefix("array_api_compat."),
+                                           "dtype": "float32"}
+    assert r.environment["dtype"] == "float32" and "numpy" in r.environment["versions"]
+    assert np.all(np.diff(ep["wall_time"]) > 0) and r.timings["total"] > 0
+
+
+def test_same_seed_is_bitwise_identical(xp):
+    prob = problems.get("mf-rank10", xp=xp)
+    a = run(prob, "sls", epochs=2, batch_size=50, seed=3)
+    b = run(prob, "sls", epochs=2, batch_size=50, seed=3)
+    assert_identical(a, b)
+    c = run(prob, "sls", epochs=2, batch_size=50, seed=4)
+    assert c.run_id != a.run_id
+    assert not np.array_equal(c.epochs["train_loss"], a.epochs["train_loss"])
+
+
+def test_by_name_equals_by_object(mf_np):
+    a = run("mf-rank10", "sgd", epochs=2, batch_size=100, seed=0,
+            hyperparameters={"lr": 0.05})
+    from paltest.optimizers.sgd import SGD
+
+    b = run(mf_np, SGD(lr=0.05), epochs=2, batch_size=100, seed=0)
+    assert b.config["optimizer"] == "sgd" and b.run_id == a.run_id
+    assert a.epochs["train_loss"].tobytes() == b.epochs["train_loss"].tobytes()
+
+
+@pytest.mark.parametrize("batch_size", [100, 10])
+def test_one_host_transfer_per_epoch(monkeypatch, mf_np, batch_size):
+    calls = []
+    real = backend.to_host
+
+    def spy(x):
+        calls.append(getattr(x, "shape", None))
+        return real(x)
+
+    monkeypatch.setattr(backend, "to_host", spy)
+    epochs = 3
+    r = run(mf_np, "pal", epochs=epochs, batch_size=batch_size, seed=0)
+    n_steps = epochs * (800 // batch_size)
+    assert r.totals["n_steps"] == n_steps
+    assert len(calls) == epochs + 1  # epoch 0, then one per epoch: not O(steps)
+
+
+class _CountInfo(NamedTuple):
+    loss: Any
+    lr: Any
+    nonfinite: Any
+    n_fun: Any  # a data-dependent 0-d array
+    n_grad: int
+    note: str
+
+
+class _GD:
+    """Gradient descent whose record has a 0-d array count and a non-numeric field."""
+
+    def __init__(self, lr=0.1):
+        self.lr = lr
+
+    def init(self, theta):
+        return ()
+
+    def step(self, theta, state, value_and_grad, value):
+        loss, g = value_and_grad(theta)
+        xp = backend.namespace(theta)
+        n_fun = xp.astype(loss > 0, xp.int32) + 1
+        info = _CountInfo(loss=loss, lr=xp.asarray(self.lr, dtype=theta.dtype),
+                          nonfinite=~xp.isfinite(loss), n_fun=n_fun, n_grad=1, note="x")
+        return theta - self.lr * g, state, info
+
+
+def test_custom_optimizer_object(xp):
+    prob = problems.get("quadratic", xp=xp, n=3)
+    r = run(prob, _GD(lr=0.2), epochs=4, batch_size=1, seed=0, optimizer_name="gd",
+            config={"label": "t"})
+    assert r.config["optimizer"] == "gd" and r.config["hyperparameters"] == {"lr": 0.2}
+    assert r.config["extra"] == {"label": "t"}
+    assert "note" not in r.steps
+    assert list(r.epochs["n_fun"]) == [0, 2, 4, 6, 8] and r.totals["n_grad"] == 4
+    assert r.epochs["lr_median"][1] == pytest.approx(0.2)
+    assert np.all(np.diff(r.epochs["train_loss"]) < 0)
+
+
+def test_zero_epochs_and_progress(mf_np, capsys):
+    r = run(mf_np, "adam", epochs=0, batch_size=100, seed=0)
+    assert r.epochs["train_loss"].shape == (1,) and r.steps == {}
+    r = run(mf_np, "adam", epochs=1, batch_size=100, seed=0, progress=True)
+    assert "adam on mf-rank10" in capsys.readouterr().err
+
+
+def test_argument_errors_name_the_argument(mf_np):
+    with pytest.raises(ValueError, match="epochs"):
+        run(mf_np, "pal", epochs=-1, batch_size=10, seed=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        run(mf_np, "pal", epochs=1, batch_size=801, seed=0)
+    with pytest.raises(TypeError, match="seed"):
+        run(mf_np, "pal", epochs=1, batch_size=10, seed=1.5)
+    with pytest.raises(TypeError, match="hyperparameters"):
+        run(mf_np, _GD(), epochs=1, batch_size=10, seed=0, hyperparameters={"lr": 1.0})
+    with pytest.raises(TypeError, match="n_batches_per_epoch"):
+        run(mf_np, "sls", epochs=1, batch_size=10, seed=0,
+            hyperparameters={"n_batches_per_epoch": 3})
+    with pytest.raises(TypeError, match="problem"):
+        run(object(), "pal", epochs=1, batch_size=10, seed=0)
+    with pytest.raises(ValueError, match="optimizer"):
+        run(mf_np, "palx", epochs=1, batch_size=10, seed=0)

@@ -1,0 +1,185 @@
+"""Sweeps: grid expansion, joblib backends (incl. Dask), resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paltest import results
+from paltest.results import load, load_table
+from paltest.runner import run
+from paltest.sweep import expand, load_config, sweep
+
+TIMING = ("epoch_time", "wall_time")
+
+GRID = {
+    "epochs": 3, "batch_size": 10, "seeds": [0, 1],
+    "problems": [{"name": "batch-quadratic", "options": {"n": 5, "n_batches": 40}}],
+    "optimizers": [{"name": "pal", "hyperparameters": {"mu": [0.1, 1.0]}},
+                   {"name": "sls"}],
+}
+N_RUNS = 6  # (2 PAL settings + SLS) x 2 seeds
+
+
+def numbers(result):
+    """Every logged number of a run except the timings."""
+    out = {f"e/{k}": v for k, v in result.epochs.items() if k not in TIMING}
+    out.update({f"s/{k}": v for k, v in result.steps.items()})
+    return out
+
+
+def assert_same_numbers(dir_a, dir_b):
+    files_a = sorted(p.name for p in Path(dir_a).glob("*.npz"))
+    assert files_a == sorted(p.name for p in Path(dir_b).glob("*.npz"))
+    for name in files_a:
+        a, b = numbers(load(Path(dir_a) / name)), numbers(load(Path(dir_b) / name))
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), (name, k)
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sequential")
+    summary = sweep(GRID, out, backend="sequential")
+    assert summary.ran == N_RUNS and summary.skipped == 0
+    return out
+
+
+def test_expand_counts_and_validates():
+    configs = expand(GRID)
+    assert len(configs) == N_RUNS
+    assert len({results.run_id(c) for c in configs}) == N_RUNS
+    assert {c["optimizer"] for c in configs} == {"pal", "sls"}
+    assert all(c["problem_options"]["xp"] == "numpy" for c in configs)
+    grid = dict(GRID, seeds=3, problems=["quadratic", {"name": "quadratic", "epochs": 1}])
+    assert len(expand(grid)) == 2 * 3 * 3
+    with pytest.raises(ValueError, match="unknown key"):
+        expand(dict(GRID, epoch=3))
+    with pytest.raises(TypeError, match="'pal'.*learning_rate"):
+        expand(dict(GRID, optimizers=[{"name": "pal", "hyperparameters": {"learning_rate": 1}}]))
+    with pytest.raises(ValueError, match="epochs"):
+        expand({"problems": ["quadratic"], "optimizers": ["sgd"], "batch_size": 1})
+    with pytest.raises(ValueError, match="seeds"):
+        expand(dict(GRID, seeds=[]))
+    with pytest.raises(ValueError, match="optimizers"):
+        expand(dict(GRID, optimizers=[]))
+
+
+def test_sweep_matches_run_and_resumes(sequential, tmp_path):
+    table = load_table(sequential)
+    assert table.shape[0] == N_RUNS * (GRID["epochs"] + 1)
+    assert set(table["hp_mu"].dropna()) == {0.1, 1.0}
+    # A result of the sweep equals a direct run of the same config, bit for bit.
+    cfg = expand(GRID)[0]
+    direct = run(cfg["problem"], cfg["optimizer"], epochs=cfg["epochs"],
+                 batch_size=cfg["batch_size"], seed=cfg["seed"],
+                 problem_options={"n": 5, "n_batches": 40}, hyperparameters={"mu": 0.1})
+    assert direct.run_id == results.run_id(cfg)
+    swept = load(Path(sequential) / f"{direct.run_id}.npz")
+    assert swept.config == direct.config
+    for k, v in numbers(direct).items():
+        assert v.tobytes() == numbers(swept)[k].tobytes(), k
+    again = sweep(GRID, sequential, backend="sequential")
+    assert again.ran == 0 and again.skipped == N_RUNS
+
+
+def test_threading_backend_and_config_file(sequential, tmp_path):
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps(GRID))
+    assert load_config(path) == GRID
+    out = tmp_path / "out"
+    summary = sweep(path, out, n_jobs=2, backend="threading", progress=True)
+    assert summary.ran == N_RUNS
+    assert_same_numbers(sequential, out)
+
+
+def test_load_config_toml(tmp_path):
+    path = tmp_path / "grid.toml"
+    path.write_text('epochs = 2\nbatch_size = 1\nseeds = [0]\n'
+                    'problems = ["quadratic"]\n'
+                    '[[optimizers]]\nname = "sgd"\nhyperparameters = { lr = [0.1, 0.2] }\n')
+    if sys.version_info < (3, 11):
+        pytest.importorskip("tomli")
+    grid = load_config(path)
+    assert grid["optimizers"][0]["hyperparameters"]["lr"] == [0.1, 0.2]
+    assert len(expand(grid)) == 2
+    with pytest.raises(ValueError, match="path"):
+        load_config(tmp_path / "grid.yaml")
+
+
+def test_dask_backend_matches_sequential(sequential, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        summary = sweep(GRID, tmp_path, n_jobs=2, backend="dask")
+    assert summary.ran == N_RUNS
+    assert_same_numbers(sequential, tmp_path)
+
+
+SCRIPT = """
+import sys
+from paltest.sweep import sweep
+sweep(sys.argv[1], sys.argv[2], backend="sequential")
+"""
+
+SLOW_GRID = {
+    "epochs": 12, "batch_size": 1, "seeds": 4,
+    "problems": [{"name": "batch-quadratic", "options": {"n": 5, "n_batches": 200}}],
+    "optimizers": [{"name": "pal", "hyperparameters": {"mu": [0.1, 1.0]}}],
+}
+
+
+def test_sweep_killed_with_sigkill_finishes_on_restart(tmp_path):
+    grid_path = tmp_path / "grid.json"
+    grid_path.write_text(json.dumps(SLOW_GRID))
+    out = tmp_path / "out"
+    expected = {results.run_id(c) for c in expand(SLOW_GRID)}
+    assert len(expected) == 8
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(grid_path), str(out)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and any(out.glob("*.npz"))):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no result appeared within 60 s"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    before = results.completed_ids(out)
+    assert 1 <= len(before) < len(expected), "the kill came too late to test resuming"
+    # What a killed writer may leave: a temp file and a truncated file of a missing run.
+    missing = sorted(expected - before)
+    (out / f".tmp-{missing[0]}-dead.part").write_bytes(b"PK\x03\x04partial")
+    (out / f"{missing[1]}.npz").write_bytes(b"PK\x03\x04partial")
+    summary = sweep(grid_path, out, backend="sequential")
+    assert summary.skipped == len(before) and summary.ran == len(expected) - len(before)
+    finals = sorted(p.stem for p in out.glob("*.npz") if not p.name.startswith("."))
+    assert finals == sorted(expected)  # every run exactly once
+    for rid in finals:
+        r = load(out / f"{rid}.npz")
+        assert r.run_id == rid and len(r.epochs["train_loss"]) == SLOW_GRID["epochs"] + 1
+        assert np.all(np.isfinite(r.epochs["train_loss"]))
+    assert load_table(out).shape[0] == len(expected) * (SLOW_GRID["epochs"] + 1)
+
+
+def test_loky_default_backend(sequential, tmp_path):
+    grid = dict(GRID, optimizers=[{"name": "sls"}])
+    summary = sweep(grid, tmp_path, n_jobs=2)  # the default backend: loky processes
+    assert summary.ran == 2
+    for rid in summary.run_ids:
+        a, b = numbers(load(tmp_path / f"{rid}.npz")), numbers(load(sequential / f"{rid}.npz"))
+        assert all(a[k].tobytes() == b[k].tobytes() for k in a)
