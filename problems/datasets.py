@@ -1,0 +1,354 @@
+"""LIBSVM data files: where they live, their checksums, download and loading.
+
+Data directory
+    :func:`resolve_data_dir` resolves, in this order: the ``data_dir`` argument, the environment
+    variable ``PALTEST_DATA``, the user's cache folder ``pooch.os_cache("paltest")``.
+    Files are looked up there and downloads are written there.
+
+Registry
+    :data:`FILES` lists the known files with the SHA-256 of their bytes (``sha256``) and
+    of their decompressed LIBSVM text (``content_sha256``). A file passes verification
+    when either hash matches, so the same text compressed differently is accepted.
+    ``None`` means *not verified*: no checksum from a verified source is known (w8a,
+    rcv1); such files are used with a :class:`UserWarning`. The known hashes are those of
+    the verified copies described in the project's data README; whether they are
+    byte-identical to the files on the LIBSVM site has not been checked, which is why the
+    content hash is accepted too. :data:`DATASETS` names the data sets of the kernel
+    experiments with their files, reference RBF width ``sigma`` (SLS reference code:
+    mushrooms 0.5, ijcnn 0.05, w8a 20.0, rcv1 0.25) and the rows used.
+
+Verification
+    Every registered file is verified before use; a truncated or corrupted file raises
+    :class:`ChecksumError` naming the file, the expected and the actual hashes, and is
+    never parsed.
+
+Download
+    A missing file is fetched with :mod:`pooch` from the LIBSVM binary-classification
+    page (:data:`LIBSVM_URL`), or from a mirror given by the ``base_url`` argument or the
+    ``PALTEST_DATA_URL`` environment variable. Pooch writes to a temporary file and moves
+    it; the result is verified in a private staging folder and only then moved into the
+    data directory (one atomic rename), so a failed or corrupted download never leaves a
+    file behind. When the file is missing and cannot be fetched, :class:`DataNotFoundError`
+    says which file, where it looked, and how to get it.
+
+Example
+-------
+>>> from problems import datasets
+>>> datasets.DATASETS["ijcnn"].sigma
+0.05
+>>> datasets.FILES["mushrooms.bz2"].sha256[:12]
+'a039b9f09528'
+>>> X, y = datasets.load_libsvm("mushrooms")  # doctest: +SKIP
+>>> X.shape  # doctest: +SKIP
+(8124, 112)
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DATASETS",
+    "ENV_DATA",
+    "ENV_URL",
+    "FILES",
+    "LIBSVM_URL",
+    "ChecksumError",
+    "DataNotFoundError",
+    "DatasetInfo",
+    "FileInfo",
+    "MalformedDataError",
+    "fetch",
+    "load_libsvm",
+    "resolve_base_url",
+    "resolve_data_dir",
+    "verify",
+]
+
+#: Environment variable naming the data directory.
+ENV_DATA = "PALTEST_DATA"
+#: Environment variable overriding the download base URL (a mirror, a test server).
+ENV_URL = "PALTEST_DATA_URL"
+#: The LIBSVM binary-classification data page; files are at ``LIBSVM_URL + name``.
+LIBSVM_URL = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/binary/"
+
+
+class ChecksumError(ValueError):
+    """A data file's SHA-256 does not match the registry (corrupted or truncated)."""
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A data file is missing and could not be downloaded."""
+
+
+class MalformedDataError(ValueError):
+    """A file is not valid LIBSVM/svmlight text."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A known data file: its name, checksums (``None`` = not verified) and size."""
+
+    name: str
+    sha256: str | None
+    content_sha256: str | None = None
+    rows: int | None = None
+    n_features: int | None = None
+    note: str = ""
+
+    @property
+    def verified(self) -> bool:
+        """Whether a checksum from a verified source is known."""
+        return self.sha256 is not None or self.content_sha256 is not None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A data set of the kernel experiments.
+
+    ``files`` are looked up in order; the last one is what the LIBSVM site serves and is
+    downloaded when none is present. ``n_rows`` rows are used (``None``: all).
+    """
+
+    name: str
+    files: tuple[str, ...]
+    sigma: float
+    n_features: int
+    n_rows: int | None = None
+    test_file: str | None = None
+    note: str = ""
+
+
+_MUSHROOMS_TEXT = "f39a4eb628dc61a7d43760815b061c9e497aa728ce1ad8bde57a09ef6043b538"
+
+FILES: dict[str, FileInfo] = {
+    f.name: f
+    for f in (
+        FileInfo("mushrooms.bz2",
+                 "a039b9f09528a5dcfb76e0e3d32eb29b10aa6852485d90fc79cc8dffd3f192e2",
+                 _MUSHROOMS_TEXT, 8124, 112,
+                 "verified copy (CRs removed, recompressed); the LIBSVM site serves "
+                 "the uncompressed 'mushrooms'"),
+        FileInfo("mushrooms", None, _MUSHROOMS_TEXT, 8124, 112,
+                 "uncompressed, as served by the LIBSVM site; checked against the text "
+                 "of the verified copy (byte identity with the site not checked)"),
+        FileInfo("ijcnn1.bz2",
+                 "b38a4198ce142d43e96fb86d17b87211feec1f909ac344fa057455c69de29de3",
+                 "7fe291672c3fefe6a7e3c51529becd23f0e985ba05ffb8d53c9c648c1e91cc19",
+                 49990, 22, "ijcnn1.tr (35,000 rows) followed by ijcnn1.val (14,990)"),
+        FileInfo("ijcnn1.t.bz2",
+                 "acd1db430684fdd3f0c768ecc49aa8e749d0004fc117611220c2aa576a7b6a24",
+                 "e7b0bbd518641980dc322746c6bc59d019d3153934e6258e48f9d8cfae2c4bb8",
+                 91701, 22, "ijcnn1 test split"),
+        FileInfo("w8a", None, None, 49749, 300, "not verified: no known checksum"),
+        FileInfo("w8a.t", None, None, 14951, 300, "not verified: no known checksum"),
+        FileInfo("rcv1_train.binary.bz2", None, None, 20242, 47236,
+                 "not verified: no known checksum"),
+    )
+}
+
+DATASETS: dict[str, DatasetInfo] = {
+    d.name: d
+    for d in (
+        DatasetInfo("mushrooms", ("mushrooms.bz2", "mushrooms"), 0.5, 112),
+        DatasetInfo("ijcnn", ("ijcnn1.bz2",), 0.05, 22, n_rows=35000,
+                    test_file="ijcnn1.t.bz2",
+                    note="ijcnn1.tr = the first 35,000 rows of ijcnn1"),
+        DatasetInfo("w8a", ("w8a",), 20.0, 300, test_file="w8a.t",
+                    note="not verified; 39,799 training rows: on-the-fly kernel"),
+        DatasetInfo("rcv1", ("rcv1_train.binary.bz2",), 0.25, 47236,
+                    note="not verified; 47,236 sparse features: dense copy is 7.6 GB"),
+    )
+}
+
+
+def resolve_data_dir(path: str | os.PathLike | None = None) -> Path:
+    """The data directory: ``path``, else ``$PALTEST_DATA``, else the user cache folder."""
+    if path is not None:
+        return Path(path).expanduser()
+    env = os.environ.get(ENV_DATA)
+    if env:
+        return Path(env).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("paltest"))
+
+
+def resolve_base_url(url: str | None = None) -> str:
+    """The download base URL: ``url``, else ``$PALTEST_DATA_URL``, else :data:`LIBSVM_URL`."""
+    url = url or os.environ.get(ENV_URL) or LIBSVM_URL
+    return url if url.endswith("/") else url + "/"
+
+
+def _sha256(chunks: Any) -> str:
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_chunks(f: Any, size: int = 1 << 20) -> Any:
+    while chunk := f.read(size):
+        yield chunk
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of the file's bytes."""
+    with open(path, "rb") as f:
+        return _sha256(_read_chunks(f))
+
+
+def content_sha256(path: str | os.PathLike) -> str | None:
+    """SHA-256 of the decompressed text (bz2 files), or of the bytes; ``None`` if unreadable."""
+    opener = bz2.open if str(path).endswith(".bz2") else open
+    try:
+        with opener(path, "rb") as f:
+            return _sha256(_read_chunks(f))
+    except (OSError, EOFError, ValueError):
+        return None
+
+
+def verify(path: str | os.PathLike, info: FileInfo | str | None) -> bool:
+    """Check ``path`` against ``info`` (a :class:`FileInfo` or an expected SHA-256).
+
+    Returns ``True`` when verified, ``False`` when no checksum is known (with a
+    :class:`UserWarning`). Raises :class:`ChecksumError` naming the file, the expected
+    and the actual hashes when neither the bytes nor the decompressed text match.
+    """
+    if isinstance(info, str):
+        info = FileInfo(Path(path).name, info.lower())
+    if info is None or not info.verified:
+        warnings.warn(f"{path}: no known checksum, the file is used NOT verified",
+                      UserWarning, stacklevel=3)
+        return False
+    actual = file_sha256(path)
+    if info.sha256 is not None and actual == info.sha256:
+        return True
+    actual_text = None
+    if info.content_sha256 is not None:
+        actual_text = actual if not str(path).endswith(".bz2") else content_sha256(path)
+        if actual_text == info.content_sha256:
+            return True
+    raise ChecksumError(
+        f"{path}: checksum mismatch, the file is corrupted or truncated and is not used. "
+        f"expected sha256 {info.sha256} (file) / {info.content_sha256} (decompressed "
+        f"text); actual sha256 {actual} (file) / {actual_text or 'unreadable'} "
+        "(decompressed text). Delete it and download it again."
+    )
+
+
+def _download(name: str, directory: Path, url: str, info: FileInfo | None) -> Path:
+    """Fetch ``url`` with pooch into a staging folder, verify, move into ``directory``."""
+    import pooch
+
+    directory.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".download-", dir=directory))
+    try:
+        staged = Path(pooch.retrieve(url, known_hash=None, fname=name, path=stage,
+                                     progressbar=False))
+        verify(staged, info)
+        target = directory / name
+        os.replace(staged, target)
+        return target
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _not_found(names: tuple[str, ...], directory: Path, url: str, err: Any) -> str:
+    where = ", ".join(str(directory / n) for n in names)
+    how = (f"Downloading is off: pass download=True to fetch it from {url}" if err is None
+           else f"The download from {url} failed ({type(err).__name__}: {err})")
+    return (
+        f"data file {names[-1]!r} not found (looked for {where}). {how}. Or download it "
+        f"by hand into that folder, set {ENV_DATA} to a folder that holds it, or set "
+        f"{ENV_URL} (or pass base_url=...) to a mirror of {LIBSVM_URL}."
+    )
+
+
+def fetch(name: str, *, data_dir: str | os.PathLike | None = None,
+          base_url: str | None = None, download: bool = True, verify_file: bool = True
+          ) -> Path:
+    """The verified local path of a data set (``"mushrooms"``) or file (``"ijcnn1.bz2"``).
+
+    Looks for the file(s) in :func:`resolve_data_dir`; downloads a missing one from
+    :func:`resolve_base_url` when ``download`` is true. Raises :class:`DataNotFoundError`,
+    :class:`ChecksumError`. ``verify_file=False`` skips the checksum (not recommended).
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name: expected a data set or file name, got {name!r}")
+    names = DATASETS[name].files if name in DATASETS else (name,)
+    directory = resolve_data_dir(data_dir)
+    for candidate in names:
+        path = directory / candidate
+        if path.is_file():
+            if verify_file:
+                verify(path, FILES.get(candidate))
+            return path
+    url = resolve_base_url(base_url) + names[-1]
+    if not download:
+        raise DataNotFoundError(_not_found(names, directory, url, None))
+    info = FILES.get(names[-1]) if verify_file else FileInfo(names[-1], None)
+    try:
+        with warnings.catch_warnings():
+            if not verify_file:
+                warnings.simplefilter("ignore", UserWarning)
+            return _download(names[-1], directory, url, info)
+    except ChecksumError as err:
+        raise ChecksumError(f"downloaded from {url}: {err}") from None
+    except Exception as err:  # network, HTTP status, permissions
+        raise DataNotFoundError(_not_found(names, directory, url, err)) from err
+
+
+def load_libsvm(name_or_path: str | os.PathLike, *, n_features: int | None = None,
+                data_dir: str | os.PathLike | None = None, base_url: str | None = None,
+                download: bool = True, sha256: str | None = None, verify_file: bool = True,
+                ) -> tuple[Any, np.ndarray]:
+    """Load a LIBSVM file as ``(X, y)``: a SciPy CSR matrix and a float64 label vector.
+
+    ``name_or_path`` is a registered data set or file name (fetched and verified with
+    :func:`fetch`; a registered name wins over a same-named file in the working
+    directory, write ``./mushrooms`` for that) or a path to any LIBSVM file
+    (``.bz2``/``.gz`` read directly), verified against ``sha256`` when given. Malformed text raises
+    :class:`MalformedDataError` naming the file.
+    """
+    if n_features is not None and (isinstance(n_features, bool) or int(n_features) < 1):
+        raise ValueError(f"n_features: must be a positive int, got {n_features!r}")
+    text = os.fspath(name_or_path)
+    if isinstance(name_or_path, str) and (text in DATASETS or text in FILES):
+        path = fetch(text, data_dir=data_dir, base_url=base_url, download=download,
+                     verify_file=verify_file)
+    else:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"name_or_path: {text!r} is neither an existing file nor a registered name "
+                f"(data sets {sorted(DATASETS)}, files {sorted(FILES)})")
+        if sha256 is not None and verify_file:
+            verify(path, sha256)
+    return _parse(path, n_features)
+
+
+def _parse(path: Path, n_features: int | None) -> tuple[Any, np.ndarray]:
+    from sklearn.datasets import load_svmlight_file
+
+    try:
+        X, y = load_svmlight_file(str(path), n_features=n_features, dtype=np.float64)
+    except (ValueError, OSError, EOFError, RuntimeError) as err:
+        raise MalformedDataError(
+            f"{path}: not a valid LIBSVM/svmlight file ({type(err).__name__}: {err})"
+        ) from err
+    if X.shape[0] == 0:
+        raise MalformedDataError(f"{path}: no data rows")
+    if not np.all(np.isfinite(y)) or not np.all(np.isfinite(X.data)):
+        raise MalformedDataError(f"{path}: non-finite labels or feature values")
+    return X, np.asarray(y, dtype=np.float64)

@@ -1,0 +1,388 @@
+"""RBF-kernel logistic regression on LIBSVM binary data (PAL paper Figure 9).
+
+Protocol (SLS reference code): labels mapped to {0, 1} (the larger label is 1); split
+80/20 with ``train_test_split(test_size=0.2, random_state=9513451)``; features of a
+sample ``a`` are the RBF kernel values against the ``n`` training points,
+
+    k(a)_j = exp(-||a - x_j||^2 / (2 sigma^2)),   j = 1..n,
+
+with ``sigma`` 0.5 (mushrooms) or 0.05 (ijcnn); the model is linear without bias,
+``z = k(a)^T theta`` with ``theta in R^n`` initialised ``U(-1/sqrt(n), 1/sqrt(n))``; the
+loss is the mean binary cross-entropy on the logits,
+
+    l(z, y) = softplus(z) - y z = max(z, 0) - y z + log1p(exp(-|z|)),
+
+which never overflows, with gradient ``(1/b) K_B^T (s(z) - y)``, ``s`` the logistic
+function (evaluated as ``1/(1+e)`` or ``e/(1+e)`` with ``e = exp(-|z|)``).
+
+Memory. Kernel entries are computed in float64 on the device from the raw features
+(moved once with ``backend.from_host``), in row blocks, as
+``exp(min(2g a.b - g||a||^2 - g||b||^2, 0))`` with ``g = 1/(2 sigma^2)`` (the norm
+expansion of ``||a - b||^2``, clamped at 0), then cast to ``dtype``. ``memory_budget``
+(bytes, default 2 GiB) caps what the problem holds beyond the raw data: stored kernels
+plus block temporaries, counted as 32 bytes per kernel entry in flight (four float64
+arrays); a block holds at most 2**22 entries. Modes:
+
+``"precompute"``
+    stores the train kernel (n x n) and the test kernel (m x n) in ``dtype``, each built
+    block by block into a preallocated array (peak = kernels + one block); needs
+    ``(n + m) n itemsize`` plus one block row under the budget, else ``ValueError``.
+``"precompute-train"``
+    stores only the train kernel; test metrics are computed block by block.
+``"onthefly"``
+    stores no kernel: a batch's kernel rows are computed when needed (and kept for the
+    next call with the same batch object, so ``value_and_grad`` then ``value`` on one
+    batch computes them once), full-set losses are accumulated block by block.
+``"auto"`` (default)
+    stores the train kernel if it fits the budget with one full block of temporaries
+    (128 MiB) to spare, and then the test kernel too if that also fits; else on the fly.
+    With the default budget mushrooms (0.42 GB in float64) is precomputed and ijcnn
+    (28,000^2 train + 7,000 x 28,000 test entries: 6.3 + 1.6 GB in float64) runs on the
+    fly. Measured on 2 CPU cores, ijcnn float64, one PAL epoch (280 steps, one
+    ``train_loss`` and one ``test_metrics``): default budget, on the fly: peak RSS
+    0.34 GB, about 28 s per epoch; ``memory_budget=7e9`` stores the train kernel: peak
+    6.5 GB, about 11 s per epoch after a 40 s build; ``memory_budget=8.2e9`` stores both:
+    peak 8.1 GB, about 3 s per epoch after a 50 s build. The modes agree up to rounding
+    (1e-12 in float64).
+
+Example
+-------
+>>> import numpy as np, tempfile, os
+>>> from problems import kernel_logreg
+>>> rng = np.random.default_rng(0)
+>>> path = os.path.join(tempfile.mkdtemp(), "toy.txt")
+>>> with open(path, "w") as f:
+...     for i in range(50):
+...         _ = f.write(f"{1 + i % 2} 1:{rng.normal():.4f} 2:{rng.normal():.4f}\\n")
+>>> p = kernel_logreg.make(path=path, sigma=1.0)
+>>> p.n_train, p.mode
+(40, 'precompute')
+>>> theta = p.init_params(0)
+>>> loss, grad = p.value_and_grad(theta, next(p.batches(0, 0, 10)))
+>>> grad.shape
+(40,)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paltest import backend
+from problems import datasets
+from problems.base import Problem
+
+__all__ = ["KernelLogReg", "Split", "bce_with_logits", "load_split", "make", "rbf_kernel",
+           "sigmoid"]
+
+SPLIT_SEED = 9513451
+TEST_SIZE = 0.2
+MODES = ("auto", "precompute", "precompute-train", "onthefly")
+#: Bytes of temporaries per kernel entry computed in a block (four float64 arrays).
+BYTES_PER_ENTRY = 32
+#: Kernel entries per block at most (32 MiB of float64), for cache and allocator reuse.
+BLOCK_ENTRIES = 2**22
+#: Largest dense host copy of the raw features accepted (bytes).
+MAX_DENSE_BYTES = 2 * 2**30
+
+
+@dataclass
+class Split:
+    """Host (NumPy float64) features and {0, 1} labels of the train/test split."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    sigma: float | None
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _labels01(y: np.ndarray, source: Any) -> np.ndarray:
+    labels = np.unique(y)
+    if labels.size != 2:
+        raise ValueError(f"{source}: expected 2 distinct labels, found {labels.size} "
+                         f"({labels[:5].tolist()}...)")
+    return (y == labels[1]).astype(np.float64)
+
+
+def load_split(*, dataset: str | None = None, path: Any = None, test_path: Any = None,
+               n_rows: int | None = None, sigma: float | None = None,
+               data_dir: Any = None, base_url: str | None = None, download: bool = True,
+               max_dense_bytes: float = MAX_DENSE_BYTES) -> Split:
+    """Load a LIBSVM file and split it per the protocol; no kernel is built.
+
+    ``dataset`` (a name in :data:`problems.datasets.DATASETS`) gives the file, ``sigma``
+    and the rows used (ijcnn: the first 35,000); ``path`` (any LIBSVM file) overrides
+    the file, ``n_rows`` the rows. With ``test_path`` the whole first file is the
+    training set and ``test_path`` the test set; otherwise 80/20 with seed 9513451.
+    The features are densified on the host; a file whose dense copy would exceed
+    ``max_dense_bytes`` (rcv1: 7.6 GB) is rejected with an error.
+    """
+    info = None
+    if dataset is not None:
+        if dataset not in datasets.DATASETS:
+            raise ValueError(f"dataset: unknown {dataset!r}; choose one of "
+                             f"{sorted(datasets.DATASETS)} or pass path=...")
+        info = datasets.DATASETS[dataset]
+    elif path is None:
+        raise ValueError("dataset/path: give a dataset name or the path of a LIBSVM file")
+    if sigma is None and info is not None:
+        sigma = info.sigma
+    if sigma is not None and (isinstance(sigma, bool) or not float(sigma) > 0
+                              or not math.isfinite(float(sigma))):
+        raise ValueError(f"sigma: must be a positive finite number, got {sigma!r}")
+    if n_rows is None and info is not None and path is None:
+        n_rows = info.n_rows
+    if n_rows is not None:
+        n_rows = _positive_int(n_rows, "n_rows")
+    kw = dict(data_dir=data_dir, base_url=base_url, download=download)
+    source = path if path is not None else dataset
+    X, y = datasets.load_libsvm(source, **kw)
+    X, y = X[:n_rows], y[:n_rows]
+    test = datasets.load_libsvm(test_path, **kw) if test_path is not None else None
+    n_feat = max(X.shape[1], test[0].shape[1] if test else 0)
+    n_total = X.shape[0] + (test[0].shape[0] if test else 0)
+    if n_total * n_feat * 8 > max_dense_bytes:
+        raise ValueError(
+            f"{source}: the dense features ({n_total} x {n_feat} float64, "
+            f"{n_total * n_feat * 8 / 1e9:.1f} GB) exceed max_dense_bytes "
+            f"({max_dense_bytes / 1e9:.1f} GB); sparse high-dimensional data is not supported")
+    X = _dense(X, n_feat)
+    y = _labels01(y, source)
+    name = dataset or Path(str(path)).name
+    if test is not None:
+        Xte, yte = _dense(test[0], n_feat), _labels01(test[1], test_path)
+        return Split(name, X, y, Xte, yte, None if sigma is None else float(sigma))
+    if X.shape[0] < 5:
+        raise ValueError(f"n_rows: need at least 5 rows to split, got {X.shape[0]}")
+    from sklearn.model_selection import train_test_split
+
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=TEST_SIZE, random_state=SPLIT_SEED)
+    return Split(name, Xtr, ytr, Xte, yte, None if sigma is None else float(sigma))
+
+
+def _dense(X: Any, n_features: int) -> np.ndarray:
+    out = np.zeros((X.shape[0], n_features), dtype=np.float64)
+    out[:, : X.shape[1]] = X.toarray()
+    return out
+
+
+def rbf_kernel(A: Any, B: Any, sigma: float, *, sq_a: Any = None, sq_b: Any = None) -> Any:
+    """``K[i, j] = exp(-||A_i - B_j||^2 / (2 sigma^2))`` via the norm expansion, clamped.
+
+    Array API only (in-place operators cut the temporaries); ``sq_a``/``sq_b`` are the
+    precomputed squared row norms of ``A``/``B``.
+    """
+    xp = backend.namespace(A, B)
+    if sq_a is None:
+        sq_a = xp.sum(A * A, axis=1)
+    if sq_b is None:
+        sq_b = xp.sum(B * B, axis=1)
+    g = 0.5 / (sigma * sigma)
+    e = xp.matmul(A * (2.0 * g), B.T)
+    e -= (sq_a * g)[:, None]
+    e -= (sq_b * g)[None, :]
+    return xp.exp(xp.clip(e, max=0.0))
+
+
+def plan_storage(n_train: int, n_test: int, itemsize: int, budget: float, mode: str
+                 ) -> tuple[bool, bool, int]:
+    """``(store_train, store_test, rows_per_block)`` for ``mode`` under ``budget`` bytes.
+
+    See the module docstring for the rule. Raises ``ValueError`` (naming
+    ``memory_budget``) when an explicit precompute mode does not fit.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
+    row_cost = BYTES_PER_ENTRY * n_train
+    train_b, test_b = n_train * n_train * itemsize, n_test * n_train * itemsize
+    if mode == "auto":
+        spare = max(row_cost, BLOCK_ENTRIES * BYTES_PER_ENTRY)
+        store_train = train_b + spare <= budget
+        store_test = store_train and train_b + test_b + spare <= budget
+    else:
+        store_train = mode in ("precompute", "precompute-train")
+        store_test = mode == "precompute"
+        need = train_b * store_train + test_b * store_test
+        if store_train and need + row_cost > budget:
+            raise ValueError(
+                f"memory_budget: mode {mode!r} stores {need / 1e9:.2f} GB of kernels plus "
+                f"temporaries, over the budget {budget / 1e9:.2f} GB; raise memory_budget "
+                "or use mode='onthefly'")
+    left = budget - train_b * store_train - test_b * store_test
+    rows = int(max(1, min(n_train, left // row_cost, BLOCK_ENTRIES // n_train)))
+    return store_train, store_test, rows
+
+
+def bce_with_logits(z: Any, y: Any) -> Any:
+    """Elementwise ``softplus(z) - y z``, finite for any finite ``z``."""
+    xp = backend.namespace(z, y)
+    return xp.clip(z, min=0.0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+
+
+def sigmoid(z: Any) -> Any:
+    """The logistic function ``1 / (1 + exp(-z))`` without overflow."""
+    xp = backend.namespace(z)
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+class KernelLogReg(Problem):
+    """RBF-kernel logistic regression; see the module docstring for math and modes.
+
+    Kernel rows of the last single-block batch are kept and reused when the *same*
+    batch array object comes back (PAL's ``value_and_grad`` then ``value``); do not
+    modify a batch array in place between calls.
+    """
+
+    def __init__(self, split: Split, *, xp: Any = "numpy", device: Any = None,
+                 dtype: Any = "float64", memory_budget: float = 2 * 2**30,
+                 mode: str = "auto") -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
+        if isinstance(memory_budget, bool) or not float(memory_budget) > 0:
+            raise ValueError(f"memory_budget: must be a positive number of bytes, "
+                             f"got {memory_budget!r}")
+        if split.sigma is None:
+            raise ValueError("sigma: required (the RBF width) when path is given")
+        self.xp = xp = backend.resolve_namespace(xp)
+        self.dtype = backend.float_dtype(xp, dtype)
+        self.name, self.sigma = split.name, split.sigma
+        n, m = split.X_train.shape[0], split.X_test.shape[0]
+        self.n_train = self.n_params = n
+        self.n_test = m
+        f64 = xp.float64
+        self._Xtr = backend.from_host(split.X_train, xp, device=device, dtype=f64)
+        self.device = backend.device(self._Xtr)
+        put = dict(device=self.device)
+        self._Xte = backend.from_host(split.X_test, xp, dtype=f64, **put)
+        self._ytr = backend.from_host(split.y_train, xp, dtype=self.dtype, **put)
+        self._yte = backend.from_host(split.y_test, xp, dtype=self.dtype, **put)
+        self._sq_tr = xp.sum(self._Xtr * self._Xtr, axis=1)
+        itemsize = 4 if self.dtype_name == "float32" else 8
+        self.memory_budget = float(memory_budget)
+        store_train, store_test, self.rows_per_block = plan_storage(
+            n, m, itemsize, self.memory_budget, mode)
+        self.mode = ("precompute" if store_test else
+                     "precompute-train" if store_train else "onthefly")
+        self.kernel_bytes = (n * store_train + m * store_test) * n * itemsize
+        self._cache: tuple[Any, Any] | None = None
+        self._K_train = self._build(self._Xtr) if store_train else None
+        self._K_test = self._build(self._Xte) if store_test else None
+
+    # -- kernel rows -------------------------------------------------------------------
+    def _kernel(self, rows: Any) -> Any:
+        K = rbf_kernel(rows, self._Xtr, self.sigma, sq_b=self._sq_tr)
+        return self.xp.astype(K, self.dtype, copy=False)
+
+    def _build(self, X: Any) -> Any:
+        xp, r = self.xp, self.rows_per_block
+        K = xp.empty((X.shape[0], self.n_train), dtype=self.dtype, device=self.device)
+        n = X.shape[0]
+        for i in range(0, n, r):
+            K[i : min(i + r, n), :] = self._kernel(X[i : min(i + r, n), :])
+        return K
+
+    def _blocks(self, which: str, idx: Any = None) -> Any:
+        """Yield ``(K_rows, y_rows)`` over the train set, a train batch, or the test set."""
+        xp, r = self.xp, self.rows_per_block
+        if which == "test":
+            X, y, K, n = self._Xte, self._yte, self._K_test, self.n_test
+        else:
+            X, y, K, n = self._Xtr, self._ytr, self._K_train, self.n_train
+        if idx is None:
+            for i in range(0, n, r):
+                s = slice(i, min(i + r, n))
+                yield (K[s, :] if K is not None else self._kernel(X[s, :])), y[s]
+            return
+        n = idx.shape[0]
+        if n <= r and self._cache is not None and self._cache[0] is idx:
+            yield self._cache[1], xp.take(y, idx)
+            return
+        for i in range(0, n, r):
+            j = idx[i : min(i + r, n)]
+            rows = xp.take(K, j, axis=0) if K is not None else \
+                self._kernel(xp.take(X, j, axis=0))
+            if n <= r:  # one block: keep it for the next call with this batch object
+                self._cache = (idx, rows)
+            yield rows, xp.take(y, j)
+
+    def _loss(self, theta: Any, blocks: Any, count: int, grad: bool) -> Any:
+        xp = self.xp
+        total = xp.zeros((), dtype=self.dtype, device=self.device)
+        g = xp.zeros_like(theta) if grad else None
+        for K, y in blocks:
+            z = xp.matmul(K, theta)
+            total = total + xp.sum(bce_with_logits(z, y))
+            if grad:
+                g = g + xp.matmul(sigmoid(z) - y, K)
+        return (total / count, g / count) if grad else total / count
+
+    def _check(self, theta: Any, batch: Any) -> None:
+        backend.check_params(theta)
+        if theta.shape[0] != self.n_params or theta.dtype != self.dtype:
+            raise ValueError(f"theta: expected shape ({self.n_params},) {self.dtype_name}, "
+                             f"got {tuple(theta.shape)} {theta.dtype}")
+        if batch is None or batch.ndim != 1 or batch.shape[0] < 1:
+            raise ValueError("batch: expected a non-empty 1-D index array")
+
+    # -- protocol ----------------------------------------------------------------------
+    def init_params(self, seed: int) -> Any:
+        """``U(-1/sqrt(n), 1/sqrt(n))`` drawn on the host with ``default_rng(seed)``."""
+        bound = 1.0 / math.sqrt(self.n_train)
+        theta = np.random.default_rng(seed).uniform(-bound, bound, self.n_train)
+        return backend.from_host(theta, self.xp, device=self.device, dtype=self.dtype)
+
+    def value(self, theta: Any, batch: Any) -> Any:
+        self._check(theta, batch)
+        return self._loss(theta, self._blocks("train", batch), batch.shape[0], False)
+
+    def value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
+        self._check(theta, batch)
+        return self._loss(theta, self._blocks("train", batch), batch.shape[0], True)
+
+    def train_loss(self, theta: Any) -> Any:
+        backend.check_params(theta)
+        return self._loss(theta, self._blocks("train"), self.n_train, False)
+
+    def test_metrics(self, theta: Any) -> dict[str, Any]:
+        """``test_loss`` (mean cross-entropy) and ``test_accuracy`` (``z > 0`` means 1)."""
+        xp = self.xp
+        backend.check_params(theta)
+        loss = xp.zeros((), dtype=self.dtype, device=self.device)
+        hits = xp.zeros((), dtype=self.dtype, device=self.device)
+        for K, y in self._blocks("test"):
+            z = xp.matmul(K, theta)
+            loss = loss + xp.sum(bce_with_logits(z, y))
+            hits = hits + xp.sum(xp.astype((z > 0) == (y > 0.5), self.dtype))
+        return {"test_loss": loss / self.n_test, "test_accuracy": hits / self.n_test}
+
+
+def make(*, dataset: str | None = None, path: Any = None, test_path: Any = None,
+         sigma: float | None = None, n_rows: int | None = None, xp: Any = "numpy",
+         device: Any = None, dtype: Any = "float64", memory_budget: float = 2 * 2**30,
+         mode: str = "auto", data_dir: Any = None, base_url: str | None = None,
+         download: bool = True) -> KernelLogReg:
+    """Build the problem: :func:`load_split` then :class:`KernelLogReg` (see the module)."""
+    if mode not in MODES:  # fail before loading data
+        raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float)) \
+            or not memory_budget > 0:
+        raise ValueError(f"memory_budget: must be a positive number of bytes, "
+                         f"got {memory_budget!r}")
+    split = load_split(dataset=dataset, path=path, test_path=test_path, n_rows=n_rows,
+                       sigma=sigma, data_dir=data_dir, base_url=base_url,
+                       download=download)
+    return KernelLogReg(split, xp=xp, device=device, dtype=dtype,
+                        memory_budget=memory_budget, mode=mode)

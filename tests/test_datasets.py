@@ -1,0 +1,224 @@
+"""Data files: directory resolution, checksums, download from a local server, errors."""
+
+from __future__ import annotations
+
+import bz2
+import functools
+import hashlib
+import http.server
+import os
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import pooch
+import pytest
+
+from problems import datasets as ds
+
+TOY = b"-1 1:0.5 3:1\n1 2:-0.25\n-1 1:1 2:2 3:3\n1 3:0.125\n"
+
+
+@pytest.fixture
+def serve(tmp_path, monkeypatch):
+    """Serve a fresh folder over HTTP on 127.0.0.1; yields ``(folder, base_url)``."""
+    root = tmp_path / "served"
+    root.mkdir()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def closed_url():
+    """A base URL on a port where nothing listens (offline)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture
+def toy_registered(monkeypatch):
+    """Register a tiny file ``toy.bz2`` with its real checksums."""
+    packed = bz2.compress(TOY)
+    info = ds.FileInfo("toy.bz2", hashlib.sha256(packed).hexdigest(),
+                       hashlib.sha256(TOY).hexdigest(), 4, 3)
+    monkeypatch.setitem(ds.FILES, "toy.bz2", info)
+    return packed
+
+
+def _flip(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# -- resolution -------------------------------------------------------------------------
+def test_data_dir_resolution(tmp_path, monkeypatch):
+    monkeypatch.setenv(ds.ENV_DATA, str(tmp_path / "env"))
+    assert ds.resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert ds.resolve_data_dir() == tmp_path / "env"
+    monkeypatch.delenv(ds.ENV_DATA)
+    assert ds.resolve_data_dir() == Path(pooch.os_cache("paltest"))
+
+
+def test_base_url_resolution(monkeypatch):
+    monkeypatch.delenv(ds.ENV_URL, raising=False)
+    assert ds.resolve_base_url() == ds.LIBSVM_URL
+    monkeypatch.setenv(ds.ENV_URL, "http://mirror/x")
+    assert ds.resolve_base_url() == "http://mirror/x/"
+    assert ds.resolve_base_url("http://arg/") == "http://arg/"
+
+
+def test_registry_hashes_match_data_readme():
+    assert ds.FILES["ijcnn1.bz2"].sha256.startswith("b38a4198ce14")
+    assert ds.FILES["ijcnn1.t.bz2"].sha256.startswith("acd1db430684")
+    assert ds.FILES["mushrooms.bz2"].content_sha256.startswith("f39a4eb628dc")
+    assert not ds.FILES["w8a"].verified and not ds.FILES["rcv1_train.binary.bz2"].verified
+    assert {k: d.sigma for k, d in ds.DATASETS.items()} == {
+        "mushrooms": 0.5, "ijcnn": 0.05, "w8a": 20.0, "rcv1": 0.25}
+
+
+# -- download ---------------------------------------------------------------------------
+def test_download_shared_files(data_dir, serve, tmp_path, closed_url):
+    root, url = serve
+    shutil.copy(Path(data_dir) / "ijcnn1.bz2", root / "ijcnn1.bz2")
+    # The LIBSVM site serves mushrooms uncompressed: verified by its text's hash.
+    (root / "mushrooms").write_bytes(bz2.decompress((Path(data_dir) / "mushrooms.bz2")
+                                                    .read_bytes()))
+    target = tmp_path / "cache"
+    path = ds.fetch("ijcnn1.bz2", data_dir=target, base_url=url)
+    assert path == target / "ijcnn1.bz2"
+    assert path.read_bytes() == (Path(data_dir) / "ijcnn1.bz2").read_bytes()
+    X, y = ds.load_libsvm("mushrooms", data_dir=target, base_url=url)
+    assert X.shape == (8124, 112) and set(y) == {1.0, 2.0}
+    assert _leftovers(target) == ["ijcnn1.bz2", "mushrooms"]
+    # Present now: no network needed.
+    assert ds.fetch("mushrooms", data_dir=target, base_url=closed_url).name == "mushrooms"
+
+
+def test_download_uses_env_vars(serve, tmp_path, monkeypatch, toy_registered):
+    root, url = serve
+    (root / "toy.bz2").write_bytes(toy_registered)
+    monkeypatch.setenv(ds.ENV_DATA, str(tmp_path / "envdir"))
+    monkeypatch.setenv(ds.ENV_URL, url)
+    X, y = ds.load_libsvm("toy.bz2")
+    assert X.shape == (4, 3) and list(y) == [-1, 1, -1, 1]
+    assert (tmp_path / "envdir" / "toy.bz2").is_file()
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_corrupted_download_rejected_and_not_kept(serve, tmp_path, toy_registered, damage):
+    root, url = serve
+    bad = toy_registered[:-7] if damage == "truncate" else toy_registered[:20] + b"X" \
+        + toy_registered[21:]
+    (root / "toy.bz2").write_bytes(bad)
+    target = tmp_path / "cache"
+    with pytest.raises(ds.ChecksumError) as err:
+        ds.fetch("toy.bz2", data_dir=target, base_url=url)
+    msg = str(err.value)
+    assert "toy.bz2" in msg and ds.FILES["toy.bz2"].sha256 in msg
+    assert hashlib.sha256(bad).hexdigest() in msg and url in msg
+    assert _leftovers(target) == []  # nothing half-written or unverified left behind
+
+
+def test_unverified_download_warns(serve, tmp_path):
+    root, url = serve
+    (root / "w8a").write_bytes(TOY)
+    with pytest.warns(UserWarning, match="NOT verified"):
+        X, _ = ds.load_libsvm("w8a", data_dir=tmp_path, base_url=url)
+    assert X.shape == (4, 3)
+
+
+def test_missing_and_offline_error_is_helpful(tmp_path, closed_url):
+    with pytest.raises(ds.DataNotFoundError) as err:
+        ds.fetch("ijcnn", data_dir=tmp_path, base_url=closed_url)
+    msg = str(err.value)
+    for part in ("ijcnn1.bz2", str(tmp_path), closed_url + "ijcnn1.bz2", ds.ENV_DATA,
+                 ds.ENV_URL, ds.LIBSVM_URL):
+        assert part in msg
+    assert _leftovers(tmp_path) == []
+    with pytest.raises(ds.DataNotFoundError, match="download=True"):
+        ds.load_libsvm("mushrooms", data_dir=tmp_path, download=False)
+
+
+# -- verification of local files --------------------------------------------------------
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_corrupted_shared_copy_rejected(data_dir, tmp_path, damage):
+    path = tmp_path / "mushrooms.bz2"
+    shutil.copy(Path(data_dir) / "mushrooms.bz2", path)
+    os.chmod(path, 0o644)
+    if damage == "flip":
+        _flip(path, 5000)
+    else:
+        path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ds.ChecksumError) as err:
+        ds.load_libsvm("mushrooms", data_dir=tmp_path, download=False)
+    msg = str(err.value)
+    assert str(path) in msg and ds.FILES["mushrooms.bz2"].sha256 in msg
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in msg
+
+
+def test_recompressed_copy_accepted_by_content(data_dir, tmp_path):
+    text = bz2.decompress((Path(data_dir) / "mushrooms.bz2").read_bytes())
+    (tmp_path / "mushrooms.bz2").write_bytes(bz2.compress(text, compresslevel=1))
+    assert ds.fetch("mushrooms", data_dir=tmp_path, download=False).is_file()
+
+
+def test_local_corruption_rejected_without_shared_data(tmp_path, toy_registered):
+    (tmp_path / "toy.bz2").write_bytes(toy_registered[:-1])
+    with pytest.raises(ds.ChecksumError, match="toy.bz2"):
+        ds.load_libsvm("toy.bz2", data_dir=tmp_path, download=False)
+    (tmp_path / "toy.bz2").write_bytes(toy_registered)
+    assert ds.load_libsvm("toy.bz2", data_dir=tmp_path, download=False)[0].shape == (4, 3)
+
+
+def test_path_with_expected_sha(tmp_path):
+    path = tmp_path / "mine.txt"
+    path.write_bytes(TOY)
+    assert ds.load_libsvm(path, sha256=hashlib.sha256(TOY).hexdigest())[0].shape == (4, 3)
+    with pytest.raises(ds.ChecksumError, match="mine.txt"):
+        ds.load_libsvm(path, sha256="0" * 64)
+
+
+# -- malformed text ---------------------------------------------------------------------
+@pytest.mark.parametrize("content", [b"1 1:abc\n", b"this is not libsvm\n",
+                                     b"1 2:1 1:3 x\n", b"", b"1 1:nan\n"])
+def test_malformed_text_rejected(tmp_path, content):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(ds.MalformedDataError, match="bad.txt"):
+        ds.load_libsvm(path)
+
+
+def test_bad_bz2_stream_rejected(tmp_path):
+    path = tmp_path / "bad.bz2"
+    path.write_bytes(b"BZh9 definitely not bzip2")
+    with pytest.raises(ds.MalformedDataError, match="bad.bz2"):
+        ds.load_libsvm(path)
+
+
+def test_unknown_name_or_missing_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="name_or_path"):
+        ds.load_libsvm(tmp_path / "nope.txt")
+    with pytest.raises(ValueError, match="n_features"):
+        ds.load_libsvm(tmp_path / "nope.txt", n_features=0)

@@ -1,0 +1,268 @@
+"""RBF-kernel logistic regression: gradient, modes, dtypes, stability, the Figure 9 splits."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.model_selection import train_test_split
+
+from paltest import backend
+from problems import datasets
+from problems import kernel_logreg as kl
+
+
+def _toy_file(tmp_path, n=60, d=3, seed=0, labels=(-1, 1)):
+    rng = np.random.default_rng(seed)
+    path = tmp_path / f"toy{n}_{d}_{seed}.txt"
+    with open(path, "w") as f:
+        for i in range(n):
+            feats = " ".join(f"{j + 1}:{rng.normal():.6f}" for j in range(d))
+            f.write(f"{labels[i % len(labels)]} {feats}\n")
+    return path
+
+
+def _h(x):
+    return backend.to_host(x)
+
+
+def _batch(p, idx):
+    return backend.from_host(np.asarray(idx), p.xp, device=p.device, dtype="int64")
+
+
+def _theta(p, scale=3.0, seed=1):
+    rng = np.random.default_rng(seed)
+    return backend.from_host(scale * rng.standard_normal(p.n_params), p.xp,
+                             device=p.device, dtype=p.dtype)
+
+
+# -- gradient ---------------------------------------------------------------------------
+@pytest.mark.parametrize("mode,budget", [("precompute", 2**30), ("onthefly", 2**30),
+                                         ("onthefly", 32 * 48 * 4)])
+def test_gradient_matches_central_differences(xp, tmp_path, mode, budget):
+    p = kl.make(path=_toy_file(tmp_path), sigma=1.0, xp=xp, mode=mode, memory_budget=budget)
+    assert p.n_params == 48 and p.mode == mode
+    if budget < 2**20:
+        assert p.rows_per_block == 4  # the 10-row batch spans three blocks
+    theta, batch = _theta(p), _batch(p, [3, 0, 7, 7, 12, 40, 41, 5, 9, 30])
+    loss, grad = p.value_and_grad(theta, batch)
+    assert loss.shape == () and grad.shape == (48,)
+    assert float(_h(loss)) == pytest.approx(float(_h(p.value(theta, batch))), abs=1e-15)
+    th, h = _h(theta).copy(), 1e-5
+    fd = np.empty_like(th)
+    for j in range(th.size):
+        e = np.zeros_like(th)
+        e[j] = h
+        plus = p.value(backend.from_host(th + e, xp, device=p.device), batch)
+        minus = p.value(backend.from_host(th - e, xp, device=p.device), batch)
+        fd[j] = (float(_h(plus)) - float(_h(minus))) / (2 * h)
+    g = _h(grad)
+    assert np.linalg.norm(g - fd) / np.linalg.norm(g) < 1e-6
+
+
+def test_loss_matches_host_reference(tmp_path):
+    p = kl.make(path=_toy_file(tmp_path), sigma=0.7)
+    split = kl.load_split(path=_toy_file(tmp_path), sigma=0.7)
+    d2 = ((split.X_train[:, None, :] - split.X_train[None, :, :]) ** 2).sum(-1)
+    K = np.exp(-d2 / (2 * 0.7**2))
+    theta = _theta(p)
+    z = K @ _h(theta)
+    ref = np.mean(np.logaddexp(0, z) - split.y_train * z)
+    assert float(_h(p.train_loss(theta))) == pytest.approx(ref, rel=1e-13)
+
+
+# -- modes ------------------------------------------------------------------------------
+def _all_numbers(p, theta, batch):
+    loss, grad = p.value_and_grad(theta, batch)
+    out = [_h(loss), _h(grad), _h(p.value(theta, batch)), _h(p.train_loss(theta))]
+    return out + [_h(v) for _, v in sorted(p.test_metrics(theta).items())]
+
+
+def _modes_agree(make, theta_seed=1):
+    ref = make(mode="precompute", memory_budget=2**30)
+    assert ref.mode == "precompute"
+    theta = _theta(ref, scale=1.0, seed=theta_seed)
+    batch = next(ref.batches(0, 3, 25))
+    want = _all_numbers(ref, theta, batch)
+    for mode, budget in [("precompute-train", 2**30), ("onthefly", 2**30),
+                         ("onthefly", 32 * ref.n_train * 7)]:
+        p = make(mode=mode, memory_budget=budget)
+        got = _all_numbers(p, backend.from_host(_h(theta), p.xp, device=p.device),
+                           _batch(p, _h(batch)))
+        for a, b in zip(want, got, strict=True):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-12)
+
+
+def test_modes_agree_synthetic(xp, tmp_path):
+    path = _toy_file(tmp_path, n=300, d=5)
+    _modes_agree(lambda **kw: kl.make(path=path, sigma=1.5, xp=xp, **kw))
+
+
+def test_modes_agree_mushrooms_subset(data_dir):
+    _modes_agree(lambda **kw: kl.make(dataset="mushrooms", n_rows=1000, data_dir=data_dir,
+                                      download=False, **kw))
+
+
+def test_same_batch_object_at_new_theta(tmp_path):
+    """value after value_and_grad on one batch object (cached kernel rows) stays exact."""
+    path = _toy_file(tmp_path, n=100)
+    p = kl.make(path=path, sigma=1.0, mode="onthefly")
+
+    def fresh(theta, batch):  # a new problem each time: no cache involved
+        q = kl.make(path=path, sigma=1.0, mode="onthefly")
+        return float(q.value(theta, _batch(q, _h(batch))))
+
+    batch, t1, t2 = next(p.batches(1, 0, 20)), _theta(p, seed=1), _theta(p, seed=2)
+    p.value_and_grad(t1, batch)
+    assert float(p.value(t2, batch)) == fresh(t2, batch)
+    other = next(p.batches(2, 0, 20))
+    assert float(p.value(t2, other)) == fresh(t2, other)
+    assert float(p.value_and_grad(t1, batch)[0]) == fresh(t1, batch)
+
+
+def test_rbf_kernel_bounded_and_exact(xp):
+    rng = np.random.default_rng(3)
+    A = rng.normal(100.0, 1.0, size=(40, 6))
+    K = _h(kl.rbf_kernel(backend.from_host(A, xp), backend.from_host(A, xp), 0.05))
+    assert np.all(K <= 1.0) and np.all(K >= 0.0)  # clamped: never above 1
+    B = rng.normal(size=(7, 6))
+    ref = np.exp(-((B[:, None] - A[None, :5] / 100) ** 2).sum(-1) / (2 * 1.3**2))
+    got = _h(kl.rbf_kernel(backend.from_host(B, xp), backend.from_host(A[:5] / 100, xp), 1.3))
+    np.testing.assert_allclose(got, ref, rtol=1e-13)
+
+
+def test_storage_rule():
+    ijcnn = dict(n_train=28000, n_test=7000, itemsize=8)
+    assert kl.plan_storage(**ijcnn, budget=2 * 2**30, mode="auto")[:2] == (False, False)
+    assert kl.plan_storage(**ijcnn, budget=7e9, mode="auto")[:2] == (True, False)
+    assert kl.plan_storage(**ijcnn, budget=8.2e9, mode="auto")[:2] == (True, True)
+    assert kl.plan_storage(6499, 1625, 8, 2 * 2**30, "auto")[:2] == (True, True)
+    with pytest.raises(ValueError, match="memory_budget"):
+        kl.plan_storage(**ijcnn, budget=2 * 2**30, mode="precompute")
+    rows = kl.plan_storage(**ijcnn, budget=7e9, mode="auto")[2]
+    assert 1 <= rows and rows * 28000 <= kl.BLOCK_ENTRIES
+    assert rows * 28000 * kl.BYTES_PER_ENTRY <= 7e9 - 28000**2 * 8
+
+
+# -- dtypes and stability ---------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dtypes(xp, tmp_path, dtype):
+    path = _toy_file(tmp_path, n=80)
+    p = kl.make(path=path, sigma=1.0, xp=xp, dtype=dtype)
+    p64 = kl.make(path=path, sigma=1.0, xp=xp)
+    assert p.dtype_name == dtype and p.dtype == getattr(xp, dtype)
+    theta = p.init_params(0)
+    assert theta.dtype == p.dtype and np.all(np.abs(_h(theta)) <= 1 / math.sqrt(64))
+    np.testing.assert_array_equal(_h(theta).astype(np.float64),
+                                  _h(p64.init_params(0)).astype(dtype).astype(np.float64))
+    batch = next(p.batches(0, 0, 16))
+    loss, grad = p.value_and_grad(theta, batch)
+    values = [loss, grad, p.value(theta, batch), p.train_loss(theta),
+              *p.test_metrics(theta).values()]
+    assert all(v.dtype == p.dtype for v in values)
+    ref = p64.value(p64.init_params(0), batch)
+    tol = 1e-5 if dtype == "float32" else 1e-15
+    assert float(_h(loss)) == pytest.approx(float(_h(ref)), rel=tol)
+
+
+def test_stable_at_huge_logits(xp):
+    z = xp.asarray([-1e4, -1e4, -40.0, 0.0, 40.0, 1e4, 1e4], dtype=xp.float64)
+    y = xp.asarray([0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0], dtype=xp.float64)
+    got = _h(kl.bce_with_logits(z, y))
+    want = [0.0, 1e4, 40.0 + math.log1p(math.exp(-40)), math.log(2),
+            40.0 + math.log1p(math.exp(-40)), 1e4, 0.0]
+    np.testing.assert_allclose(got, want, rtol=1e-15, atol=1e-300)
+    s = _h(kl.sigmoid(z))
+    assert np.all(np.isfinite(s)) and s[0] == 0.0 and s[-1] == 1.0 and s[3] == 0.5
+    z32 = xp.asarray([-1e4, 1e4], dtype=xp.float32)
+    y32 = xp.asarray([1.0, 0.0], dtype=xp.float32)
+    np.testing.assert_array_equal(_h(kl.bce_with_logits(z32, y32)), [1e4, 1e4])
+
+
+def test_problem_finite_at_huge_logits(xp, tmp_path):
+    p = kl.make(path=_toy_file(tmp_path), sigma=1.0, xp=xp)
+    theta = _theta(p, scale=1e4)
+    batch = next(p.batches(0, 0, 12))
+    loss, grad = p.value_and_grad(theta, batch)
+    assert np.isfinite(float(_h(loss))) and float(_h(loss)) > 100
+    assert np.all(np.isfinite(_h(grad)))
+    assert all(np.isfinite(float(_h(v))) for v in p.test_metrics(theta).values())
+
+
+# -- the Figure 9 splits ----------------------------------------------------------------
+def _expected_positives(data_dir, name, n_rows):
+    X, y = datasets.load_libsvm(name, data_dir=data_dir, download=False)
+    y = y[:n_rows]
+    y01 = (y == y.max()).astype(float)
+    tr, te = train_test_split(np.arange(y.size), test_size=0.2, random_state=9513451)
+    return y01, int(y01[tr].sum()), int(y01[te].sum())
+
+
+@pytest.mark.parametrize("name,n,m,d,rows", [("mushrooms", 6499, 1625, 112, None),
+                                             ("ijcnn", 28000, 7000, 22, 35000)])
+def test_split_shapes_and_balance(data_dir, name, n, m, d, rows):
+    s = kl.load_split(dataset=name, data_dir=data_dir, download=False)
+    assert s.X_train.shape == (n, d) and s.X_test.shape == (m, d)
+    assert s.y_train.shape == (n,) and set(np.unique(s.y_train)) == {0.0, 1.0}
+    y01, pos_tr, pos_te = _expected_positives(data_dir, name, rows)
+    assert int(s.y_train.sum()) == pos_tr and int(s.y_test.sum()) == pos_te
+    assert pos_tr + pos_te == int(y01.sum()) == {"mushrooms": 4208}.get(name, pos_tr + pos_te)
+    assert 0.05 < pos_tr / n < 0.95 and abs(pos_tr / n - pos_te / m) < 0.03
+
+
+def test_ijcnn_problem_without_big_kernel(data_dir):
+    p = kl.make(dataset="ijcnn", data_dir=data_dir, download=False)  # auto: on the fly
+    assert (p.mode, p.kernel_bytes, p.n_params, p.n_test, p.sigma) == \
+        ("onthefly", 0, 28000, 7000, 0.05)
+    theta = p.init_params(0)
+    loss, grad = p.value_and_grad(theta, next(p.batches(0, 0, 100)))
+    assert 0.5 < float(_h(loss)) < 0.9 and grad.shape == (28000,)
+
+
+def test_mushrooms_full_problem(data_dir):
+    p = kl.make(dataset="mushrooms", data_dir=data_dir, download=False)
+    assert (p.mode, p.n_params, p.n_test, p.sigma) == ("precompute", 6499, 1625, 0.5)
+    assert p.kernel_bytes == (6499 + 1625) * 6499 * 8
+    m = p.test_metrics(p.init_params(0))
+    assert set(m) == {"test_loss", "test_accuracy"}
+    assert 0.0 <= float(m["test_accuracy"]) <= 1.0
+
+
+# -- arguments --------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(mode="fast"), "mode"), (dict(sigma=-1.0), "sigma"), (dict(sigma=None), "sigma"),
+    (dict(n_rows=0), "n_rows"), (dict(n_rows=3), "n_rows"),
+    (dict(memory_budget=0), "memory_budget"),
+    (dict(dtype="float16"), "dtype"), (dict(path=None), "dataset/path"),
+    (dict(path=None, dataset="nope"), "dataset"),
+])
+def test_argument_errors(tmp_path, kwargs, match):
+    args = dict(path=_toy_file(tmp_path), sigma=1.0) | kwargs
+    with pytest.raises((ValueError, TypeError), match=match):
+        kl.make(**args)
+
+
+def test_labels_must_be_binary(tmp_path):
+    with pytest.raises(ValueError, match="2 distinct labels"):
+        kl.make(path=_toy_file(tmp_path, labels=(1, 2, 3)), sigma=1.0)
+
+
+def test_theta_and_batch_checked(tmp_path):
+    p = kl.make(path=_toy_file(tmp_path), sigma=1.0)
+    batch = next(p.batches(0, 0, 5))
+    with pytest.raises(ValueError, match="theta"):
+        p.value(p.xp.zeros(3, dtype=p.dtype), batch)
+    with pytest.raises(ValueError, match="batch"):
+        p.value(p.init_params(0), p.xp.zeros((2, 2), dtype=p.xp.int64))
+
+
+def test_dense_size_guard(tmp_path):
+    with pytest.raises(ValueError, match="max_dense_bytes"):
+        kl.load_split(path=_toy_file(tmp_path), sigma=1.0, max_dense_bytes=1000)
+
+
+def test_separate_test_file(tmp_path):
+    p = kl.make(path=_toy_file(tmp_path, n=30), test_path=_toy_file(tmp_path, n=11, seed=5),
+                sigma=1.0)
+    assert (p.n_train, p.n_test) == (30, 11)
