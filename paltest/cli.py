@@ -1,0 +1,325 @@
+"""The ``paltest`` command: reproduce Figures 8 and 9, run one optimizer, sweep, plot.
+
+Examples::
+
+    paltest figure 8                      # full scale: 4 panels x 5 optimizers x 5 seeds
+    paltest figure 8 --quick --out /tmp/r # smoke scale, a few seconds
+    paltest figure 9 --dataset mushrooms --jobs 2
+    paltest run mf-rank4 pal --hp mu=0.1 --epochs 10
+    paltest sweep grid.json --jobs 4
+    paltest plot results/figure8
+
+Every command is a thin layer over the library (:mod:`paltest.experiments`,
+:mod:`paltest.figures`, :func:`paltest.runner.run`, :func:`paltest.sweep.sweep`). Bad
+options exit with status 2 and a message naming the option; failures while running
+(e.g. a data file that cannot be found) exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "main", "parse_seeds"]
+
+XP_CHOICES = ("numpy", "array_api_strict", "cupy", "torch")
+
+
+def parse_seeds(text: str) -> int | list[int]:
+    """``"5"`` -> 5 (seeds 0..4); ``"0,2,7"`` -> [0, 2, 7]; ``"1-3"`` -> [1, 2, 3].
+
+    >>> parse_seeds("5"), parse_seeds("0,2"), parse_seeds("1-3")
+    (5, [0, 2], [1, 2, 3])
+    """
+    try:
+        if "," in text:
+            seeds: int | list[int] = [int(s) for s in text.split(",") if s.strip()]
+        elif "-" in text.strip()[1:]:
+            lo, hi = (int(s) for s in text.split("-", 1))
+            seeds = list(range(lo, hi + 1))
+        else:
+            seeds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a count (5), a list (0,1,2) or a range (0-4), got {text!r}") from None
+    if (isinstance(seeds, int) and seeds < 1) or (isinstance(seeds, list) and (
+            not seeds or min(seeds) < 0)):
+        raise argparse.ArgumentTypeError(f"need at least one seed, all >= 0, got {text!r}")
+    return seeds
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value == 0 or value < -1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or -1 (all cores), "
+                                         f"got {text!r}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+def _common(out_default: str = "results") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("common options")
+    g.add_argument("--out", default=out_default, metavar="DIR",
+                   help="directory for results and figures (default: %(default)s/)")
+    g.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    return p
+
+
+def _scale(jobs: bool = True, epochs: str = "the protocol's") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("scale and backend")
+    g.add_argument("--xp", default="numpy", choices=XP_CHOICES,
+                   help="array namespace (default: %(default)s)")
+    g.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                   help="floating-point precision (default: %(default)s, as the reference)")
+    g.add_argument("--epochs", type=_positive, metavar="N",
+                   help=f"epochs (default: {epochs})")
+    if not jobs:
+        return p
+    g.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                   help="parallel runs with joblib (-1: all cores; default: %(default)s)")
+    g.add_argument("--backend", default="loky",
+                   help="joblib backend: loky, threading, sequential, dask, ... "
+                        "(default: %(default)s)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``paltest`` (subcommands figure, run, sweep, plot)."""
+    top = argparse.ArgumentParser(
+        prog="paltest", description=__doc__.split("\n\n")[0],
+        epilog="Run 'paltest COMMAND --help' for the options of a command.")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common, scale = _common(), _scale()
+
+    f = sub.add_parser(
+        "figure", parents=[common, scale], help="reproduce Figure 8 or Figure 9",
+        description="Reproduce Figure 8 (matrix factorization, no download) or Figure 9 "
+        "(RBF-kernel classification on mushrooms and ijcnn). PAL's (mu, alpha, beta) and "
+        "SGD's and Adam's learning rates are chosen on one seed per problem by final "
+        "training loss, then all seeds run; results, selection.json and the PNG/PDF "
+        "figures go to OUT/figure<N>[-dataset][-quick]/.")
+    f.add_argument("number", type=int, choices=(8, 9), metavar="FIGURE",
+                   help="the figure: 8 or 9")
+    f.add_argument("--seeds", type=parse_seeds, metavar="SEEDS",
+                   help="a count (5: seeds 0-4), a list (0,1,2) or a range (0-4) "
+                        "(default: 0-4; --quick: 0,1)")
+    f.add_argument("--optimizers", metavar="NAMES",
+                   help="comma-separated optimizer names (default: pal,sls,exact,sgd,adam)")
+    f.add_argument("--dataset", nargs="+", choices=("mushrooms", "ijcnn"),
+                   help="Figure 9 only: the datasets to run (default: both)")
+    f.add_argument("--data-dir", metavar="DIR",
+                   help="Figure 9 only: the LIBSVM data directory (default: $PALTEST_DATA)")
+    f.add_argument("--memory-budget", type=float, metavar="BYTES",
+                   help="Figure 9 only: memory for stored kernels per worker (default 2 GiB; "
+                        "ijcnn's float32 train kernel needs 3.2e9 to be stored)")
+    f.add_argument("--quick", action="store_true",
+                   help="smoke scale: 2 epochs, seeds 0 and 1, 2 configurations per grid, "
+                        "and 500 data rows for Figure 9")
+
+    r = sub.add_parser("run", parents=[common, _scale(jobs=False, epochs="10")],
+                       help="one problem x one optimizer",
+                       description="Train one optimizer on one problem and save the result "
+                       "file to OUT/runs/.")
+    r.add_argument("problem", help="problem name (e.g. mf-rank4, mushrooms, quadratic)")
+    r.add_argument("optimizer", help="optimizer name (e.g. pal, sls, exact, sgd, adam)")
+    r.add_argument("--hp", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="an optimizer hyperparameter (repeatable), e.g. --hp mu=0.1")
+    r.add_argument("--po", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="a problem option (repeatable), e.g. --po n_rows=500")
+    r.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
+    r.add_argument("--batch-size", type=_positive, default=100, metavar="B",
+                   help="mini-batch size (default: %(default)s)")
+
+    s = sub.add_parser("sweep", parents=[common], help="run a grid from a JSON/TOML file",
+                       description="Run a grid (see paltest.sweep) from a JSON or TOML file; "
+                       "resumable: finished runs in OUT/runs/ are skipped.")
+    s.add_argument("config", help="the grid file (.json or .toml)")
+    s.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                   help="parallel runs (-1: all cores; default: %(default)s)")
+    s.add_argument("--backend", default="loky", help="joblib backend (default: %(default)s)")
+
+    pl = sub.add_parser("plot", help="plot a results directory",
+                        description="Draw the figures of a results directory: the Figure 8/9 "
+                        "layout and sensitivity plots for 'paltest figure' output, else loss, "
+                        "accuracy and step-size curves of every run.")
+    pl.add_argument("results_dir", metavar="RESULTS_DIR",
+                    help="a 'paltest figure' output folder, or a folder of result files")
+    pl.add_argument("--out", metavar="DIR", help="where to write (default: RESULTS_DIR)")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``paltest`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args, parser)
+    except (FileNotFoundError, RuntimeError, OSError) as err:
+        print(f"paltest: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _check_xp(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from paltest import backend
+
+    try:
+        backend.resolve_namespace(args.xp)
+    except (ImportError, ValueError) as err:
+        parser.error(f"--xp: {err}")
+
+
+def _figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from paltest import experiments
+
+    for opt in ("dataset", "data_dir", "memory_budget"):
+        if args.number == 8 and getattr(args, opt) is not None:
+            parser.error(f"--{opt.replace('_', '-')}: only for figure 9")
+    _check_xp(args, parser)
+    optimizers = None if args.optimizers is None else [
+        o.strip() for o in args.optimizers.split(",") if o.strip()]
+    po = {} if args.memory_budget is None else {"memory_budget": args.memory_budget}
+    try:
+        p = experiments.plan(args.number, optimizers=optimizers, problems=args.dataset,
+                             seeds=args.seeds, epochs=args.epochs, quick=args.quick,
+                             xp=args.xp, dtype=args.dtype, problem_options=po)
+    except ValueError as err:
+        parser.error(f"--{str(err)}" if str(err).startswith(("optimizers", "seeds")) else
+                     str(err))
+    if args.data_dir is not None:
+        os.environ["PALTEST_DATA"] = str(Path(args.data_dir).expanduser().resolve())
+    name = f"figure{args.number}" + ("-" + "-".join(p.problems) if args.dataset else "") + (
+        "-quick" if args.quick else "")
+    out = Path(args.out) / name
+    n_runs = len(p.problems) * (sum(_n_configs(g) for g in p.grids.values())
+                                + len(p.optimizers) * len(p.seeds))
+    print(f"Figure {args.number}: {len(p.problems)} problems x {len(p.optimizers)} optimizers"
+          f" x {len(p.seeds)} seeds, {p.epochs} epochs, {args.dtype} on {args.xp}; "
+          f"up to {n_runs} runs into {out}/runs", flush=True)
+    result = experiments.run_figure(p, out, n_jobs=args.jobs, backend=args.backend,
+                                    progress=not args.no_progress)
+    paths = experiments.draw(result)
+    print("\n" + experiments.summary(result))
+    print("\nfigures written:\n" + "\n".join(f"  {q}" for q in paths))
+    print(f"selection: {out / 'selection.json'}")
+    return 0
+
+
+def _n_configs(grid: dict[str, list]) -> int:
+    n = 1
+    for values in grid.values():
+        n *= len(values) if isinstance(values, list) else 1
+    return n
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import problems
+    from paltest import results
+    from paltest.optimizers import registry
+    from paltest.runner import run
+
+    _check_xp(args, parser)
+    if args.problem not in problems.names():
+        parser.error(f"problem: unknown {args.problem!r}; choose one of {problems.names()}")
+    if args.optimizer not in registry.names():
+        parser.error(f"optimizer: unknown {args.optimizer!r}; choose one of "
+                     f"{registry.names()}")
+    hps = dict(args.hp)
+    try:
+        registry.canonical_hyperparameters(args.optimizer, **hps)
+    except (TypeError, ValueError) as err:
+        parser.error(f"--hp: {err}")
+    po = {"xp": args.xp, "dtype": args.dtype, **dict(args.po)}
+    try:
+        result = run(args.problem, args.optimizer, epochs=args.epochs or 10,
+                     batch_size=args.batch_size, seed=args.seed, problem_options=po,
+                     hyperparameters=hps, progress=not args.no_progress)
+    except (TypeError, ValueError) as err:
+        parser.error(str(err))
+    path = results.save(result, Path(args.out) / "runs")
+    ep = result.epochs
+    extra = "".join(f", {k} {float(ep[k][-1]):.4g}" for k in ep if k.startswith("test_"))
+    print(f"{args.optimizer} on {args.problem}: train_loss {float(ep['train_loss'][0]):.4g}"
+          f" -> {float(ep['train_loss'][-1]):.4g} after {len(ep['epoch']) - 1} epochs{extra}"
+          f" ({result.timings['total']:.2f} s)")
+    print(f"result: {path}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from paltest import experiments, results
+    from paltest.sweep import expand, load_config, sweep
+
+    if not Path(args.config).is_file():
+        parser.error(f"config: no such file {args.config!r}")
+    try:
+        grid = load_config(args.config)
+        expand(grid)
+    except (TypeError, ValueError, ImportError) as err:
+        parser.error(f"config: {err}")
+    out = Path(args.out) / "runs"
+    s = sweep(grid, out, n_jobs=args.jobs, backend=args.backend,
+                    progress=not args.no_progress)
+    print(f"sweep: {s.ran} runs done, {s.skipped} already there; results in {out}")
+    table = results.load_table(out)
+    table = table[table["run_id"].isin(s.run_ids)]
+    fl = experiments.final_losses(table)
+    print("final train_loss over seeds:\n" + fl.to_string(float_format="{:.4g}".format))
+    return 0
+
+
+def _plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from paltest import experiments, figures, results
+
+    src = Path(args.results_dir)
+    if not src.is_dir():
+        parser.error(f"RESULTS_DIR: not a directory: {str(src)!r}")
+    out = Path(args.out) if args.out else src
+    if (src / "selection.json").is_file():
+        result = experiments.load_figure(src)
+        result.out_dir = out
+        paths = experiments.draw(result)
+        print(experiments.summary(result))
+    else:
+        runs = src / "runs" if (src / "runs").is_dir() else src
+        table = results.load_table(runs)
+        if table.empty:
+            parser.error(f"RESULTS_DIR: no result files in {str(runs)!r}")
+        rows = ("train_loss", "test_accuracy", "lr_mean")
+        fig, paths = figures.curves(figures.label_runs(table), out / "curves", rows=rows)
+    print("figures written:\n" + "\n".join(f"  {q}" for q in paths))
+    return 0
+
+
+_COMMANDS = {"figure": _figure, "run": _run, "sweep": _sweep, "plot": _plot}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The ``paltest`` command line: help, option errors (exit 2 naming the option), run,
+figure 8 at the quick scale, plot and sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("pandas")
+
+from paltest import cli, results  # noqa: E402
+
+
+def _exit(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
+
+
+def test_top_level_help_lists_the_commands(capsys):
+    code, out, _ = _exit(["--help"], capsys)
+    assert code == 0
+    for word in ("figure", "run", "sweep", "plot"):
+        assert word in out
+
+
+@pytest.mark.parametrize("command, words", [
+    ("figure", ["--quick", "--dataset", "--seeds", "--jobs", "--xp", "--dtype", "float32",
+                "--out", "--no-progress", "mu, alpha, beta"]),
+    ("run", ["--hp", "KEY=VALUE", "--po", "--seed", "--epochs"]),
+    ("sweep", ["config", "--jobs", "resumable"]),
+    ("plot", ["RESULTS_DIR", "--out"]),
+])
+def test_command_help(command, words, capsys):
+    code, out, _ = _exit([command, "--help"], capsys)
+    assert code == 0
+    for word in words:
+        assert word in out
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["figure", "7"], "FIGURE"),
+    (["figure", "8", "--dtype", "float16"], "--dtype"),
+    (["figure", "8", "--xp", "jax"], "--xp"),
+    (["figure", "8", "--seeds", "abc"], "--seeds"),
+    (["figure", "8", "--seeds", "0"], "--seeds"),
+    (["figure", "8", "--epochs", "-3"], "--epochs"),
+    (["figure", "8", "--jobs", "0"], "--jobs"),
+    (["figure", "8", "--dataset", "mushrooms"], "--dataset"),
+    (["figure", "8", "--optimizers", "pal,nope"], "--optimizers"),
+    (["figure", "9", "--dataset", "w8a"], "--dataset"),
+    (["run", "mf-rank4", "pal", "--hp", "foo=1"], "--hp"),
+    (["run", "mf-rank4", "pal", "--hp", "mu"], "--hp"),
+    (["run", "mf-rank4", "pal", "--hp", "mu=-1"], "--hp"),
+    (["run", "nope", "pal"], "problem"),
+    (["run", "mf-rank4", "nope"], "optimizer"),
+    (["sweep", "does-not-exist.json"], "config"),
+    (["plot", "does-not-exist"], "RESULTS_DIR"),
+    (["frobnicate"], "COMMAND"),
+    ([], "COMMAND"),
+])
+def test_bad_options_exit_2_naming_the_option(argv, option, capsys):
+    code, _, err = _exit(argv, capsys)
+    assert code == 2
+    assert option in err
+    assert "usage:" in err
+
+
+def test_bad_sweep_config_names_the_problem(tmp_path, capsys):
+    cfg = tmp_path / "bad.json"
+    cfg.write_text(json.dumps({"epochs": 1, "batch_size": 1, "problems": ["quadratic"],
+                               "optimizers": [{"name": "sgd",
+                                               "hyperparameters": {"lr": -1}}]}))
+    code, _, err = _exit(["sweep", str(cfg)], capsys)
+    assert code == 2 and "config" in err and "lr" in err
+
+
+def test_run_tiny(tmp_path, capsys):
+    code = cli.main(["run", "mf-rank4", "pal", "--hp", "mu=0.1", "--epochs", "2",
+                     "--seed", "3", "--out", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "pal on mf-rank4" in out and "train_loss" in out
+    (path,) = (tmp_path / "runs").glob("*.npz")
+    r = results.load(path)
+    assert r.config["hyperparameters"]["mu"] == 0.1
+    assert r.config["seed"] == 3 and r.config["epochs"] == 2
+    assert r.config["problem_options"]["dtype"] == "float32"
+    assert r.epochs["train_loss"][-1] < r.epochs["train_loss"][0]
+
+
+@pytest.fixture(scope="module")
+def quick8(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fig8")
+    t0 = time.perf_counter()
+    code = cli.main(["figure", "8", "--quick", "--out", str(out), "--no-progress"])
+    return code, out / "figure8-quick", time.perf_counter() - t0
+
+
+def test_figure8_quick(quick8, capsys):
+    code, folder, seconds = quick8
+    assert code == 0
+    for name in ("figure8.png", "figure8.pdf", "sensitivity_pal.png", "sensitivity_pal.pdf",
+                 "selection.json"):
+        assert (folder / name).stat().st_size > 0, name
+    table = results.load_table(folder / "runs")
+    assert set(table["problem"]) == {"mf-true", "mf-rank1", "mf-rank4", "mf-rank10"}
+    assert set(table["optimizer"]) == {"pal", "sls", "exact", "sgd", "adam"}
+    assert set(table["dtype"]) == {"float32"}
+    assert table["epoch"].max() == 2
+    manifest = json.loads((folder / "selection.json").read_text())
+    assert set(manifest["selection"]["mf-rank4"]) == {"pal", "sgd", "adam"}
+    assert len(manifest["grid"]["mf-rank4"]["pal"]) == 2  # quick grid: mu in {0.1, 1}
+    assert manifest["floors"]["mf-rank4"] == pytest.approx(0.00935, abs=1e-5)
+    assert seconds < 60
+
+
+def test_figure8_quick_prints_summary_and_resumes(quick8, capsys):
+    _, folder, _ = quick8
+    n_files = len(list((folder / "runs").glob("*.npz")))
+    code = cli.main(["figure", "8", "--quick", "--out", str(folder.parent), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert len(list((folder / "runs").glob("*.npz"))) == n_files  # nothing re-run
+    assert "final train_loss" in out and "chosen pal on mf-rank4: mu=" in out
+    assert "figure8.png" in out and "figure8.pdf" in out
+    for name in ("pal", "sls", "exact", "sgd", "adam", "mf-rank10"):
+        assert name in out
+
+
+def test_plot_figure_folder(quick8, tmp_path, capsys):
+    _, folder, _ = quick8
+    code = cli.main(["plot", str(folder), "--out", str(tmp_path)])
+    assert code == 0
+    assert (tmp_path / "figure8.png").exists() and (tmp_path / "figure8.pdf").exists()
+    assert "chosen pal" in capsys.readouterr().out
+
+
+def test_sweep_tiny_json_then_plot(tmp_path, capsys):
+    cfg = tmp_path / "grid.json"
+    cfg.write_text(json.dumps({
+        "epochs": 2, "batch_size": 1, "seeds": 2,
+        "problems": [{"name": "quadratic", "options": {"n": 3}}],
+        "optimizers": [{"name": "sgd", "hyperparameters": {"lr": [0.1, 0.2]}}, "pal"]}))
+    out = tmp_path / "res"
+    assert cli.main(["sweep", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "6 runs done, 0 already there" in text and "quadratic" in text
+    assert len(list((out / "runs").glob("*.npz"))) == 6
+    assert cli.main(["sweep", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    assert "0 runs done, 6 already there" in capsys.readouterr().out
+    assert cli.main(["plot", str(out)]) == 0
+    assert (out / "curves.png").exists() and (out / "curves.pdf").exists()
+
+
+def test_figure9_quick_mushrooms(data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PALTEST_DATA", data_dir)  # restored afterwards (--data-dir sets it)
+    code = cli.main(["figure", "9", "--quick", "--dataset", "mushrooms", "--data-dir",
+                     data_dir, "--out", str(tmp_path), "--no-progress",
+                     "--optimizers", "pal,sls"])
+    out = capsys.readouterr().out
+    assert code == 0
+    folder = tmp_path / "figure9-mushrooms-quick"
+    assert (folder / "figure9.png").exists()
+    table = results.load_table(folder / "runs")
+    assert set(table["po_n_rows"]) == {500}
+    assert "test_accuracy" in out
+
+
+def test_figure9_missing_data_exits_1(tmp_path):
+    # a fresh process: problems built by other tests are cached in this one
+    env = {**os.environ, "PALTEST_DATA_URL": "file:///nonexistent/",
+           "PALTEST_DATA": str(tmp_path / "empty")}
+    out = subprocess.run([sys.executable, "-m", "paltest.cli", "figure", "9", "--quick",
+                          "--dataset", "mushrooms", "--out", str(tmp_path), "--no-progress"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 1
+    assert "paltest: error:" in out.stderr and "mushrooms" in out.stderr
+
+
+def test_console_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "paltest.cli", "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "figure" in out.stdout
