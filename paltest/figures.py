@@ -40,7 +40,7 @@ NAMES = {"pal": "PAL", "sls": "SLS", "exact": "exact LS", "sgd": "SGD", "adam": 
 TITLES = {"mf-true": "true model", "mf-rank1": "rank 1", "mf-rank4": "rank 4",
           "mf-rank10": "rank 10", "mushrooms": "mushrooms", "ijcnn": "ijcnn"}
 YLABELS = {"train_loss": "training loss", "test_accuracy": "test accuracy",
-           "lr_mean": "step size (mean per epoch)", "test_loss": "test loss"}
+           "lr_mean": "learning rate (mean per epoch)", "test_loss": "test loss"}
 LOG_ROWS = {"train_loss", "lr_mean", "test_loss", "lr_median"}
 
 
@@ -161,7 +161,7 @@ def figure8(table: Any, floors: dict[str, float | None], out: str | os.PathLike 
             *, problems: Any = None, formats: tuple[str, ...] = ("png", "pdf")
             ) -> tuple[Any, list[Path]]:
     """Figure 8: training loss (log) of the true model and ranks 1, 4, 10 against epochs,
-    the analytic floor dashed, and a row of step sizes."""
+    the analytic floor dashed, and a row of learning rates."""
     if problems is None:
         order = ("mf-true", "mf-rank1", "mf-rank4", "mf-rank10")
         problems = [p for p in order if p in set(table["problem"])]
@@ -172,7 +172,7 @@ def figure8(table: Any, floors: dict[str, float | None], out: str | os.PathLike 
 
 def figure9(table: Any, out: str | os.PathLike | None = None, *, problems: Any = None,
             formats: tuple[str, ...] = ("png", "pdf")) -> tuple[Any, list[Path]]:
-    """Figure 9: training loss (log), test accuracy and step sizes of the RBF-kernel
+    """Figure 9: training loss (log), test accuracy and learning rates of the RBF-kernel
     classifiers (mushrooms, ijcnn) against epochs."""
     if problems is None:
         problems = [p for p in ("mushrooms", "ijcnn") if p in set(table["problem"])]
