@@ -76,10 +76,17 @@ def _resolve_optimizer(optimizer: Any, hps: dict[str, Any] | None, n_batches: in
     return optimizer, name, registry.hyperparameters(optimizer)
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _numeric_fields(info: Any) -> dict[str, Any]:
     """The numeric fields of a step record (``loss`` first; PAL has it as a property)."""
     out = {"loss": info.loss}
-    for key in getattr(info, "_fields", ()):
+    cls = type(info)
+    keys = _FIELDS.get(cls)
+    if keys is None:  # the field names of a record type, looked up once
+        keys = _FIELDS[cls] = tuple(getattr(info, "_fields", ()))
+    for key in keys:
         value = getattr(info, key)
         if value is None or isinstance(value, (str, bytes)):
             continue

@@ -106,11 +106,28 @@ def pal_case(l0: Any, l_mu: Any, b: Any, mu: float, alpha: float, s_max: float) 
     """
     xp = backend.namespace(l0, l_mu, b)
     finite = xp.isfinite(l0) & xp.isfinite(l_mu) & xp.isfinite(b)
+    return _pal_case(xp, l0, l_mu, b, mu, alpha, s_max, finite)
+
+
+_E_MIN: dict[Any, float] = {}
+
+
+def _e_min(xp: Any, dtype: Any) -> float:
+    """``log2`` of the smallest normal number of ``dtype`` (cached: ``finfo`` is slow)."""
+    key = (xp.__name__, str(dtype))
+    if key not in _E_MIN:
+        _E_MIN[key] = math.log2(float(xp.finfo(dtype).smallest_normal))
+    return _E_MIN[key]
+
+
+def _pal_case(xp: Any, l0: Any, l_mu: Any, b: Any, mu: float, alpha: float, s_max: float,
+              finite: Any) -> PALCase:
+    """:func:`pal_case` with the namespace and the finiteness of the inputs given."""
     m = xp.maximum(xp.maximum(xp.abs(l0), xp.abs(l_mu)), xp.abs(b))
     m = xp.where(finite & (m > 0), m, xp.ones_like(m))
     # A power of two in [m/4, m] (log2 may round up near 2^k, hence the -1), at least the
     # smallest normal number: dividing by it is exact and never overflows.
-    e_min = math.log2(float(xp.finfo(m.dtype).smallest_normal))
+    e_min = _e_min(xp, m.dtype)
     m = 2.0 ** xp.maximum(xp.floor(xp.log2(m)) - 1.0, xp.full_like(m, e_min))
     l0n, lmun, bn = l0 / m, l_mu / m, b / m
     # D = a * mu^2 / m; its sign is the sign of a.
@@ -305,7 +322,9 @@ class PAL:
         ``value_and_grad(theta) -> (loss, grad)`` and ``value(theta) -> loss`` must be
         bound to the same batch (and the same random numbers, e.g. dropout masks).
         ``grad`` must have ``theta``'s namespace, shape and dtype; ``loss`` is a 0-d
-        array or a Python float.
+        array or a Python float. ``grad`` may be kept in the returned state (as the
+        direction when ``beta == 0``), so ``value_and_grad`` must return a fresh array,
+        not a buffer it overwrites later. Neither ``theta`` nor ``grad`` is modified.
         """
         xp = backend.check_params(theta)
         if tuple(state.buf.shape) != tuple(theta.shape):
@@ -317,26 +336,41 @@ class PAL:
         check_grad(theta, g, xp)
         l0 = as_loss(l0, xp, theta)
 
+        # Vector work: the direction (one pass, or none when beta == 0), its norm and
+        # the dot product (one pass each), the measuring point and the update (one
+        # multiply-add each, written in place into a fresh array), and two selections.
+        # ``buf * (-c)`` then ``+= theta`` is bitwise ``theta - c * buf`` (IEEE:
+        # x - y == x + (-y), and rounding is symmetric in sign).
         beta = self._beta(xp, g, state)
-        buf = beta * state.buf + g
+        if isinstance(beta, float) and beta == 0.0:
+            buf = g  # 0 * buf + g equals g (it may differ only in the sign of a zero)
+        else:
+            buf = state.buf * beta
+            buf += g
         n = xp.linalg.vector_norm(buf)
         n = xp.where(n == 0, xp.full_like(n, self.eps), n)  # NaN stays NaN
         b = -xp.vecdot(g, buf) / n
-        l_mu = as_loss(value(theta - (self.mu / n) * buf), xp, theta)
+        probe = buf * (-(self.mu / n))
+        probe += theta
+        l_mu = as_loss(value(probe), xp, theta)
+        del probe
 
         # The case logic runs in the widest of the loss and parameter dtypes.
         ct = xp.result_type(l0.dtype, l_mu.dtype, theta.dtype)
-        l0c, lmuc, bc = (xp.astype(v, ct) for v in (l0, l_mu, b))
+        l0c, lmuc, bc = (xp.astype(v, ct, copy=False) for v in (l0, l_mu, b))
         n_ok = xp.isfinite(n)  # a non-finite gradient, or a norm that overflowed
         bc = xp.where(n_ok, bc, xp.full_like(bc, float("nan")))
         finite = n_ok & xp.isfinite(l0c) & xp.isfinite(lmuc) & xp.isfinite(bc)
         if self.on_nonfinite == "raise":
             raise_if_nonfinite(finite, "loss, gradient or measured loss")
-        res = pal_case(l0c, lmuc, bc, self.mu, self.alpha, self.s_max)
-        step = xp.astype(res.step, theta.dtype)
+        res = _pal_case(xp, l0c, lmuc, bc, self.mu, self.alpha, self.s_max, finite)
+        step = xp.astype(res.step, theta.dtype, copy=False)
         moved = res.step > 0
         lr = xp.where(moved, step / n, xp.zeros_like(step))
-        theta_next = xp.where(moved, theta - lr * buf, theta)
+        update = buf * (-lr)
+        update += theta
+        theta_next = xp.where(moved, update, theta)
+        del update
 
         new_buf = xp.where(finite, buf, state.buf)
         new_prev = None if state.prev_grad is None else xp.where(finite, g, state.prev_grad)
