@@ -29,6 +29,12 @@ def test_figure9_protocol_and_quick_subset():
     assert q.epochs == 2 and q.seeds == (0, 1)
     assert q.options("mushrooms") == {"xp": "numpy", "dtype": "float64", "n_rows": 500}
     assert "n_rows" not in experiments.plan(8, quick=True).options("mf-rank4")
+    # full scale stores ijcnn's float32 kernels: budget above 3.9 GB, below 8 GB
+    budget = p.options("ijcnn")["memory_budget"]
+    assert 28_000**2 * 4 + 7_000 * 28_000 * 4 < budget < 8e9
+    assert "memory_budget" not in experiments.plan(8).options("mf-rank4")
+    mine = experiments.plan(9, problem_options={"memory_budget": 1e9})
+    assert mine.options("ijcnn")["memory_budget"] == 1e9
 
 
 def test_overrides_and_other_optimizers():
