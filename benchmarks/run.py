@@ -345,9 +345,12 @@ def bench_figures(xp_name: str, quick: bool, timeout: float) -> dict[str, Any]:
             out.append({"what": "ijcnn run", "skipped": why})
         else:
             epochs = 1 if quick else 35
+            # The fastest setting under 8 GB in float64: the 6.3 GB train kernel stored,
+            # the test kernel computed on the fly (both stored would be 7.9 GB).
             cmd = [*cli, "run", "ijcnn", "pal", "--epochs", str(epochs), "--dtype", "float64",
-                   "--xp", xp_name, "--out", f"{tmp}/ijcnn", "--no-progress"]
-            row = {"what": f"ijcnn PAL run, {epochs} epoch(s), float64, default budget",
+                   "--po", "memory_budget=7.5e9", "--xp", xp_name, "--out", f"{tmp}/ijcnn",
+                   "--no-progress"]
+            row = {"what": f"ijcnn PAL run, {epochs} epoch(s), float64, train kernel stored",
                    **timed_child(cmd, timeout), "goal": "35 epochs < 60 s and < 8 GB"}
             out.append(row)
             log(f"figures: {row}")
