@@ -190,6 +190,7 @@ def test_clipping_after_alpha(xp):
     assert np.linalg.norm(_h(new) - _h(theta)) == pytest.approx(0.5, rel=1e-14)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy warns about the NaNs/Infs
 @pytest.mark.parametrize("where", ["l0", "grad", "l_mu", "grad_overflow"])
 def test_nonfinite_rule(xp, where):
     theta = backend.from_host(np.array([1.0, -2.0, 3.0]), xp)

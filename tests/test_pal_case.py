@@ -19,6 +19,9 @@ from hypothesis.extra.array_api import make_strategies_namespace
 
 from paltest import backend, pal_case
 
+# NumPy warns about the overflows and NaNs these inputs make on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
 # Elements: every float64 (tiny, huge, subnormal, zero, NaN, +-Inf) ...
 ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=64)
 # ... and finite magnitudes spread over the whole exponent range.
