@@ -28,7 +28,7 @@ from typing import Any
 from scipy.optimize import OptimizeResult
 
 from paltest import backend
-from paltest.optimizers.base import check_int, check_nonneg
+from paltest.checks import check_int, check_nonneg
 from paltest.optimizers.pal import PAL
 
 __all__ = ["minimize", "scipy_method"]

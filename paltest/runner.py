@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from paltest import backend, results
+from paltest.checks import check_int
 from paltest.optimizers import registry
-from paltest.optimizers.base import check_int
 
 __all__ = ["run"]
 

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from paltest import backend
-from paltest.optimizers.base import check_bool, check_int, check_nonneg, check_positive
+from paltest.checks import check_bool, check_int, check_nonneg, check_positive
 from problems.base import Problem
 
 __all__ = [

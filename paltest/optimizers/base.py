@@ -36,10 +36,16 @@ values, and the record says so; ``on_nonfinite="raise"`` raises
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from paltest import backend
+from paltest.checks import (
+    check_bool,
+    check_in_range,
+    check_int,
+    check_nonneg,
+    check_positive,
+)
 
 __all__ = [
     "NonFiniteError",
@@ -75,68 +81,6 @@ class Optimizer(Protocol):
         self, theta: Any, state: NamedTuple, value_and_grad: Any, value: Any
     ) -> tuple[Any, NamedTuple, NamedTuple]:  # pragma: no cover - protocol
         """One update: ``(theta_next, state_next, info)``."""
-
-
-def _as_float(name: str, value: Any) -> float:
-    if isinstance(value, (bool, str, bytes)):
-        raise TypeError(f"{name}: expected a real number, got {value!r}")
-    try:
-        out = float(value)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name}: expected a real number, got {value!r}") from err
-    if not math.isfinite(out):
-        raise ValueError(f"{name}: must be finite, got {value!r}")
-    return out
-
-
-def check_positive(name: str, value: Any) -> float:
-    """``value`` as a Python float; ``ValueError`` naming ``name`` unless finite and > 0."""
-    out = _as_float(name, value)
-    if not out > 0:
-        raise ValueError(f"{name}: must be > 0, got {value!r}")
-    return out
-
-
-def check_nonneg(name: str, value: Any) -> float:
-    """``value`` as a Python float; ``ValueError`` naming ``name`` unless finite and >= 0."""
-    out = _as_float(name, value)
-    if not out >= 0:
-        raise ValueError(f"{name}: must be >= 0, got {value!r}")
-    return out
-
-
-def check_in_range(
-    name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
-) -> float:
-    """``value`` as a Python float inside ``[lo, hi]`` (ends open when asked)."""
-    out = _as_float(name, value)
-    ok_lo = out > lo if lo_open else out >= lo
-    ok_hi = out < hi if hi_open else out <= hi
-    if not (ok_lo and ok_hi):
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
-        raise ValueError(f"{name}: must be in {left}{lo}, {hi}{right}, got {value!r}")
-    return out
-
-
-def check_int(name: str, value: Any, minimum: int = 0) -> int:
-    """``value`` as a Python int >= ``minimum`` (NumPy integers accepted, bools not)."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected an int, got {value!r}")
-    try:
-        out = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected an int, got {value!r}") from None
-    if out < minimum:
-        raise ValueError(f"{name}: must be >= {minimum}, got {value!r}")
-    return out
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """``value`` must be a bool."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected a bool, got {value!r}")
-    return value
 
 
 def check_on_nonfinite(value: Any) -> str:

@@ -1,0 +1,79 @@
+"""Argument checks shared by the optimizers, the drivers and the problems.
+
+Each returns the value as a plain Python number and raises ``TypeError``/``ValueError``
+with a message that starts with the argument's name, e.g. ``"mu: must be > 0, got 0"``.
+
+>>> from paltest.checks import check_positive
+>>> check_positive("mu", 1)
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any
+
+__all__ = ["check_bool", "check_in_range", "check_int", "check_nonneg", "check_positive"]
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, (bool, str, bytes)):
+        raise TypeError(f"{name}: expected a real number, got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name}: expected a real number, got {value!r}") from err
+    if not math.isfinite(out):
+        raise ValueError(f"{name}: must be finite, got {value!r}")
+    return out
+
+
+def check_positive(name: str, value: Any) -> float:
+    """``value`` as a Python float; ``ValueError`` naming ``name`` unless finite and > 0."""
+    out = _as_float(name, value)
+    if not out > 0:
+        raise ValueError(f"{name}: must be > 0, got {value!r}")
+    return out
+
+
+def check_nonneg(name: str, value: Any) -> float:
+    """``value`` as a Python float; ``ValueError`` naming ``name`` unless finite and >= 0."""
+    out = _as_float(name, value)
+    if not out >= 0:
+        raise ValueError(f"{name}: must be >= 0, got {value!r}")
+    return out
+
+
+def check_in_range(
+    name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> float:
+    """``value`` as a Python float inside ``[lo, hi]`` (ends open when asked)."""
+    out = _as_float(name, value)
+    ok_lo = out > lo if lo_open else out >= lo
+    ok_hi = out < hi if hi_open else out <= hi
+    if not (ok_lo and ok_hi):
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        raise ValueError(f"{name}: must be in {left}{lo}, {hi}{right}, got {value!r}")
+    return out
+
+
+def check_int(name: str, value: Any, minimum: int = 0) -> int:
+    """``value`` as a Python int >= ``minimum`` (NumPy integers accepted, bools not)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected an int, got {value!r}")
+    try:
+        out = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected an int, got {value!r}") from None
+    if out < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value!r}")
+    return out
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` must be a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {value!r}")
+    return value

@@ -1,0 +1,39 @@
+"""Tests of the shared argument checks (paltest.checks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from paltest.checks import check_bool, check_in_range, check_int, check_nonneg, check_positive
+
+
+def test_values_come_back_as_python_numbers():
+    assert check_positive("mu", np.float32(0.5)) == 0.5
+    assert type(check_positive("mu", 2)) is float
+    assert check_nonneg("gtol", 0) == 0.0
+    assert check_in_range("beta", 1, 0.0, 1.0) == 1.0
+    assert check_int("epochs", np.int64(3)) == 3 and type(check_int("epochs", 3)) is int
+    assert check_bool("flag", True) is True
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "message"),
+    [
+        (lambda: check_positive("mu", 0.0), ValueError, "^mu: must be > 0"),
+        (lambda: check_positive("mu", float("inf")), ValueError, "^mu: must be finite"),
+        (lambda: check_positive("mu", "1"), TypeError, "^mu: expected a real number"),
+        (lambda: check_positive("mu", True), TypeError, "^mu: expected a real number"),
+        (lambda: check_nonneg("gtol", -1e-9), ValueError, "^gtol: must be >= 0"),
+        (lambda: check_in_range("beta", 1.5, 0.0, 1.0), ValueError, r"^beta: must be in \[0"),
+        (lambda: check_in_range("c", 1.0, 0.0, 1.0, hi_open=True), ValueError,
+         r"^c: must be in \[0.0, 1.0\)"),
+        (lambda: check_int("epochs", 1.5), TypeError, "^epochs: expected an int"),
+        (lambda: check_int("epochs", True), TypeError, "^epochs: expected an int"),
+        (lambda: check_int("epochs", -1), ValueError, "^epochs: must be >= 0"),
+        (lambda: check_bool("flag", 1), TypeError, "^flag: expected a bool"),
+    ],
+)
+def test_errors_name_the_argument(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
