@@ -50,6 +50,7 @@ from paltest.checks import (
 __all__ = [
     "NonFiniteError",
     "Optimizer",
+    "StepInfo",
     "check_bool",
     "check_grad",
     "check_in_range",
@@ -64,6 +65,25 @@ __all__ = [
 ]
 
 ON_NONFINITE = ("flag", "raise")
+
+
+class StepInfo(NamedTuple):
+    """The record of a one-evaluation first-order step; numeric fields are 0-d arrays.
+
+    Attributes:
+        loss: the batch loss at the start of the step.
+        lr: the learning rate applied (0 when the step was skipped); each optimizer's
+            module says what it is for that method.
+        nonfinite: bool; the loss or gradient was not finite and the step was skipped.
+        n_fun: loss evaluations (1).
+        n_grad: gradient evaluations (1).
+    """
+
+    loss: Any
+    lr: Any
+    nonfinite: Any
+    n_fun: int
+    n_grad: int
 
 
 class NonFiniteError(FloatingPointError):

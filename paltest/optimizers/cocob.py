@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 from paltest import backend
 from paltest.optimizers.base import (
+    StepInfo,
     check_on_nonfinite,
     check_positive,
     first_order_start,
@@ -60,23 +61,10 @@ class COCOBState(NamedTuple):
     offset: Any
 
 
-class COCOBInfo(NamedTuple):
-    """The record of one COCOB-Backprop step; numeric fields are 0-d arrays.
-
-    Attributes:
-        loss: the batch loss at the start of the step.
-        lr: :math:`\\lVert\\theta_{t+1}-\\theta_t\\rVert/\\lVert g_t\\rVert`, the learning rate
-            of a gradient step of the same length (0 when skipped or :math:`g_t = 0`).
-        nonfinite: bool; the loss or gradient was not finite and the step was skipped.
-        n_fun: loss evaluations (1).
-        n_grad: gradient evaluations (1).
-    """
-
-    loss: Any
-    lr: Any
-    nonfinite: Any
-    n_fun: int
-    n_grad: int
+#: COCOB-Backprop's step record; ``lr`` is
+#: :math:`\lVert\theta_{t+1}-\theta_t\rVert/\lVert g_t\rVert`, the learning rate of a
+#: gradient step of the same length (0 when skipped or :math:`g_t = 0`).
+COCOBInfo = StepInfo
 
 
 class COCOBBackprop:

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from paltest import backend
 from paltest.optimizers.base import (
+    StepInfo,
     check_bool,
     check_in_range,
     check_on_nonfinite,
@@ -55,23 +56,9 @@ class RMSPropState(NamedTuple):
     momentum_buffer: Any
 
 
-class RMSPropInfo(NamedTuple):
-    """The record of one RMSProp step; numeric fields are 0-d arrays on the device.
-
-    Attributes:
-        loss: the batch loss at the start of the step.
-        lr: the base learning rate :math:`\\eta` (0 when the step was skipped); the
-            per-coordinate steps are :math:`\\eta / r_t`.
-        nonfinite: bool; the loss or gradient was not finite and the step was skipped.
-        n_fun: loss evaluations (1).
-        n_grad: gradient evaluations (1).
-    """
-
-    loss: Any
-    lr: Any
-    nonfinite: Any
-    n_fun: int
-    n_grad: int
+#: RMSProp's step record; ``lr`` is the base learning rate :math:`\eta` (0 when
+#: skipped); the per-coordinate steps are :math:`\eta / r_t`.
+RMSPropInfo = StepInfo
 
 
 class RMSProp:

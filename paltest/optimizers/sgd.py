@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from paltest import backend
 from paltest.optimizers.base import (
+    StepInfo,
     check_bool,
     check_in_range,
     check_nonneg,
@@ -44,22 +45,8 @@ class SGDState(NamedTuple):
     momentum_buffer: Any
 
 
-class SGDInfo(NamedTuple):
-    """The record of one SGD step; numeric fields are 0-d arrays on the device.
-
-    Attributes:
-        loss: the batch loss at :math:`\\theta_t`.
-        lr: the learning rate applied (:math:`\\eta`, or 0 when the step was skipped).
-        nonfinite: bool; the loss or gradient was not finite and the step was skipped.
-        n_fun: loss evaluations (1).
-        n_grad: gradient evaluations (1).
-    """
-
-    loss: Any
-    lr: Any
-    nonfinite: Any
-    n_fun: int
-    n_grad: int
+#: SGD's step record; ``lr`` is :math:`\eta` (0 when the step was skipped).
+SGDInfo = StepInfo
 
 
 class SGD:
@@ -81,7 +68,7 @@ class SGD:
 
     Example:
         >>> import numpy as np
-        >>> from paltest.optimizers.base import SGD
+        >>> from paltest.optimizers.sgd import SGD
         >>> vg = lambda th: (0.5 * th @ th, th)   # loss 0.5 |theta|^2
         >>> opt = SGD(lr=0.5, momentum=0.5)
         >>> theta = np.array([1.0, -2.0])
