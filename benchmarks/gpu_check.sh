@@ -25,14 +25,22 @@ note() { echo "$*" | tee -a "$summary"; }
 (nvidia-smi || echo "nvidia-smi not found") > "$OUT/nvidia-smi.txt" 2>&1
 
 # -- 1. install ----------------------------------------------------------------------
+# A GPU machine without a package index keeps its own CuPy, NumPy, SciPy, scikit-learn,
+# joblib, tqdm, pandas, pytest and hypothesis; what it lacks (typically array-api-compat,
+# pooch and pooch's platformdirs) goes in WHEELHOUSE, installed without dependencies.
 {
-  if [ -n "${WHEELHOUSE:-}" ]; then
+  if "$PY" -c "import cupy" 2>/dev/null; then
+    if [ -n "${WHEELHOUSE:-}" ]; then
+      timeout 300 "$PY" -m pip install --no-index --no-deps "$WHEELHOUSE"/*.whl
+    fi
+    timeout 300 "$PY" -m pip install --no-index --no-deps --no-build-isolation -e . \
+      || timeout 300 "$PY" -m pip install -e ".[test]"
+  elif [ -n "${WHEELHOUSE:-}" ]; then
     timeout 300 "$PY" -m pip install --no-index --find-links "$WHEELHOUSE" -e ".[gpu,test]"
-  elif "$PY" -c "import cupy" 2>/dev/null; then
-    timeout 300 "$PY" -m pip install -e ".[test]"  # keep the CuPy that is there
   else
     timeout 300 "$PY" -m pip install -e ".[gpu,test]"
   fi
+  "$PY" -c "import paltest, problems, array_api_compat, pooch; print('imports ok')"
 } > "$OUT/install.log" 2>&1
 note "install: exit $? (log: install.log)"
 if ! "$PY" -c "import cupy; assert cupy.cuda.runtime.getDeviceCount() > 0" \
