@@ -58,6 +58,7 @@ __all__ = [
     "check_nonneg",
     "check_on_nonfinite",
     "check_positive",
+    "evaluate",
     "first_order_start",
     "optimizer_repr",
     "raise_if_nonfinite",
@@ -168,6 +169,27 @@ def raise_if_nonfinite(ok: Any, what: str) -> None:
         raise NonFiniteError(f"non-finite {what}; parameters left unchanged")
 
 
+def evaluate(theta: Any, state: Any, value_and_grad: Any) -> tuple[Any, Any, Any]:
+    """The start of every step: ``(xp, loss, grad)`` at ``theta``, validated.
+
+    Checks ``theta`` (:func:`paltest.backend.check_params`), that every vector in
+    ``state`` (a NamedTuple, or ``None``) has ``theta``'s shape, calls
+    ``value_and_grad(theta)`` once, checks the gradient (:func:`check_grad`) and makes
+    the loss a 0-d array (:func:`as_loss`). Only metadata is read: no host transfer.
+    """
+    xp = backend.check_params(theta)
+    fields = state._asdict().items() if state is not None else ()
+    for name, field in fields:
+        if getattr(field, "ndim", None) == 1 and tuple(field.shape) != tuple(theta.shape):
+            raise ValueError(
+                f"state: {name} of shape {tuple(field.shape)} does not match theta of "
+                f"shape {tuple(theta.shape)}; call init(theta) first"
+            )
+    loss, g = value_and_grad(theta)
+    check_grad(theta, g, xp)
+    return xp, as_loss(loss, xp, theta), g
+
+
 def first_order_start(
     theta: Any, state: NamedTuple, value_and_grad: Any, on_nonfinite: str
 ) -> tuple[Any, Any, Any, Any]:
@@ -178,16 +200,7 @@ def first_order_start(
     :class:`~paltest.optimizers.base.NonFiniteError` (one device-to-host transfer);
     otherwise nothing leaves the device.
     """
-    xp = backend.check_params(theta)
-    for name, field in state._asdict().items():
-        if field is not None and field.ndim == 1 and tuple(field.shape) != tuple(theta.shape):
-            raise ValueError(
-                f"state: {name} of shape {tuple(field.shape)} does not match theta of "
-                f"shape {tuple(theta.shape)}; call init(theta) first"
-            )
-    loss, g = value_and_grad(theta)
-    check_grad(theta, g, xp)
-    loss = as_loss(loss, xp, theta)
+    xp, loss, g = evaluate(theta, state, value_and_grad)
     ok = xp.isfinite(loss) & xp.all(xp.isfinite(g))
     if on_nonfinite == "raise":
         raise_if_nonfinite(ok, "loss or gradient")

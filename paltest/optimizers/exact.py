@@ -45,6 +45,7 @@ from paltest.optimizers.base import (
     check_int,
     check_on_nonfinite,
     check_positive,
+    evaluate,
     optimizer_repr,
     raise_if_nonfinite,
     scalar,
@@ -158,11 +159,8 @@ class ExactLineSearch:
         self, theta: Any, state: ExactLineSearchState, value_and_grad: Any, value: Any
     ) -> tuple[Any, ExactLineSearchState, ExactLineSearchInfo]:
         """One step: ``(theta_next, state, info)`` (same batch for both callables)."""
-        xp = backend.check_params(theta)
+        xp, l0, g = evaluate(theta, state, value_and_grad)
         dev = backend.device(theta)
-        l0, g = value_and_grad(theta)
-        check_grad(theta, g, xp)
-        l0 = as_loss(l0, xp, theta)
         gn = xp.linalg.vector_norm(g)
         finite = xp.isfinite(l0) & xp.all(xp.isfinite(g)) & xp.isfinite(gn)
         ct = xp.result_type(l0.dtype, theta.dtype)

@@ -35,10 +35,10 @@ from typing import Any, NamedTuple
 from paltest import backend
 from paltest.optimizers.base import (
     as_loss,
-    check_grad,
     check_in_range,
     check_on_nonfinite,
     check_positive,
+    evaluate,
     raise_if_nonfinite,
 )
 
@@ -326,15 +326,7 @@ class PAL:
         direction when ``beta == 0``), so ``value_and_grad`` must return a fresh array,
         not a buffer it overwrites later. Neither ``theta`` nor ``grad`` is modified.
         """
-        xp = backend.check_params(theta)
-        if tuple(state.buf.shape) != tuple(theta.shape):
-            raise ValueError(
-                f"state: direction state of shape {tuple(state.buf.shape)} does not match "
-                f"theta of shape {tuple(theta.shape)}; call init(theta) first"
-            )
-        l0, g = value_and_grad(theta)
-        check_grad(theta, g, xp)
-        l0 = as_loss(l0, xp, theta)
+        xp, l0, g = evaluate(theta, state, value_and_grad)
 
         # Vector work: the direction (one pass, or none when beta == 0), its norm and
         # the dot product (one pass each), the measuring point and the update (one

@@ -39,11 +39,11 @@ from typing import Any, NamedTuple
 from paltest import backend
 from paltest.optimizers.base import (
     as_loss,
-    check_grad,
     check_in_range,
     check_int,
     check_on_nonfinite,
     check_positive,
+    evaluate,
     optimizer_repr,
     raise_if_nonfinite,
     scalar,
@@ -110,13 +110,10 @@ class _Start(NamedTuple):
     grad_norm: float  # host value of ||g||
 
 
-def start(theta: Any, value_and_grad: Any, on_nonfinite: str) -> _Start:
+def start(theta: Any, value_and_grad: Any, on_nonfinite: str, state: Any = None) -> _Start:
     """Evaluate loss and gradient, and read finiteness and :math:`\\lVert g\\rVert^2`
     with one device-to-host transfer; raise when asked to."""
-    xp = backend.check_params(theta)
-    l0, g = value_and_grad(theta)
-    check_grad(theta, g, xp)
-    l0 = as_loss(l0, xp, theta)
+    xp, l0, g = evaluate(theta, state, value_and_grad)
     gg = xp.vecdot(g, g)
     finite = xp.isfinite(l0) & xp.all(xp.isfinite(g))
     head = backend.to_host(xp.stack([xp.astype(finite, theta.dtype), gg]))
@@ -281,7 +278,7 @@ class SLS(_SLSBase):
         ``value_and_grad`` and ``value`` must be bound to the same batch (and the same
         random numbers); the trials re-evaluate that batch.
         """
-        st = start(theta, value_and_grad, self.on_nonfinite)
+        st = start(theta, value_and_grad, self.on_nonfinite, state)
         xp = st.xp
         if not st.finite:
             return theta, state, still_info(xp, theta, st.l0, True)

@@ -103,7 +103,7 @@ class SLSGoldstein(_SLSBase):
         self, theta: Any, state: SLSState, value_and_grad: Any, value: Any
     ) -> tuple[Any, SLSState, SLSInfo]:
         """One step: ``(theta_next, state_next, info)`` (same batch for both callables)."""
-        st = start(theta, value_and_grad, self.on_nonfinite)
+        st = start(theta, value_and_grad, self.on_nonfinite, state)
         xp, g, l0, gg = st.xp, st.g, st.l0, st.gg
         if not st.finite:
             return theta, state, still_info(xp, theta, l0, True)
@@ -222,12 +222,7 @@ class SLSPolyak(_SLSBase):
         self, theta: Any, state: SLSPolyakState, value_and_grad: Any, value: Any
     ) -> tuple[Any, SLSPolyakState, SLSInfo]:
         """One step: ``(theta_next, state_next, info)`` (same batch for both callables)."""
-        if tuple(state.theta_prev.shape) != tuple(theta.shape):
-            raise ValueError(
-                f"state: theta_prev of shape {tuple(state.theta_prev.shape)} does not match "
-                f"theta of shape {tuple(theta.shape)}; call init(theta) first"
-            )
-        st = start(theta, value_and_grad, self.on_nonfinite)
+        st = start(theta, value_and_grad, self.on_nonfinite, state)
         xp = st.xp
         if not st.finite:
             return theta, state, still_info(xp, theta, st.l0, True)
