@@ -12,6 +12,8 @@ module holds the few helpers the rest of the package shares:
   same seed gives the same numbers on every backend;
 * :func:`to_host` and :func:`to_float` - pull values back to the host. They are the only
   device-to-host transfers, and are meant for the edges (logging, stopping tests);
+* :func:`host_threads` - how many threads host-memory work may use (NumPy-backed
+  namespaces: the CPUs this process may run on; others: 1);
 * :func:`check_params` and :func:`float_dtype` - the dtype policy: parameters are 1-D
   real floating arrays of ``float32`` or ``float64``; anything else is rejected with an
   error that names the argument.
@@ -31,6 +33,7 @@ Example
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 from typing import Any
 
@@ -43,6 +46,7 @@ __all__ = [
     "device",
     "float_dtype",
     "from_host",
+    "host_threads",
     "is_floating_array",
     "namespace",
     "resolve_namespace",
@@ -72,6 +76,22 @@ def namespace(*arrays: Any) -> ModuleType:
 def device(x: Any) -> Any:
     """The device ``x`` lives on (``"cpu"`` for NumPy)."""
     return array_api_compat.device(x)
+
+
+def host_threads(xp: ModuleType) -> int:
+    """Threads worth using for independent pieces of work on arrays of ``xp``.
+
+    NumPy and array-api-strict compute on the host and release the GIL in their kernels,
+    so independent chunks can run on every CPU this process may use (the affinity
+    mask, not the machine's count). A GPU namespace queues work on one device: 1.
+    """
+    if not (array_api_compat.is_numpy_namespace(xp)
+            or array_api_compat.is_array_api_strict_namespace(xp)):
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def resolve_namespace(name: str | ModuleType) -> ModuleType:

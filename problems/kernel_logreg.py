@@ -16,12 +16,11 @@ which never overflows, with gradient ``(1/b) K_B^T (s(z) - y)``, ``s`` the logis
 function (evaluated as ``1/(1+e)`` or ``e/(1+e)`` with ``e = exp(-|z|)``).
 
 Memory. Kernel entries are computed in float64 on the device from the raw features
-(moved once with ``backend.from_host``), in row blocks, as
-``exp(min(2g a.b - g||a||^2 - g||b||^2, 0))`` with ``g = 1/(2 sigma^2)`` (the norm
-expansion of ``||a - b||^2``, clamped at 0), then cast to ``dtype``. ``memory_budget``
+(moved once with ``backend.from_host``), in row blocks, by the norm expansion of
+``||a - b||^2`` (see :func:`rbf_kernel`), then cast to ``dtype``. ``memory_budget``
 (bytes, default 2 GiB) caps what the problem holds beyond the raw data: stored kernels
 plus block temporaries, counted as 32 bytes per kernel entry in flight (four float64
-arrays); a block holds at most 2**22 entries. Modes:
+arrays); a block holds at most 2**22 entries, computed in chunks of at most 500,000. Modes:
 
 ``"precompute"``
     stores the train kernel (n x n) and the test kernel (m x n) in ``dtype``, each built
@@ -34,16 +33,20 @@ arrays); a block holds at most 2**22 entries. Modes:
     next call with the same batch object, so ``value_and_grad`` then ``value`` on one
     batch computes them once), full-set losses are accumulated block by block.
 ``"auto"`` (default)
-    stores the train kernel if it fits the budget with one full block of temporaries
-    (128 MiB) to spare, and then the test kernel too if that also fits; else on the fly.
-    With the default budget mushrooms (0.42 GB in float64) is precomputed and ijcnn
-    (28,000^2 train + 7,000 x 28,000 test entries: 6.3 + 1.6 GB in float64) runs on the
-    fly. Measured on 2 CPU cores, ijcnn float64, one PAL epoch (280 steps, one
-    ``train_loss`` and one ``test_metrics``): default budget, on the fly: peak RSS
-    0.34 GB, about 28 s per epoch; ``memory_budget=7e9`` stores the train kernel: peak
-    6.5 GB, about 11 s per epoch after a 40 s build; ``memory_budget=8.2e9`` stores both:
-    peak 8.1 GB, about 3 s per epoch after a 50 s build. The modes agree up to rounding
-    (1e-12 in float64).
+    keeps one full block of temporaries (128 MiB) spare and fills the rest of the budget
+    in order: the train kernel, whole or not at all (batches gather its rows), then as
+    many leading rows of the test kernel as fit; the other test rows are computed in
+    blocks at each ``test_metrics`` call. ``mode`` reports the outcome
+    (``"precompute"``: both whole; ``"precompute-train"``: the train kernel and
+    ``test_rows_stored < n_test`` test rows; ``"onthefly"``: no train kernel, possibly
+    test rows).
+
+Measured on 2 CPU cores, ijcnn (28,000 train x 7,000 test points; 6.27 + 1.57 GB of
+kernels in float64), one PAL epoch (280 steps, one ``train_loss``, one
+``test_metrics``): with the default budget the test kernel is stored and the train rows
+are computed per batch; ``memory_budget=7.75e9`` stores the train kernel and 6,000 of
+the 7,000 test rows. The numbers are in ``benchmarks/README.md``. All modes agree up
+to rounding (1e-12 in float64).
 
 Example
 -------
@@ -66,11 +69,15 @@ Example
 from __future__ import annotations
 
 import math
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from paltest import backend
 from problems import datasets
@@ -86,8 +93,26 @@ MODES = ("auto", "precompute", "precompute-train", "onthefly")
 BYTES_PER_ENTRY = 32
 #: Kernel entries per block at most (32 MiB of float64), for cache and allocator reuse.
 BLOCK_ENTRIES = 2**22
+#: Kernel entries computed at once (float64 temporaries under 4 MiB): NumPy gives
+#: larger arrays huge pages, and the allocator returns freed ones to the system, so
+#: each larger block was faulted in afresh (measured: 2x the time per entry).
+CHUNK_ENTRIES = 500_000
+#: Kernel entries below ``exp(LOG_FLOOR)`` (about 1e-304) are 0; see :func:`rbf_kernel`.
+LOG_FLOOR = -700.0
+_EXP_FLOOR = math.exp(LOG_FLOOR)
 #: Largest dense host copy of the raw features accepted (bytes).
 MAX_DENSE_BYTES = 2 * 2**30
+
+
+_CONTROLLER: ThreadpoolController | None = None
+
+
+def _blas_one_thread() -> AbstractContextManager:
+    """Hold BLAS to one thread while kernel chunks run on several (no oversubscription)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:  # finding the loaded BLAS libraries once costs ~1 ms
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 @dataclass
@@ -181,6 +206,19 @@ def _dense(X: Any, n_features: int) -> np.ndarray:
 def rbf_kernel(A: Any, B: Any, sigma: float, *, sq_a: Any = None, sq_b: Any = None) -> Any:
     """``K[i, j] = exp(-||A_i - B_j||^2 / (2 sigma^2))`` via the norm expansion, clamped.
 
+    With ``g = 1 / (2 sigma^2)`` and ``e = 2g A_i.B_j - g||A_i||^2 - g||B_j||^2``, the
+    entries are
+
+        K = exp(max(min(e, 0), L)) - exp(L),   L = LOG_FLOOR = -700,
+
+    so ``0 <= K <= 1`` (the ``min`` absorbs the rounding of the expansion at
+    ``A_i = B_j``), ``K`` is exactly 0 where ``exp(e) < exp(L)`` (about 1e-304), and
+    the subtraction leaves every entry above ``2**53 exp(L)`` (about 9e-289) bitwise
+    equal to ``exp(min(e, 0))``. The floor keeps ``exp`` off its slow path: x86 SIMD
+    ``exp`` is about 5x slower per entry when results are subnormal or zero, which a
+    tenth of ijcnn's entries (``sigma`` = 0.05) are. In float32 the cast makes the
+    result bitwise equal to the unfloored one.
+
     Array API only (in-place operators cut the temporaries); ``sq_a``/``sq_b`` are the
     precomputed squared row norms of ``A``/``B``.
     """
@@ -193,14 +231,16 @@ def rbf_kernel(A: Any, B: Any, sigma: float, *, sq_a: Any = None, sq_b: Any = No
     e = xp.matmul(A * (2.0 * g), B.T)
     e -= (sq_a * g)[:, None]
     e -= (sq_b * g)[None, :]
-    # minimum, not clip: array-api-compat's clip for CuPy indexes with a boolean mask,
-    # which synchronizes with the host; both give the same bits (exp(-0) == exp(0)).
-    return xp.exp(xp.minimum(e, 0.0))
+    # minimum/maximum, not clip: array-api-compat's clip indexes with a boolean mask,
+    # which synchronizes CuPy with the host.
+    K = xp.exp(xp.maximum(xp.minimum(e, 0.0), LOG_FLOOR))
+    K -= _EXP_FLOOR
+    return K
 
 
 def plan_storage(n_train: int, n_test: int, itemsize: int, budget: float, mode: str
-                 ) -> tuple[bool, bool, int]:
-    """``(store_train, store_test, rows_per_block)`` for ``mode`` under ``budget`` bytes.
+                 ) -> tuple[bool, int, int]:
+    """``(store_train, test_rows_stored, rows_per_block)`` for ``mode`` under ``budget``.
 
     See the module docstring for the rule. Raises ``ValueError`` (naming
     ``memory_budget``) when an explicit precompute mode does not fit.
@@ -208,23 +248,25 @@ def plan_storage(n_train: int, n_test: int, itemsize: int, budget: float, mode: 
     if mode not in MODES:
         raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
     row_cost = BYTES_PER_ENTRY * n_train
-    train_b, test_b = n_train * n_train * itemsize, n_test * n_train * itemsize
+    row_b = n_train * itemsize
+    train_b = n_train * row_b
     if mode == "auto":
         spare = max(row_cost, BLOCK_ENTRIES * BYTES_PER_ENTRY)
         store_train = train_b + spare <= budget
-        store_test = store_train and train_b + test_b + spare <= budget
+        left = budget - spare - train_b * store_train
+        test_rows = int(min(n_test, max(0, left // row_b)))
     else:
         store_train = mode in ("precompute", "precompute-train")
-        store_test = mode == "precompute"
-        need = train_b * store_train + test_b * store_test
+        test_rows = n_test if mode == "precompute" else 0
+        need = train_b * store_train + test_rows * row_b
         if store_train and need + row_cost > budget:
             raise ValueError(
                 f"memory_budget: mode {mode!r} stores {need / 1e9:.2f} GB of kernels plus "
                 f"temporaries, over the budget {budget / 1e9:.2f} GB; raise memory_budget "
                 "or use mode='onthefly'")
-    left = budget - train_b * store_train - test_b * store_test
+    left = budget - train_b * store_train - test_rows * row_b
     rows = int(max(1, min(n_train, left // row_cost, BLOCK_ENTRIES // n_train)))
-    return store_train, store_test, rows
+    return store_train, test_rows, rows
 
 
 def bce_with_logits(z: Any, y: Any) -> Any:
@@ -276,61 +318,104 @@ class KernelLogReg(Problem):
         self._sq_tr = xp.sum(self._Xtr * self._Xtr, axis=1)
         itemsize = 4 if self.dtype_name == "float32" else 8
         self.memory_budget = float(memory_budget)
-        store_train, store_test, self.rows_per_block = plan_storage(
+        store_train, self.test_rows_stored, self.rows_per_block = plan_storage(
             n, m, itemsize, self.memory_budget, mode)
-        self.mode = ("precompute" if store_test else
-                     "precompute-train" if store_train else "onthefly")
-        self.kernel_bytes = (n * store_train + m * store_test) * n * itemsize
+        self.mode = ("onthefly" if not store_train else
+                     "precompute" if self.test_rows_stored == m else "precompute-train")
+        self.kernel_bytes = (n * store_train + self.test_rows_stored) * n * itemsize
+        self.rows_per_chunk = max(1, min(self.rows_per_block, CHUNK_ENTRIES // n))
         self._cache: tuple[Any, Any] | None = None
-        self._K_train = self._build(self._Xtr) if store_train else None
-        self._K_test = self._build(self._Xte) if store_test else None
+        self._threads = min(backend.host_threads(xp),
+                            max(1, self.rows_per_block // self.rows_per_chunk))
+        self._K_train = self._rows(self._Xtr) if store_train else None
+        self._K_test = (self._rows(self._Xte[: self.test_rows_stored, :])
+                        if self.test_rows_stored else None)
 
     # -- kernel rows -------------------------------------------------------------------
     def _kernel(self, rows: Any) -> Any:
         K = rbf_kernel(rows, self._Xtr, self.sigma, sq_b=self._sq_tr)
         return self.xp.astype(K, self.dtype, copy=False)
 
-    def _build(self, X: Any) -> Any:
-        xp, r = self.xp, self.rows_per_block
-        K = xp.empty((X.shape[0], self.n_train), dtype=self.dtype, device=self.device)
-        n = X.shape[0]
-        for i in range(0, n, r):
-            K[i : min(i + r, n), :] = self._kernel(X[i : min(i + r, n), :])
+    def _map_chunks(self, X: Any, fn: Any) -> Any:
+        """Yield ``fn(rows, k(X[rows]))`` in order over ``X`` in chunks of ``rows_per_chunk``.
+
+        On the host the chunks run on up to :func:`paltest.backend.host_threads` threads
+        (at most as many as one block's temporaries allow; BLAS held to one thread
+        meanwhile), with no more chunks in flight than threads. ``fn`` runs in the worker
+        with the chunk, so the chunk is allocated and freed on one thread (the allocator
+        then reuses its memory; measured: freeing on another thread doubled the page
+        faults and the build time). Every chunk is computed by the same code, so the
+        values do not depend on the thread count.
+        """
+        c, n = self.rows_per_chunk, X.shape[0]
+        parts = [slice(i, min(i + c, n)) for i in range(0, n, c)]
+        threads = min(self._threads, len(parts))
+        if threads < 2:
+            for s in parts:
+                yield fn(s, self._kernel(X[s, :]))
+            return
+
+        def work(s: slice) -> Any:
+            return fn(s, self._kernel(X[s, :]))
+
+        with _blas_one_thread(), ThreadPoolExecutor(threads) as pool:
+            pending: deque = deque()
+            for s in parts:
+                pending.append(pool.submit(work, s))
+                if len(pending) == threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def _rows(self, X: Any) -> Any:
+        """The kernel rows of all of ``X``, chunk by chunk into one new array."""
+        K = self.xp.empty((X.shape[0], self.n_train), dtype=self.dtype, device=self.device)
+
+        def put(s: slice, rows: Any) -> None:
+            K[s, :] = rows
+
+        for _ in self._map_chunks(X, put):
+            pass
         return K
 
-    def _blocks(self, which: str, idx: Any = None) -> Any:
-        """Yield ``(K_rows, y_rows)`` over the train set, a train batch, or the test set."""
+    def _logits(self, which: str, theta: Any) -> Any:
+        """Yield ``(z, y)`` over the whole train or test set: stored rows, then computed."""
         xp, r = self.xp, self.rows_per_block
         if which == "test":
-            X, y, K, n = self._Xte, self._yte, self._K_test, self.n_test
+            X, y, K = self._Xte, self._yte, self._K_test
         else:
-            X, y, K, n = self._Xtr, self._ytr, self._K_train, self.n_train
-        if idx is None:
-            for i in range(0, n, r):
-                s = slice(i, min(i + r, n))
-                yield (K[s, :] if K is not None else self._kernel(X[s, :])), y[s]
-            return
-        n = idx.shape[0]
+            X, y, K = self._Xtr, self._ytr, self._K_train
+        stored = 0 if K is None else K.shape[0]
+        for i in range(0, stored, r):
+            s = slice(i, min(i + r, stored))
+            yield xp.matmul(K[s, :], theta), y[s]
+        for s, z in self._map_chunks(X[stored:, :], lambda s, k: (s, xp.matmul(k, theta))):
+            yield z, y[stored + s.start : stored + s.stop]
+
+    def _batch_blocks(self, idx: Any) -> Any:
+        """Yield ``(K_rows, y_rows)`` over a train batch, in blocks of ``rows_per_block``."""
+        xp, r, K, n = self.xp, self.rows_per_block, self._K_train, idx.shape[0]
         if n <= r and self._cache is not None and self._cache[0] is idx:
-            yield self._cache[1], xp.take(y, idx)
+            yield self._cache[1], xp.take(self._ytr, idx)
             return
         for i in range(0, n, r):
             j = idx[i : min(i + r, n)]
             rows = xp.take(K, j, axis=0) if K is not None else \
-                self._kernel(xp.take(X, j, axis=0))
+                self._rows(xp.take(self._Xtr, j, axis=0))
             if n <= r:  # one block: keep it for the next call with this batch object
                 self._cache = (idx, rows)
-            yield rows, xp.take(y, j)
+            yield rows, xp.take(self._ytr, j)
 
-    def _loss(self, theta: Any, blocks: Any, count: int, grad: bool) -> Any:
+    def _loss(self, theta: Any, batch: Any, grad: bool) -> Any:
         xp = self.xp
         total = xp.zeros((), dtype=self.dtype, device=self.device)
         g = xp.zeros_like(theta) if grad else None
-        for K, y in blocks:
+        for K, y in self._batch_blocks(batch):
             z = xp.matmul(K, theta)
             total = total + xp.sum(bce_with_logits(z, y))
             if grad:
                 g = g + xp.matmul(sigmoid(z) - y, K)
+        count = batch.shape[0]
         return (total / count, g / count) if grad else total / count
 
     def _check(self, theta: Any, batch: Any) -> None:
@@ -350,15 +435,18 @@ class KernelLogReg(Problem):
 
     def value(self, theta: Any, batch: Any) -> Any:
         self._check(theta, batch)
-        return self._loss(theta, self._blocks("train", batch), batch.shape[0], False)
+        return self._loss(theta, batch, False)
 
     def value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
         self._check(theta, batch)
-        return self._loss(theta, self._blocks("train", batch), batch.shape[0], True)
+        return self._loss(theta, batch, True)
 
     def train_loss(self, theta: Any) -> Any:
         backend.check_params(theta)
-        return self._loss(theta, self._blocks("train"), self.n_train, False)
+        total = self.xp.zeros((), dtype=self.dtype, device=self.device)
+        for z, y in self._logits("train", theta):
+            total = total + self.xp.sum(bce_with_logits(z, y))
+        return total / self.n_train
 
     def test_metrics(self, theta: Any) -> dict[str, Any]:
         """``test_loss`` (mean cross-entropy) and ``test_accuracy`` (``z > 0`` means 1)."""
@@ -366,8 +454,7 @@ class KernelLogReg(Problem):
         backend.check_params(theta)
         loss = xp.zeros((), dtype=self.dtype, device=self.device)
         hits = xp.zeros((), dtype=self.dtype, device=self.device)
-        for K, y in self._blocks("test"):
-            z = xp.matmul(K, theta)
+        for z, y in self._logits("test", theta):
             loss = loss + xp.sum(bce_with_logits(z, y))
             hits = hits + xp.sum(xp.astype((z > 0) == (y > 0.5), self.dtype))
         return {"test_loss": loss / self.n_test, "test_accuracy": hits / self.n_test}

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.model_selection import train_test_split
 
 from paltest import backend
@@ -85,9 +87,13 @@ def _modes_agree(make, theta_seed=1):
     theta = _theta(ref, scale=1.0, seed=theta_seed)
     batch = next(ref.batches(0, 3, 25))
     want = _all_numbers(ref, theta, batch)
+    n, half = ref.n_train, ref.n_test // 2
+    partial = kl.BLOCK_ENTRIES * kl.BYTES_PER_ENTRY + (n + half) * n * 8  # auto: half the test
     for mode, budget in [("precompute-train", 2**30), ("onthefly", 2**30),
-                         ("onthefly", 32 * ref.n_train * 7)]:
+                         ("onthefly", 32 * n * 7), ("auto", partial)]:
         p = make(mode=mode, memory_budget=budget)
+        if mode == "auto":
+            assert (p.mode, p.test_rows_stored) == ("precompute-train", half)
         got = _all_numbers(p, backend.from_host(_h(theta), p.xp, device=p.device),
                            _batch(p, _h(batch)))
         for a, b in zip(want, got, strict=True):
@@ -102,6 +108,24 @@ def test_modes_agree_synthetic(xp, tmp_path):
 def test_modes_agree_mushrooms_subset(data_dir):
     _modes_agree(lambda **kw: kl.make(dataset="mushrooms", n_rows=1000, data_dir=data_dir,
                                       download=False, **kw))
+
+
+def test_host_threads_do_not_change_values(tmp_path, monkeypatch):
+    """Kernel chunks on 1 or 4 threads: stored kernels and every number bitwise equal."""
+    path = _toy_file(tmp_path, n=300, d=5)
+    monkeypatch.setattr(kl, "CHUNK_ENTRIES", 7 * 240)  # 7-row chunks: 35 per kernel
+    got = {}
+    for threads in (1, 4):
+        monkeypatch.setattr(backend, "host_threads", lambda xp, t=threads: t)
+        for mode in ("precompute", "onthefly"):
+            p = kl.make(path=path, sigma=1.5, mode=mode)
+            assert (p._threads, p.rows_per_chunk) == (threads, 7)
+            theta, batch = _theta(p, scale=1.0), _batch(p, list(range(0, 200, 3)))
+            kernels = [_h(p._K_train), _h(p._K_test)] if mode == "precompute" else []
+            got[threads, mode] = _all_numbers(p, theta, batch) + kernels
+    for mode in ("precompute", "onthefly"):
+        for a, b in zip(got[1, mode], got[4, mode], strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_same_batch_object_at_new_theta(tmp_path):
@@ -132,17 +156,52 @@ def test_rbf_kernel_bounded_and_exact(xp):
     np.testing.assert_allclose(got, ref, rtol=1e-13)
 
 
+def test_rbf_kernel_floor(xp):
+    """Entries below exp(-700) are 0, entries above 2**53 exp(-700) are exp(e) bitwise."""
+    rng = np.random.default_rng(4)
+    A, B, sigma = rng.uniform(-1, 1, (30, 4)), rng.uniform(-1, 1, (50, 4)), 0.03
+    g = 0.5 / sigma**2
+    e = (A * (2 * g)) @ B.T - (np.sum(A * A, 1) * g)[:, None] - (np.sum(B * B, 1) * g)[None]
+    want = np.exp(np.minimum(e, 0.0))  # the unfloored entries, same expansion
+    got = _h(kl.rbf_kernel(backend.from_host(A, xp), backend.from_host(B, xp), sigma))
+    low, high = e < kl.LOG_FLOOR, want > 2.0**53 * math.exp(kl.LOG_FLOOR)
+    assert low.mean() > 0.2 and high.mean() > 0.2 and np.any(~low & ~high)
+    assert np.all(got[low] == 0.0)
+    np.testing.assert_array_equal(got[high], want[high])
+    mid = ~low & ~high
+    assert np.all(np.abs(got[mid] - want[mid]) <= math.exp(kl.LOG_FLOOR) + np.spacing(want[mid]))
+
+
 def test_storage_rule():
     ijcnn = dict(n_train=28000, n_test=7000, itemsize=8)
-    assert kl.plan_storage(**ijcnn, budget=2 * 2**30, mode="auto")[:2] == (False, False)
-    assert kl.plan_storage(**ijcnn, budget=7e9, mode="auto")[:2] == (True, False)
-    assert kl.plan_storage(**ijcnn, budget=8.2e9, mode="auto")[:2] == (True, True)
-    assert kl.plan_storage(6499, 1625, 8, 2 * 2**30, "auto")[:2] == (True, True)
+    spare, row = kl.BLOCK_ENTRIES * kl.BYTES_PER_ENTRY, 28000 * 8
+    # the default budget: no train kernel (6.3 GB), the whole test kernel (1.6 GB)
+    assert kl.plan_storage(**ijcnn, budget=2 * 2**30, mode="auto")[:2] == (False, 7000)
+    assert kl.plan_storage(**ijcnn, budget=7e9, mode="auto")[:2] == \
+        (True, int((7e9 - spare - 28000 * row) // row))
+    assert kl.plan_storage(**ijcnn, budget=8.2e9, mode="auto")[:2] == (True, 7000)
+    assert kl.plan_storage(6499, 1625, 8, 2 * 2**30, "auto")[:2] == (True, 1625)
+    assert kl.plan_storage(**ijcnn, budget=2 * 2**30, mode="onthefly")[:2] == (False, 0)
+    assert kl.plan_storage(**ijcnn, budget=7e9, mode="precompute-train")[:2] == (True, 0)
     with pytest.raises(ValueError, match="memory_budget"):
         kl.plan_storage(**ijcnn, budget=2 * 2**30, mode="precompute")
     rows = kl.plan_storage(**ijcnn, budget=7e9, mode="auto")[2]
     assert 1 <= rows and rows * 28000 <= kl.BLOCK_ENTRIES
     assert rows * 28000 * kl.BYTES_PER_ENTRY <= 7e9 - 28000**2 * 8
+
+
+@given(n=st.integers(1, 60_000), m=st.integers(0, 20_000), itemsize=st.sampled_from([4, 8]),
+       budget=st.floats(1e3, 3e10))
+def test_auto_storage_fits_the_budget_and_is_greedy(n, m, itemsize, budget):
+    train, rows, block = kl.plan_storage(n, m, itemsize, budget, "auto")
+    row, cost = n * itemsize, n * kl.BYTES_PER_ENTRY
+    spare = max(cost, kl.BLOCK_ENTRIES * kl.BYTES_PER_ENTRY)
+    stored = train * n * row + rows * row
+    assert 0 <= rows <= m and 1 <= block <= n
+    if train or rows:  # what is stored leaves one block of temporaries inside the budget
+        assert stored + block * cost <= budget
+    assert train == (n * row + spare <= budget)  # the train kernel whenever it fits
+    assert rows == m or stored + row + spare > budget  # then every test row that fits
 
 
 # -- dtypes and stability ---------------------------------------------------------------
@@ -212,9 +271,9 @@ def test_split_shapes_and_balance(data_dir, name, n, m, d, rows):
 
 
 def test_ijcnn_problem_without_big_kernel(data_dir):
-    p = kl.make(dataset="ijcnn", data_dir=data_dir, download=False)  # auto: on the fly
-    assert (p.mode, p.kernel_bytes, p.n_params, p.n_test, p.sigma) == \
-        ("onthefly", 0, 28000, 7000, 0.05)
+    p = kl.make(dataset="ijcnn", data_dir=data_dir, download=False, mode="onthefly")
+    assert (p.mode, p.kernel_bytes, p.test_rows_stored, p.n_params, p.n_test, p.sigma) == \
+        ("onthefly", 0, 0, 28000, 7000, 0.05)
     theta = p.init_params(0)
     loss, grad = p.value_and_grad(theta, next(p.batches(0, 0, 100)))
     assert 0.5 < float(_h(loss)) < 0.9 and grad.shape == (28000,)
