@@ -12,6 +12,7 @@ module holds the few helpers the rest of the package shares:
   same seed gives the same numbers on every backend;
 * :func:`to_host` and :func:`to_float` - pull values back to the host. They are the only
   device-to-host transfers, and are meant for the edges (logging, stopping tests);
+* :func:`on_host` - whether a namespace is NumPy (a branch on a value is free);
 * :func:`host_threads` - how many threads host-memory work may use (NumPy-backed
   namespaces: the CPUs this process may run on; others: 1);
 * :func:`check_params` and :func:`float_dtype` - the dtype policy: parameters are 1-D
@@ -47,6 +48,7 @@ __all__ = [
     "float_dtype",
     "from_host",
     "host_threads",
+    "on_host",
     "is_floating_array",
     "namespace",
     "resolve_namespace",
@@ -76,6 +78,17 @@ def namespace(*arrays: Any) -> ModuleType:
 def device(x: Any) -> Any:
     """The device ``x`` lives on (``"cpu"`` for NumPy)."""
     return array_api_compat.device(x)
+
+
+def on_host(xp: ModuleType) -> bool:
+    """Whether ``xp`` is NumPy: its arrays live in host memory, so reading a 0-d array's
+    value as a Python ``bool`` costs no device synchronization.
+
+    Optimizers use it to replace a whole-vector selection by a Python branch with the
+    same result. array-api-strict answers ``False`` on purpose: the test suite runs the
+    device code path on it, and proves that path never converts a value to Python.
+    """
+    return array_api_compat.is_numpy_namespace(xp)
 
 
 def host_threads(xp: ModuleType) -> int:

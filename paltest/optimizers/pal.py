@@ -361,11 +361,19 @@ class PAL:
         lr = xp.where(moved, step / n, xp.zeros_like(step))
         update = buf * (-lr)
         update += theta
-        theta_next = xp.where(moved, update, theta)
+        if backend.on_host(xp):
+            # No device to synchronize with: two Python branches pick the same arrays as
+            # the selections below and save two passes and two fresh vectors.
+            moved, finite_ = bool(moved), bool(finite)
+            theta_next = update if moved else theta
+            new_buf = buf if finite_ else state.buf
+            new_prev = state.prev_grad if state.prev_grad is None or not finite_ else g
+        else:
+            theta_next = xp.where(moved, update, theta)
+            new_buf = xp.where(finite, buf, state.buf)
+            new_prev = (None if state.prev_grad is None
+                        else xp.where(finite, g, state.prev_grad))
         del update
-
-        new_buf = xp.where(finite, buf, state.buf)
-        new_prev = None if state.prev_grad is None else xp.where(finite, g, state.prev_grad)
         beta_rec = beta if not isinstance(beta, float) else xp.full_like(n, beta)
         info = PALInfo(
             l0=l0, l_mu=l_mu, a=res.a, b=b, step=step, lr=lr, case=res.case,
