@@ -325,3 +325,37 @@ def test_separate_test_file(tmp_path):
     p = kl.make(path=_toy_file(tmp_path, n=30), test_path=_toy_file(tmp_path, n=11, seed=5),
                 sigma=1.0)
     assert (p.n_train, p.n_test) == (30, 11)
+
+
+@pytest.mark.parametrize("mode", ["precompute", "onthefly", "partial"])
+def test_no_host_transfer_in_steps_and_evaluations(tmp_path, monkeypatch, mode):
+    """On array-api-strict (a stand-in for a device) PAL steps, the full-set loss and the
+    test metrics never convert a value to Python: they queue work without a sync."""
+    from paltest import PAL
+
+    xp = backend.resolve_namespace("array_api_strict")
+    path = _toy_file(tmp_path, n=120, d=4)
+    budget = 2**30
+    if mode == "partial":  # the train kernel and half the test rows stored
+        budget = kl.BLOCK_ENTRIES * kl.BYTES_PER_ENTRY + (96 + 12) * 96 * 8
+    p = kl.make(path=path, sigma=1.0, xp=xp, memory_budget=budget,
+                mode="auto" if mode == "partial" else mode)
+    assert mode != "partial" or p.test_rows_stored == 12
+    theta, opt = p.init_params(0), PAL()
+    state = opt.init(theta)
+    batches = list(p.batches(0, 0, 10))
+    arr = type(theta)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("device-to-host transfer")
+
+    for name in ("__bool__", "__float__", "__int__", "__index__", "__complex__", "__array__",
+                 "__dlpack__"):
+        if hasattr(arr, name):
+            monkeypatch.setattr(arr, name, boom)
+    monkeypatch.setattr(backend, "to_host", boom)
+    for batch in batches:
+        theta, state, _ = opt.step(theta, state, *p.bind(batch))
+    values = [p.train_loss(theta), *p.test_metrics(theta).values()]
+    monkeypatch.undo()
+    assert all(np.isfinite(float(_h(v))) for v in values)
