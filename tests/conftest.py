@@ -97,3 +97,50 @@ def data_dir():
     if not path or not os.path.isdir(path):
         pytest.skip("PALTEST_DATA is not set to a directory with the LIBSVM files")
     return path
+
+
+#: The ways an array's value reaches Python (on a GPU, each one synchronizes).
+VALUE_READS = ("__bool__", "__float__", "__int__", "__index__", "__complex__", "__array__",
+               "__dlpack__")
+
+
+@pytest.fixture
+def forbid_value_reads(monkeypatch):
+    """``forbid(allow_to_host=False) -> transfers``: from then on, reading the value of an
+    array-api-strict array (a stand-in for a device array) raises ``AssertionError``.
+
+    With ``allow_to_host`` the reads inside :func:`paltest.backend.to_host` are allowed
+    and each call is appended to the returned list; otherwise ``to_host`` raises too.
+    ``monkeypatch.undo()`` ends the ban (before the test reads its results).
+    """
+    def forbid(allow_to_host: bool = False) -> list:
+        arr = type(backend.resolve_namespace("array_api_strict").asarray(0.0))
+        inside, transfers = [False], []
+        real_to_host = backend.to_host
+
+        def guarded(name):
+            original = getattr(arr, name)
+
+            def read(self, *args, **kwargs):
+                if not inside[0]:
+                    raise AssertionError(f"{name}: a device value read back")
+                return original(self, *args, **kwargs)
+            return read
+
+        def to_host(x):
+            if not allow_to_host:
+                raise AssertionError("to_host: a device-to-host transfer")
+            transfers.append(x)
+            inside[0] = True
+            try:
+                return real_to_host(x)
+            finally:
+                inside[0] = False
+
+        for name in VALUE_READS:
+            if hasattr(arr, name):
+                monkeypatch.setattr(arr, name, guarded(name))
+        monkeypatch.setattr(backend, "to_host", to_host)
+        return transfers
+
+    return forbid

@@ -83,42 +83,15 @@ def test_pal_decreases_every_problem(xp, xp_name, problem_name, libsvm_file):
 #: The optimizers whose steps queue device work without reading a value back (the line
 #: searches read one loss per trial by design).
 SYNC_FREE = ("pal", "sgd", "adam", "rmsprop", "sgdhd", "alig", "cocob")
-_CONVERSIONS = ("__bool__", "__float__", "__int__", "__index__", "__complex__", "__array__",
-                "__dlpack__")
-
 
 @pytest.mark.parametrize("problem_name", sorted(ZOO))
 @pytest.mark.parametrize("optimizer_name", SYNC_FREE)
-def test_one_host_transfer_per_epoch(problem_name, optimizer_name, libsvm_file, monkeypatch):
+def test_one_host_transfer_per_epoch(problem_name, optimizer_name, libsvm_file, monkeypatch,
+                                     forbid_value_reads):
     """On array-api-strict (the device code path) a whole run reads values back only in
     the runner's one :func:`paltest.backend.to_host` per epoch (epoch 0 included)."""
-    xp = backend.resolve_namespace("array_api_strict")
     problem = _problem(problem_name, "array_api_strict", libsvm_file)
-    arr = type(xp.asarray(0.0))
-    inside, transfers = [False], []
-    real_to_host = backend.to_host
-
-    def guarded(name):
-        original = getattr(arr, name)
-
-        def conversion(self, *args, **kwargs):
-            if not inside[0]:
-                raise AssertionError(f"{name}: a value read back outside the epoch log")
-            return original(self, *args, **kwargs)
-        return conversion
-
-    def to_host(x):
-        transfers.append(1)
-        inside[0] = True
-        try:
-            return real_to_host(x)
-        finally:
-            inside[0] = False
-
-    for name in _CONVERSIONS:
-        if hasattr(arr, name):
-            monkeypatch.setattr(arr, name, guarded(name))
-    monkeypatch.setattr(backend, "to_host", to_host)
+    transfers = forbid_value_reads(allow_to_host=True)
     result = run(problem, optimizer_name, epochs=2, batch_size=BATCH.get(problem_name, 100),
                  seed=0)
     monkeypatch.undo()
