@@ -296,6 +296,8 @@ def sigmoid(z: Any) -> Any:
 class KernelLogReg(Problem):
     """RBF-kernel logistic regression; see the module docstring for math and modes.
 
+    After construction ``mode``, ``test_rows_stored`` and ``kernel_bytes`` say what is
+    stored, ``rows_per_block`` and ``rows_per_chunk`` how the rest is computed.
     Kernel rows of the last single-block batch are kept and reused when the *same*
     batch array object comes back (PAL's ``value_and_grad`` then ``value``); do not
     modify a batch array in place between calls.
@@ -351,14 +353,15 @@ class KernelLogReg(Problem):
         With ``threaded`` on the host the chunks run on up to
         :func:`paltest.backend.host_threads` threads (at most as many as one block's
         temporaries allow; BLAS held to one thread meanwhile), with no more chunks in
-        flight than threads. Batches are not threaded: their rows are read three times
-        by the calling thread, and rows written by another core came back slower than
-        they took to compute (measured: 16 ms per 100-row batch on one thread, 21 ms on
-        two). ``fn`` runs in the worker
-        with the chunk, so the chunk is allocated and freed on one thread (the allocator
-        then reuses its memory; measured: freeing on another thread doubled the page
-        faults and the build time). Every chunk is computed by the same code, so the
-        values do not depend on the thread count.
+        flight than threads. ``fn`` runs in the worker with the chunk, so the chunk is
+        allocated and freed on one thread (the allocator then reuses its memory;
+        measured on ijcnn: freeing on another thread raised the page faults sixfold and
+        the build from 15 s to 26 s). Every chunk is computed by the same code, so the values do not depend on
+        the thread count.
+
+        Batches are not threaded: the calling thread reads their rows three times, and
+        rows written by another core came back slower than they took to compute
+        (measured: 16 ms per 100-row batch on one thread, 21 ms on two).
         """
         c, n = self.rows_per_chunk, X.shape[0]
         parts = [slice(i, min(i + c, n)) for i in range(0, n, c)]
