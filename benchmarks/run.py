@@ -352,6 +352,19 @@ def bench_figures(xp_name: str, quick: bool, timeout: float) -> dict[str, Any]:
                **timed_child(fig8, timeout), "goal": "< 120 s on 2 cores (full protocol)"}
         out.append(row)
         log(f"figures: {row}")
+        why = data_available("ijcnn") or data_available("mushrooms")
+        if why:
+            out.append({"what": "figure 9", "skipped": why})
+        else:
+            fig9 = [*cli, "figure", "9", "--out", f"{tmp}/fig9", "--no-progress", "--jobs",
+                    "2", "--xp", xp_name]
+            if quick:
+                fig9.append("--quick")
+            row = {"what": "figure 9" + (" --quick" if quick else " (full protocol: "
+                                         "mushrooms and ijcnn, float32)"),
+                   **timed_child(fig9, timeout), "goal": "—"}
+            out.append(row)
+            log(f"figures: {row}")
         why = data_available("ijcnn")
         if why:
             out.append({"what": "ijcnn run", "skipped": why})

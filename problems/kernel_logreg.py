@@ -356,8 +356,8 @@ class KernelLogReg(Problem):
         flight than threads. ``fn`` runs in the worker with the chunk, so the chunk is
         allocated and freed on one thread (the allocator then reuses its memory;
         measured on ijcnn: freeing on another thread raised the page faults sixfold and
-        the build from 15 s to 26 s). Every chunk is computed by the same code, so the values do not depend on
-        the thread count.
+        the build from 15 s to 26 s). Every chunk is computed by the same code, so the
+        values do not depend on the thread count.
 
         Batches are not threaded: the calling thread reads their rows three times, and
         rows written by another core came back slower than they took to compute

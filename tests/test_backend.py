@@ -69,3 +69,22 @@ def test_mixed_namespaces_are_an_error():
 
     with pytest.raises(TypeError):
         backend.namespace(np.zeros(2), xs.zeros(2))
+
+
+def test_on_host_only_for_numpy():
+    import types
+
+    assert backend.on_host(backend.resolve_namespace("numpy"))
+    # array-api-strict runs the device code path (the no-transfer tests rely on it)
+    assert not backend.on_host(backend.resolve_namespace("array_api_strict"))
+    assert not backend.on_host(types.ModuleType("cupy"))
+
+
+def test_host_threads_follow_the_affinity_mask():
+    import os
+    import types
+
+    cpus = len(os.sched_getaffinity(0))
+    assert backend.host_threads(backend.resolve_namespace("numpy")) == cpus
+    assert backend.host_threads(backend.resolve_namespace("array_api_strict")) == cpus
+    assert backend.host_threads(types.ModuleType("cupy")) == 1
