@@ -231,23 +231,36 @@ def bench_overhead(xp_name: str, quick: bool) -> dict[str, Any]:
 
 # -- 2. peers -------------------------------------------------------------------------
 
-def peer_steps(prob: Any, name: str, n_steps: int, sync: Any) -> dict[str, float]:
-    opt = registry.make(name, n_batches_per_epoch=prob.n_train // 100)
-    theta = prob.init_params(0)
-    state = opt.init(theta)
+def peer_steps(prob: Any, names: tuple[str, ...], n_steps: int, sync: Any
+               ) -> dict[str, dict[str, float]]:
+    """Median step time and evaluations of each optimizer, the optimizers interleaved.
+
+    Every optimizer follows its own trajectory over the same batches; step ``i`` of all
+    of them runs before step ``i + 1`` of any (in alternating order), so slow phases of
+    a shared machine hit all of them alike. Each step gets its own copy of the batch
+    array, so no optimizer reuses kernel rows cached for another.
+    """
+    xp = prob.xp
+    opts = {n: registry.make(n, n_batches_per_epoch=prob.n_train // 100) for n in names}
+    thetas = {n: prob.init_params(0) for n in names}
+    states = {n: opts[n].init(thetas[n]) for n in names}
     batches = [b for e in range(10) for b in prob.batches(e, 0, 100)][: n_steps + 2]
-    times, n_fun, n_grad = [], [], []
+    times: dict[str, list[float]] = {n: [] for n in names}
+    n_fun: dict[str, list[float]] = {n: [] for n in names}
+    n_grad: dict[str, list[float]] = {n: [] for n in names}
     for i, batch in enumerate(batches):
-        vg, f = prob.bind(batch)
-        t0 = time.perf_counter()
-        theta, state, info = opt.step(theta, state, vg, f)
-        sync(theta)
-        if i >= 2:  # the first steps warm up caches and the allocator
-            times.append(time.perf_counter() - t0)
-            n_fun.append(backend.to_float(info.n_fun))
-            n_grad.append(backend.to_float(info.n_grad))
-    return {"step_s": statistics.median(times), "n_fun": float(np.mean(n_fun)),
-            "n_grad": float(np.mean(n_grad)), "n_steps": len(times)}
+        for n in (names if i % 2 == 0 else names[::-1]):
+            vg, f = prob.bind(xp.asarray(batch, copy=True))
+            t0 = time.perf_counter()
+            thetas[n], states[n], info = opts[n].step(thetas[n], states[n], vg, f)
+            sync(thetas[n])
+            if i >= 2:  # the first steps warm up caches and the allocator
+                times[n].append(time.perf_counter() - t0)
+                n_fun[n].append(backend.to_float(info.n_fun))
+                n_grad[n].append(backend.to_float(info.n_grad))
+    return {n: {"step_s": statistics.median(times[n]), "n_fun": float(np.mean(n_fun[n])),
+                "n_grad": float(np.mean(n_grad[n])), "n_steps": len(times[n])}
+            for n in names}
 
 
 def bench_peers(xp_name: str, quick: bool) -> dict[str, Any]:
@@ -260,7 +273,7 @@ def bench_peers(xp_name: str, quick: bool) -> dict[str, Any]:
             out.append({"problem": pname, "skipped": why})
             continue
         prob = build(pname, xp_name)
-        res = {name: peer_steps(prob, name, n_steps, sync) for name in ("pal", *PEERS)}
+        res = peer_steps(prob, ("pal", *PEERS), n_steps, sync)
         pal = res["pal"]
         for name in PEERS:
             r = res[name]
