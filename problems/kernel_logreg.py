@@ -50,7 +50,7 @@ kernels in float64), ``paltest run ijcnn pal``, seconds per epoch (280 PAL steps
 * float64, default budget: the test kernel stored, train rows computed per batch:
   about 9 s per epoch, 1.8 GB;
 * float64, ``memory_budget=7.75e9``: the train kernel and 6,000 of the 7,000 test rows
-  stored (built in about 14 s): about 1.9 s per epoch, 7.9 GB; 35 epochs in 85 s;
+  stored (built in about 14 s): about 1.9 s per epoch, 7.9 GB; 35 epochs in 73–85 s;
 * float32, ``memory_budget=4.5e9`` (the Figure 9 setting): both kernels stored (3.9 GB):
   about 0.8 s per epoch, 4.1 GB.
 
