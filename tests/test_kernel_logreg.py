@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sklearn.model_selection import train_test_split
 
 from paltest import backend
-from problems import datasets
 from problems import kernel_logreg as kl
 
 
@@ -249,27 +247,7 @@ def test_problem_finite_at_huge_logits(xp, tmp_path):
     assert all(np.isfinite(float(_h(v))) for v in p.test_metrics(theta).values())
 
 
-# -- the Figure 9 splits ----------------------------------------------------------------
-def _expected_positives(data_dir, name, n_rows):
-    X, y = datasets.load_libsvm(name, data_dir=data_dir, download=False)
-    y = y[:n_rows]
-    y01 = (y == y.max()).astype(float)
-    tr, te = train_test_split(np.arange(y.size), test_size=0.2, random_state=9513451)
-    return y01, int(y01[tr].sum()), int(y01[te].sum())
-
-
-@pytest.mark.parametrize("name,n,m,d,rows", [("mushrooms", 6499, 1625, 112, None),
-                                             ("ijcnn", 28000, 7000, 22, 35000)])
-def test_split_shapes_and_balance(data_dir, name, n, m, d, rows):
-    s = kl.load_split(dataset=name, data_dir=data_dir, download=False)
-    assert s.X_train.shape == (n, d) and s.X_test.shape == (m, d)
-    assert s.y_train.shape == (n,) and set(np.unique(s.y_train)) == {0.0, 1.0}
-    y01, pos_tr, pos_te = _expected_positives(data_dir, name, rows)
-    assert int(s.y_train.sum()) == pos_tr and int(s.y_test.sum()) == pos_te
-    assert pos_tr + pos_te == int(y01.sum()) == {"mushrooms": 4208}.get(name, pos_tr + pos_te)
-    assert 0.05 < pos_tr / n < 0.95 and abs(pos_tr / n - pos_te / m) < 0.03
-
-
+# -- the Figure 9 problems --------------------------------------------------------------
 def test_ijcnn_problem_without_big_kernel(data_dir):
     p = kl.make(dataset="ijcnn", data_dir=data_dir, download=False, mode="onthefly")
     assert (p.mode, p.kernel_bytes, p.test_rows_stored, p.n_params, p.n_test, p.sigma) == \
@@ -314,11 +292,6 @@ def test_theta_and_batch_checked(tmp_path):
         p.value(p.xp.zeros(3, dtype=p.dtype), batch)
     with pytest.raises(ValueError, match="batch"):
         p.value(p.init_params(0), p.xp.zeros((2, 2), dtype=p.xp.int64))
-
-
-def test_dense_size_guard(tmp_path):
-    with pytest.raises(ValueError, match="max_dense_bytes"):
-        kl.load_split(path=_toy_file(tmp_path), sigma=1.0, max_dense_bytes=1000)
 
 
 def test_separate_test_file(tmp_path):
