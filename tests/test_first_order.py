@@ -15,7 +15,7 @@ import pytest
 from paltest import backend
 from paltest.optimizers.adam import Adam
 from paltest.optimizers.alig import ALIG
-from paltest.optimizers.base import NonFiniteError
+from paltest.optimizers.base import NonFiniteError, select
 from paltest.optimizers.cocob import COCOBBackprop
 from paltest.optimizers.rmsprop import RMSProp
 from paltest.optimizers.sgd import SGD
@@ -426,3 +426,22 @@ def test_defaults():
                                            nesterov=False)
     assert ALIG().hyperparameters == dict(max_lr=0.1, momentum=0.9, delta=1e-5)
     assert COCOBBackprop().hyperparameters == dict(alpha=100.0, eps=1e-8)
+
+
+@pytest.mark.parametrize("ok", [True, False])
+def test_select_is_where_for_a_scalar_condition(xp, ok):
+    """Equal values to ``xp.where`` on every namespace; on NumPy one of the arrays itself."""
+    new = xp.asarray([1.0, -0.0, float("inf")])
+    old = xp.asarray([2.0, 0.0, -1.0])
+    cond = xp.asarray(ok)
+    got = select(xp, cond, new, old)
+    np.testing.assert_array_equal(backend.to_host(got),
+                                  backend.to_host(xp.where(cond, new, old)))
+    assert np.array_equal(np.signbit(backend.to_host(got)),
+                          np.signbit(backend.to_host(new if ok else old)))
+    if backend.on_host(xp):
+        assert got is (new if ok else old)
+    # a selection that would change dtype or shape stays xp.where
+    wide = xp.asarray([1.0, 2.0, 3.0], dtype=xp.float32)
+    mixed = select(xp, cond, wide, old)
+    assert mixed.dtype == xp.where(cond, wide, old).dtype

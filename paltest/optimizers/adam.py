@@ -27,6 +27,7 @@ from paltest.optimizers.base import (
     first_order_start,
     optimizer_repr,
     scalar,
+    select,
 )
 
 __all__ = ["Adam", "AdamInfo", "AdamState"]
@@ -117,12 +118,12 @@ class Adam:
         m_hat = m / (1.0 - b1**t)
         v_hat = v / (1.0 - b2**t)
         theta_new = theta - self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
-        theta_next = xp.where(ok, theta_new, theta)
+        theta_next = select(xp, ok, theta_new, theta)
         new_state = AdamState(
-            count=xp.where(ok, t, state.count),
-            m=xp.where(ok, m, state.m),
-            v=xp.where(ok, v, state.v),
+            count=select(xp, ok, t, state.count),
+            m=select(xp, ok, m, state.m),
+            v=select(xp, ok, v, state.v),
         )
-        lr = xp.where(ok, scalar(xp, self.lr, theta), scalar(xp, 0.0, theta))
+        lr = select(xp, ok, scalar(xp, self.lr, theta), scalar(xp, 0.0, theta))
         info = AdamInfo(loss=loss, lr=lr, nonfinite=~ok, n_fun=1, n_grad=1)
         return theta_next, new_state, info

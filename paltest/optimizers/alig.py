@@ -32,6 +32,7 @@ from paltest.optimizers.base import (
     check_positive,
     first_order_start,
     optimizer_repr,
+    select,
 )
 
 __all__ = ["ALIG", "ALIGInfo", "ALIGState"]
@@ -133,8 +134,8 @@ class ALIG:
         if self.momentum:
             new_buf = self.momentum * buf - gamma * g
             theta_new = theta_new + self.momentum * new_buf
-            buf = xp.where(ok, new_buf, buf)
-        theta_next = xp.where(ok, theta_new, theta)
-        info = ALIGInfo(loss=loss, lr=xp.where(ok, gamma, xp.zeros_like(gamma)),
+            buf = select(xp, ok, new_buf, buf)
+        theta_next = select(xp, ok, theta_new, theta)
+        info = ALIGInfo(loss=loss, lr=select(xp, ok, gamma, xp.zeros_like(gamma)),
                         clipped=clipped & ok, nonfinite=~ok, n_fun=1, n_grad=1)
         return theta_next, ALIGState(momentum_buffer=buf), info

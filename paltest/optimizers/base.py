@@ -207,6 +207,21 @@ def first_order_start(
     return xp, loss, g, ok
 
 
+def select(xp: Any, ok: Any, new: Any, old: Any) -> Any:
+    """``xp.where(ok, new, old)`` for a 0-d ``ok``: all of ``new`` or all of ``old``.
+
+    This is how every optimizer keeps :math:`\theta` and its state on a non-finite
+    step. On NumPy (:func:`paltest.backend.on_host`) reading ``ok`` costs nothing, so it
+    is a Python branch that returns one of the two arrays itself: the same values, with
+    no pass over the vector and no fresh array. Elsewhere it is ``xp.where``, so a GPU
+    step never synchronizes. Returning ``old`` itself is safe because the optimizers
+    never modify an array in place once it has been returned.
+    """
+    if backend.on_host(xp) and new.dtype == old.dtype and new.shape == old.shape:
+        return new if bool(ok) else old
+    return xp.where(ok, new, old)
+
+
 def scalar(xp: Any, value: float, like: Any) -> Any:
     """A 0-d array holding ``value`` in ``like``'s dtype, on its device."""
     return xp.full((), value, dtype=like.dtype, device=backend.device(like))

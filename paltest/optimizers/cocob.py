@@ -38,6 +38,7 @@ from paltest.optimizers.base import (
     check_positive,
     first_order_start,
     optimizer_repr,
+    select,
 )
 
 __all__ = ["COCOBBackprop", "COCOBInfo", "COCOBState"]
@@ -126,9 +127,9 @@ class COCOBBackprop:
         reward = xp.where(reward > 0, reward, xp.zeros_like(reward))
         w = -g_sum / (big_l * xp.maximum(a_sum + big_l, self.alpha * big_l)) * (reward + big_l)
         theta_new = theta - state.offset + w
-        theta_next = xp.where(ok, theta_new, theta)
+        theta_next = select(xp, ok, theta_new, theta)
         new_state = COCOBState(*(
-            xp.where(ok, new, old)
+            select(xp, ok, new, old)
             for new, old in zip((g_sum, a_sum, big_l, reward, w), state, strict=True)
         ))
         g_norm = xp.linalg.vector_norm(g)

@@ -40,6 +40,7 @@ from paltest.optimizers.base import (
     check_positive,
     evaluate,
     raise_if_nonfinite,
+    select,
 )
 
 __all__ = ["CASE_NAMES", "PAL", "PALCase", "PALInfo", "PALState", "pal_case"]
@@ -330,7 +331,8 @@ class PAL:
 
         # Vector work: the direction (one pass, or none when beta == 0), its norm and
         # the dot product (one pass each), the measuring point and the update (one
-        # multiply-add each, written in place into a fresh array), and two selections.
+        # multiply-add each, written in place into a fresh array), and two selections
+        # (:func:`select`: no pass at all on NumPy).
         # ``buf * (-c)`` then ``+= theta`` is bitwise ``theta - c * buf`` (IEEE:
         # x - y == x + (-y), and rounding is symmetric in sign).
         beta = self._beta(xp, g, state)
@@ -361,19 +363,11 @@ class PAL:
         lr = xp.where(moved, step / n, xp.zeros_like(step))
         update = buf * (-lr)
         update += theta
-        if backend.on_host(xp):
-            # No device to synchronize with: two Python branches pick the same arrays as
-            # the selections below and save two passes and two fresh vectors.
-            moved, finite_ = bool(moved), bool(finite)
-            theta_next = update if moved else theta
-            new_buf = buf if finite_ else state.buf
-            new_prev = state.prev_grad if state.prev_grad is None or not finite_ else g
-        else:
-            theta_next = xp.where(moved, update, theta)
-            new_buf = xp.where(finite, buf, state.buf)
-            new_prev = (None if state.prev_grad is None
-                        else xp.where(finite, g, state.prev_grad))
+        theta_next = select(xp, moved, update, theta)
         del update
+
+        new_buf = select(xp, finite, buf, state.buf)
+        new_prev = None if state.prev_grad is None else select(xp, finite, g, state.prev_grad)
         beta_rec = beta if not isinstance(beta, float) else xp.full_like(n, beta)
         info = PALInfo(
             l0=l0, l_mu=l_mu, a=res.a, b=b, step=step, lr=lr, case=res.case,

@@ -35,6 +35,7 @@ from paltest.optimizers.base import (
     first_order_start,
     optimizer_repr,
     scalar,
+    select,
 )
 
 __all__ = ["RMSProp", "RMSPropInfo", "RMSPropState"]
@@ -133,20 +134,20 @@ class RMSProp:
             ga = rho * ga + (1.0 - rho) * g
             var = sq - ga * ga
             r = xp.sqrt(xp.where(var > 0, var, xp.zeros_like(var))) + self.eps
-            ga = xp.where(ok, ga, state.grad_avg)
+            ga = select(xp, ok, ga, state.grad_avg)
         else:
             r = xp.sqrt(sq) + self.eps
         buf = state.momentum_buffer
         if self.momentum:
             new_buf = self.momentum * buf + g / r
             d = new_buf
-            buf = xp.where(ok, new_buf, buf)
+            buf = select(xp, ok, new_buf, buf)
         else:
             d = g / r
-        theta_next = xp.where(ok, theta - self.lr * d, theta)
+        theta_next = select(xp, ok, theta - self.lr * d, theta)
         new_state = RMSPropState(
-            square_avg=xp.where(ok, sq, state.square_avg), grad_avg=ga, momentum_buffer=buf
+            square_avg=select(xp, ok, sq, state.square_avg), grad_avg=ga, momentum_buffer=buf
         )
-        lr = xp.where(ok, scalar(xp, self.lr, theta), scalar(xp, 0.0, theta))
+        lr = select(xp, ok, scalar(xp, self.lr, theta), scalar(xp, 0.0, theta))
         info = RMSPropInfo(loss=loss, lr=lr, nonfinite=~ok, n_fun=1, n_grad=1)
         return theta_next, new_state, info

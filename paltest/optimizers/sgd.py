@@ -29,6 +29,7 @@ from paltest.optimizers.base import (
     first_order_start,
     optimizer_repr,
     scalar,
+    select,
 )
 
 __all__ = ["SGD", "SGDInfo", "SGDState"]
@@ -119,10 +120,10 @@ class SGD:
         if self.momentum:
             new_buf = self.momentum * buf + g
             d = g + self.momentum * new_buf if self.nesterov else new_buf
-            buf = xp.where(ok, new_buf, buf)
+            buf = select(xp, ok, new_buf, buf)
         else:
             d = g
-        theta_next = xp.where(ok, theta - self.lr * d, theta)
-        lr = xp.where(ok, scalar(xp, self.lr, theta), scalar(xp, 0.0, theta))
+        theta_next = select(xp, ok, theta - self.lr * d, theta)
+        lr = select(xp, ok, scalar(xp, self.lr, theta), scalar(xp, 0.0, theta))
         info = SGDInfo(loss=loss, lr=lr, nonfinite=~ok, n_fun=1, n_grad=1)
         return theta_next, SGDState(momentum_buffer=buf), info

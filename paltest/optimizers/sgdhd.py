@@ -37,6 +37,7 @@ from paltest.optimizers.base import (
     first_order_start,
     optimizer_repr,
     scalar,
+    select,
 )
 
 __all__ = ["SGDHD", "SGDHDInfo", "SGDHDState"]
@@ -148,17 +149,17 @@ class SGDHD:
         if self.momentum:
             new_buf = self.momentum * buf + g
             d = g + self.momentum * new_buf if self.nesterov else new_buf
-            buf = xp.where(ok, new_buf, buf)
+            buf = select(xp, ok, new_buf, buf)
         else:
             d = g
-        theta_next = xp.where(ok, theta - lr * d, theta)
+        theta_next = select(xp, ok, theta - lr * d, theta)
         zero = xp.zeros_like(lr)
         new_state = SGDHDState(
-            lr=xp.where(ok, lr, state.lr),
-            prev_direction=xp.where(ok, d, state.prev_direction),
+            lr=select(xp, ok, lr, state.lr),
+            prev_direction=select(xp, ok, d, state.prev_direction),
             momentum_buffer=buf,
         )
-        info = SGDHDInfo(loss=loss, lr=xp.where(ok, lr, zero),
-                         hypergradient=xp.where(ok, h, zero),
+        info = SGDHDInfo(loss=loss, lr=select(xp, ok, lr, zero),
+                         hypergradient=select(xp, ok, h, zero),
                          nonfinite=~ok, n_fun=1, n_grad=1)
         return theta_next, new_state, info
