@@ -47,6 +47,7 @@ __all__ = [
     "FORMAT_VERSION",
     "IncompleteResultError",
     "RunResult",
+    "TIMING_ARRAYS",
     "completed_ids",
     "environment",
     "load",
@@ -55,9 +56,12 @@ __all__ = [
     "make_config",
     "run_id",
     "save",
+    "write_text_atomic",
 ]
 
 FORMAT_VERSION = 1
+#: The per-epoch arrays that hold timings (they differ between two runs of one config).
+TIMING_ARRAYS = ("epoch_time", "wall_time", "step_time")
 _SUFFIX = ".npz"
 _TMP_PREFIX = ".tmp-"
 
@@ -148,8 +152,10 @@ class RunResult:
         config: see :func:`make_config`.
         environment: see :func:`environment`.
         epochs: 1-D host arrays of length ``epochs + 1`` (``epoch``, ``train_loss``, the
-            test metrics, ``wall_time``, ``epoch_time``, cumulative ``n_fun``/``n_grad``/
-            ``n_steps``, ``lr_mean``, ``lr_median``, ``nonfinite``).
+            test metrics, ``wall_time``, ``epoch_time``, ``step_time``, cumulative
+            ``n_fun``/``n_grad``/``n_steps``, ``lr_mean``, ``lr_median``, ``lr_zero``,
+            ``nonfinite``; files written before ``step_time`` and ``lr_zero`` existed
+            lack them).
         steps: 1-D host arrays with one entry per step (``epoch`` and every numeric field
             of the optimizer's step record).
         timings: seconds (``total``, ``setup``).
@@ -333,3 +339,25 @@ def load_steps(directory: str | os.PathLike, *,
                strict: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """``{run_id: {field: per-step array}}`` for the complete runs in ``directory``."""
     return {r.run_id: r.steps for r in _load_all(directory, strict)}
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically, like :func:`save`: a hidden temporary file
+    beside it is written, fsynced and renamed over ``path``, so a reader sees the old
+    file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{path.name}-", suffix=".part",
+                               dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path

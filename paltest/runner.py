@@ -14,8 +14,12 @@ What is logged:
   epoch and moved to the host **once per epoch**, together with the epoch's training
   loss and test metrics (one ``xp.stack`` and one :func:`paltest.backend.to_host`);
   Python numbers (such as fixed evaluation counts) stay on the host;
-* wall time per epoch and in total, and the evaluation counts: the optimizers' own
-  ``n_fun``/``n_grad`` and, separately, the runner's full-data evaluations.
+* wall time per epoch (``epoch_time``, with the epoch's full-data evaluations), the
+  time of the epoch's steps alone (``step_time``) and in total, and the evaluation
+  counts: the optimizers' own ``n_fun``/``n_grad`` and, separately, the runner's
+  full-data evaluations;
+* per epoch, ``lr_mean``, ``lr_median`` and ``lr_zero``, the number of steps whose
+  learning rate was exactly 0 (the optimizer did not move).
 
 Example:
     >>> from paltest.runner import run
@@ -205,6 +209,7 @@ def run(
     rows = [first]
     step_logs: list[dict[str, np.ndarray]] = []
     epoch_time = [time.perf_counter() - t_setup]
+    step_time = [0.0]
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -217,6 +222,7 @@ def run(
             value_and_grad, value = prob.bind(batch)
             theta, state, info = opt.step(theta, state, value_and_grad, value)
             buf.add(info)
+        step_time.append(time.perf_counter() - t0)
         names_k, values = _evaluate(prob, theta)
         if names_k != names:
             raise ValueError(f"problem: test metrics changed from {names} to {names_k}")
@@ -231,7 +237,7 @@ def run(
     if bar is not None:
         bar.close()
     env = results.environment(xp, backend.device(theta), prob.dtype_name)
-    return _assemble(cfg, env, prob, names, rows, step_logs, epoch_time,
+    return _assemble(cfg, env, prob, names, rows, step_logs, epoch_time, step_time,
                      {"setup": t_setup - t_start, "total": time.perf_counter() - t_start})
 
 
@@ -242,17 +248,18 @@ def _concat_steps(logs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 def _assemble(cfg: dict, env: dict, prob: Any, names: list[str], rows: list[np.ndarray],
               step_logs: list[dict[str, np.ndarray]], epoch_time: list[float],
-              timings: dict[str, float]) -> results.RunResult:
+              step_time: list[float], timings: dict[str, float]) -> results.RunResult:
     table = np.stack(rows)
     n_epochs = len(rows)
     ep: dict[str, np.ndarray] = {"epoch": np.arange(n_epochs, dtype=np.int64)}
     for i, name in enumerate(names):
         ep[name] = table[:, i].astype(prob.dtype_name)
     ep["epoch_time"] = np.asarray(epoch_time)
+    ep["step_time"] = np.asarray(step_time)
     ep["wall_time"] = np.cumsum(ep["epoch_time"])
     zeros = np.zeros(n_epochs, dtype=np.int64)
     per_epoch = {"n_fun": zeros.copy(), "n_grad": zeros.copy(), "n_steps": zeros.copy(),
-                 "nonfinite": zeros.copy()}
+                 "nonfinite": zeros.copy(), "lr_zero": zeros.copy()}
     lr_mean = np.full(n_epochs, np.nan)
     lr_median = np.full(n_epochs, np.nan)
     for k, log in enumerate(step_logs, start=1):
@@ -262,11 +269,13 @@ def _assemble(cfg: dict, env: dict, prob: Any, names: list[str], rows: list[np.n
             if key in log:
                 per_epoch[key][k] = int(np.sum(log[key]))
         if n and "lr" in log:
+            per_epoch["lr_zero"][k] = int(np.count_nonzero(log["lr"] == 0))
             lr_mean[k] = float(np.mean(log["lr"], dtype=np.float64))
             lr_median[k] = float(np.median(log["lr"]))
     for key in ("n_fun", "n_grad", "n_steps"):
         ep[key] = np.cumsum(per_epoch[key])
     ep["nonfinite"] = per_epoch["nonfinite"]
+    ep["lr_zero"] = per_epoch["lr_zero"]
     ep["lr_mean"], ep["lr_median"] = lr_mean, lr_median
     totals = {
         "n_steps": int(ep["n_steps"][-1]), "n_fun": int(ep["n_fun"][-1]),

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import problems
-from paltest import backend
+from paltest import backend, results
 from paltest.runner import run
 
-TIMING = ("epoch_time", "wall_time")
+TIMING = results.TIMING_ARRAYS
 
 
 def assert_identical(a, b):

@@ -18,7 +18,7 @@ from paltest.results import load, load_table
 from paltest.runner import run
 from paltest.sweep import expand, load_config, sweep
 
-TIMING = ("epoch_time", "wall_time")
+TIMING = results.TIMING_ARRAYS
 
 GRID = {
     "epochs": 3, "batch_size": 10, "seeds": [0, 1],
