@@ -48,7 +48,7 @@ from typing import Any
 from paltest import results
 from paltest.optimizers import registry
 
-__all__ = ["SweepSummary", "expand", "load_config", "sweep"]
+__all__ = ["SweepSummary", "expand", "load_config", "run_configs", "sweep"]
 
 _GRID_KEYS = {"epochs", "batch_size", "seeds", "problems", "optimizers", "extra"}
 
@@ -163,13 +163,19 @@ def _problem(name: str, options_json: str) -> Any:
 
 def _run_one(cfg: dict[str, Any], out_dir: str) -> str:
     """Run one config and save it; returns its run id. (Executed by the workers.)"""
+    import numpy as np
+
     from paltest.runner import run
 
     opts = cfg["problem_options"]
     prob = _problem(cfg["problem"], json.dumps(opts, sort_keys=True))
-    result = run(prob, cfg["optimizer"], epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                 seed=cfg["seed"], problem_options=opts, problem_name=cfg["problem"],
-                 hyperparameters=cfg["hyperparameters"], config=cfg.get("extra"))
+    # A run that diverges is recorded as such (its non-finite steps and losses); NumPy's
+    # overflow warnings from inside it would only repeat that on the console.
+    with np.errstate(over="ignore", invalid="ignore"):
+            result = run(prob, cfg["optimizer"], epochs=cfg["epochs"],
+                     batch_size=cfg["batch_size"], seed=cfg["seed"], problem_options=opts,
+                     problem_name=cfg["problem"], hyperparameters=cfg["hyperparameters"],
+                     config=cfg.get("extra"))
     if result.run_id != results.run_id(cfg):
         raise RuntimeError(f"run id mismatch for config {cfg!r}: got {result.config!r}")
     results.save(result, out_dir)
@@ -188,18 +194,27 @@ def sweep(grid: dict[str, Any] | str | os.PathLike, out_dir: str | os.PathLike, 
             ``"dask"`` (needs a ``distributed.Client``), ``"ray"`` (after registering).
         progress: show a tqdm bar over the runs.
     """
-    import joblib
-
     if not isinstance(grid, dict):
         grid = load_config(grid)
+    return run_configs(expand(grid), out_dir, n_jobs=n_jobs, backend=backend,
+                       progress=progress)
+
+
+def run_configs(configs: list[dict[str, Any]], out_dir: str | os.PathLike, *,
+                n_jobs: int = 1, backend: str = "loky",
+                progress: bool = False) -> SweepSummary:
+    """Run the given run configs (:func:`paltest.results.make_config`, e.g. from
+    :func:`expand`) that are not yet in ``out_dir``, in parallel; see :func:`sweep`."""
+    import joblib
+
     if not isinstance(backend, str):
         raise TypeError(f"backend: expected a joblib backend name, got {backend!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    configs = expand(grid)
     done = results.completed_ids(out)
-    todo = [c for c in configs if results.run_id(c) not in done]
-    ids = [results.run_id(c) for c in configs]
+    ids = list(dict.fromkeys(results.run_id(c) for c in configs))
+    todo = list({results.run_id(c): c for c in configs
+                 if results.run_id(c) not in done}.values())
     if todo:
         tasks = (joblib.delayed(_run_one)(c, str(out)) for c in todo)
         with joblib.parallel_config(backend=backend, n_jobs=n_jobs):
@@ -210,5 +225,5 @@ def sweep(grid: dict[str, Any] | str | os.PathLike, out_dir: str | os.PathLike, 
                 outputs = tqdm(outputs, total=len(todo), desc="sweep", unit="run")
             for _ in outputs:
                 pass
-    return SweepSummary(run_ids=ids, ran=len(todo), skipped=len(configs) - len(todo),
+    return SweepSummary(run_ids=ids, ran=len(todo), skipped=len(ids) - len(todo),
                         out_dir=str(out))
