@@ -27,6 +27,7 @@ from typing import Any
 __all__ = ["build_parser", "main", "parse_seeds"]
 
 XP_CHOICES = ("numpy", "array_api_strict", "cupy", "torch")
+X_CHOICES = ("epochs", "evaluations", "seconds")
 
 
 def parse_seeds(text: str) -> int | list[int]:
@@ -124,9 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         "figure", parents=[common, scale], help="reproduce Figure 8 or Figure 9",
         description="Reproduce Figure 8 (matrix factorization, no download) or Figure 9 "
         "(RBF-kernel classification on mushrooms and ijcnn). PAL's (mu, alpha, beta) and "
-        "SGD's and Adam's learning rates are chosen on one seed per problem by final "
-        "training loss, then all seeds run; results, selection.json and the PNG/PDF "
-        "figures go to OUT/figure<N>[-dataset][-quick]/.")
+        "SGD's and Adam's learning rates are chosen on one seed per problem by a bracketed "
+        "search (step sizes extended beyond an edge winner, scored by the mean log gap to "
+        "the floor), then all seeds run. The runs, selection.json, summary.csv, the claims "
+        "report (claims.json, claims.md) and the PNG/PDF figures go to "
+        "OUT/figure<N>[-dataset][-quick]/; the verdicts are printed at the end.")
     f.add_argument("number", type=int, choices=(8, 9), metavar="FIGURE",
                    help="the figure: 8 or 9")
     f.add_argument("--seeds", type=parse_seeds, metavar="SEEDS",
@@ -143,8 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "4.5e9: both ijcnn kernels stored in float32; in float64 they are "
                         "computed on the fly)")
     f.add_argument("--quick", action="store_true",
-                   help="smoke scale: 2 epochs, seeds 0 and 1, 2 configurations per grid, "
-                        "and 500 data rows for Figure 9")
+                   help="smoke scale: 2 epochs, seeds 0 and 1, 2-point grids with one "
+                        "extension, and 500 data rows for Figure 9 (outputs say 'quick "
+                        "scale')")
+    f.add_argument("--x", default="epochs", choices=X_CHOICES,
+                   help="x-axis of the curves: epochs, evaluations (forward + backward "
+                        "passes) or seconds in steps (default: %(default)s)")
 
     r = sub.add_parser("run", parents=[common, _scale(jobs=False, epochs="10")],
                        help="one problem x one optimizer",
@@ -175,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("results_dir", metavar="RESULTS_DIR",
                     help="a 'paltest figure' output folder, or a folder of result files")
     pl.add_argument("--out", metavar="DIR", help="where to write (default: RESULTS_DIR)")
+    pl.add_argument("--x", default="epochs", choices=X_CHOICES,
+                    help="x-axis: epochs, evaluations or seconds (default: %(default)s)")
     return top
 
 
@@ -217,28 +226,20 @@ def _figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                      str(err))
     if args.data_dir is not None:
         os.environ["PALTEST_DATA"] = str(Path(args.data_dir).expanduser().resolve())
-    name = f"figure{args.number}" + ("-" + "-".join(p.problems) if args.dataset else "") + (
-        "-quick" if args.quick else "")
-    out = Path(args.out) / name
-    n_runs = len(p.problems) * (sum(_n_configs(g) for g in p.grids.values())
-                                + len(p.optimizers) * len(p.seeds))
-    print(f"Figure {args.number}: {len(p.problems)} problems x {len(p.optimizers)} optimizers"
-          f" x {len(p.seeds)} seeds, {p.epochs} epochs, {args.dtype} on {args.xp}; "
-          f"up to {n_runs} runs into {out}/runs", flush=True)
+    out = Path(args.out) / experiments.out_name(p)
+    n_grid = len(p.problems) * sum(len(g.points()) for g in p.grids.values())
+    print(f"Figure {args.number} ({p.scale} scale): {len(p.problems)} problems x "
+          f"{len(p.optimizers)} optimizers x {len(p.seeds)} seeds, {p.epochs} epochs, "
+          f"{args.dtype} on {args.xp}; {n_grid} selection runs plus their extensions, then "
+          f"the final runs, into {out}/runs", flush=True)
     result = experiments.run_figure(p, out, n_jobs=args.jobs, backend=args.backend,
                                     progress=not args.no_progress)
-    paths = experiments.draw(result)
+    paths = experiments.draw(result, x=args.x)
     print("\n" + experiments.summary(result))
     print("\nfigures written:\n" + "\n".join(f"  {q}" for q in paths))
-    print(f"selection: {out / 'selection.json'}")
+    print("tables: " + ", ".join(str(out / f) for f in ("selection.json", "summary.csv",
+                                                        "claims.json", "claims.md")))
     return 0
-
-
-def _n_configs(grid: dict[str, list]) -> int:
-    n = 1
-    for values in grid.values():
-        n *= len(values) if isinstance(values, list) else 1
-    return n
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -276,7 +277,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from paltest import experiments, results
+    from paltest import experiments, metrics, results
     from paltest.sweep import expand, load_config, sweep
 
     if not Path(args.config).is_file():
@@ -292,8 +293,10 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(f"sweep: {s.ran} runs done, {s.skipped} already there; results in {out}")
     table = results.load_table(out)
     table = table[table["run_id"].isin(s.run_ids)]
-    fl = experiments.final_losses(table)
-    print("final train_loss over seeds:\n" + fl.to_string(float_format="{:.4g}".format))
+    summ = experiments.sweep_summary(table)
+    path = results.write_text_atomic(Path(args.out) / "summary.csv", summ.to_csv(index=False))
+    print(metrics.format_summary(summ))
+    print(f"summary: {path}")
     return 0
 
 
@@ -307,7 +310,8 @@ def _plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if (src / "selection.json").is_file():
         result = experiments.load_figure(src)
         result.out_dir = out
-        paths = experiments.draw(result)
+        experiments.report(result)
+        paths = experiments.draw(result, x=args.x)
         print(experiments.summary(result))
     else:
         runs = src / "runs" if (src / "runs").is_dir() else src
@@ -315,7 +319,10 @@ def _plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if table.empty:
             parser.error(f"RESULTS_DIR: no result files in {str(runs)!r}")
         rows = ("train_loss", "test_accuracy", "lr_mean")
-        fig, paths = figures.curves(figures.label_runs(table), out / "curves", rows=rows)
+        suffix = "" if args.x == "epochs" else f"_{args.x}"
+        fig, paths = figures.curves(figures.label_runs(table), out / f"curves{suffix}",
+                                    rows=rows, x=args.x,
+                                    floors=experiments.floors(sorted(set(table["problem"]))))
     print("figures written:\n" + "\n".join(f"  {q}" for q in paths))
     return 0
 

@@ -1,82 +1,114 @@
 """The Figure 8 and Figure 9 protocols of the PAL paper (Section 7) as data and functions.
 
-A figure is run in two stages through :func:`paltest.sweep.sweep` (parallel, resumable,
-one result file per run, all in ``out_dir/runs``):
+A figure is run in two stages through :func:`paltest.sweep.run_configs` (parallel,
+resumable, one result file per run, all in ``out_dir/runs``):
 
-1. **selection** - for every problem, the optimizers with a grid in :data:`TUNING_GRIDS`
-   (PAL, SGD, Adam) run every grid configuration on ONE seed (``tune_seed``, 0); the
-   configuration with the lowest final training loss (non-finite counts as +inf, ties go
-   to the first in grid order) is chosen for that problem, as the paper chose PAL's;
+1. **selection** - for every problem, each optimizer with a grid in :data:`TUNING_GRIDS`
+   (PAL, SGD, Adam) is tuned on ONE seed (``tune_seed``, 0) by a bracketed search
+   (:mod:`paltest.selection`): the grid, then its step-size axis (SGD's and Adam's
+   ``lr``, PAL's ``mu``) extended half a decade at a time beyond an edge winner until the
+   winner has tried neighbours on both sides (at most :data:`MAX_EXTENSIONS` per end; a
+   neighbour that diverged counts; reaching the cap is recorded), then :data:`REFINE`
+   refinement to a quarter decade around the winner. The score is the mean over epochs of
+   log10 of the gap to the floor, clipped at the dtype's resolution
+   (:func:`paltest.metrics.score`), so configurations whose final losses tie at machine
+   precision are ranked by speed; scores within rounding tie, and ties go to the
+   configuration tried first (grid order, then extensions). PAL's bounded ``alpha`` and
+   ``beta`` keep fixed grids;
 2. **final** - every optimizer runs on all seeds with its chosen configuration (SLS and
-   exact line search with their defaults). The tuning run of the chosen configuration is
-   the same run as the final run on ``tune_seed``, so it is not repeated.
+   the exact line search with their defaults), and PAL also with its default
+   configuration (the *reference*, for the claims). A chosen configuration's tuning run
+   is the same run as its final run on ``tune_seed``, so it is not repeated.
 
-What was run and chosen is kept in ``out_dir/selection.json`` (the plan, the floors, the
-whole grid with each configuration's final loss, the chosen configurations and the final
-run ids); :func:`load_figure` reads it back for plotting.
+What was tried and chosen is kept in ``out_dir/selection.json`` (written atomically): the
+plan, the floors, and for every problem and optimizer every configuration tried (stage,
+score, final loss, run id), the chosen one, whether it is bracketed and whether the cap
+was reached, plus the final and reference run ids. :func:`report` writes
+``summary.csv`` (:func:`paltest.metrics.summary_table`), ``claims.json`` and
+``claims.md`` (:mod:`paltest.claims`) beside it; :func:`load_figure` reads a figure back.
 
-Grids (documented choices, small on purpose, as in the paper):
-
-* PAL: ``mu`` in {0.1, 1}, ``alpha`` in {1, 1/0.6}, ``beta`` in {0, 0.4} (8 configurations);
-* SGD: ``lr`` in {0.01, 0.1, 1}; Adam: ``lr`` in {1e-3, 1e-2, 1e-1};
-* SLS and exact line search: their defaults (no selection).
-
-``quick=True`` is a smoke scale: 2 epochs, seeds 0 and 1, two configurations per grid and,
-for the kernel problems, the first :data:`QUICK_N_ROWS` rows of the data file.
+Grids (half a decade apart; :class:`paltest.selection.Scale` ``(lo, hi)`` in decades):
+PAL ``mu`` 10^-1 .. 10^0 x ``alpha`` {1, 1/0.6} x ``beta`` {0, 0.4}; SGD ``lr`` 10^-2 .. 10^0;
+Adam ``lr`` 10^-3 .. 10^-1. ``quick=True`` is a smoke scale: 2 epochs, seeds 0 and 1,
+decade grids of two points with one extension and no refinement, and for the kernel
+problems the first :data:`QUICK_N_ROWS` rows of the data file. Outputs of a run that is
+not at the protocol's scale say so (titles, file metadata, claims).
 
 Example:
     >>> p = plan(8, quick=True, optimizers=["pal", "sgd"], problems=["mf-rank4"])
-    >>> p.epochs, p.seeds, p.grids["pal"]
-    (2, (0, 1), {'mu': [0.1, 1.0]})
+    >>> p.epochs, p.seeds, p.grids["pal"].axes["mu"].values(), p.full_scale
+    (2, (0, 1), [0.1, 1.0], False)
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from paltest import claims as _claims
+from paltest import metrics
 from paltest.optimizers import registry
-from paltest.sweep import expand as _expand
-from paltest.sweep import sweep as _run_sweep
+from paltest.selection import Bracket, Grid, Scale
+from paltest.sweep import run_configs
 
-__all__ = ["DEFAULT_OPTIMIZERS", "FIGURE9_MEMORY_BUDGET", "PROTOCOLS", "QUICK_GRIDS",
-           "TUNING_GRIDS", "FigureResult", "Plan", "Protocol", "final_losses", "floors",
-           "load_figure", "plan", "run_figure", "select"]
+__all__ = ["DEFAULT_OPTIMIZERS", "FIGURE9_MEMORY_BUDGET", "MAX_EXTENSIONS", "PROTOCOLS",
+           "QUICK_GRIDS", "REFINE", "TUNING_GRIDS", "FigureResult", "Plan", "Protocol",
+           "SelectionFileError", "draw", "final_losses", "floors", "load_figure", "plan",
+           "out_name", "report", "run_figure", "scale_note", "summary", "sweep_summary"]
+
+SELECTION_FORMAT = 2
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """A figure's fixed protocol: its problems, epochs, batch size and seeds."""
+    """A figure's fixed protocol: its problems, epochs, batch size, seeds, and the targets
+    its summary reports epochs to (``{problem: Target}``; problems with a known floor
+    default to :func:`paltest.metrics.default_target`) and test-accuracy targets."""
 
     figure: int
     problems: tuple[str, ...]
     epochs: int
     batch_size: int = 100
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    targets: dict[str, metrics.Target] = field(default_factory=dict)
+    accuracy_targets: dict[str, float] = field(default_factory=dict)
 
 
 PROTOCOLS: dict[int, Protocol] = {
     8: Protocol(8, ("mf-true", "mf-rank1", "mf-rank4", "mf-rank10"), epochs=50),
-    9: Protocol(9, ("mushrooms", "ijcnn"), epochs=35),
+    9: Protocol(9, ("mushrooms", "ijcnn"), epochs=35,
+                targets={"mushrooms": metrics.Target("loss", _claims.MUSHROOMS_LOSS)},
+                accuracy_targets={"mushrooms": _claims.MUSHROOMS_ACCURACY}),
 }
 DEFAULT_OPTIMIZERS = ("pal", "sls", "exact", "sgd", "adam")
-TUNING_GRIDS: dict[str, dict[str, list]] = {
-    "pal": {"mu": [0.1, 1.0], "alpha": [1.0, 1 / 0.6], "beta": [0.0, 0.4]},
-    "sgd": {"lr": [0.01, 0.1, 1.0]},
-    "adam": {"lr": [1e-3, 1e-2, 1e-1]},
+TUNING_GRIDS: dict[str, Grid] = {
+    "pal": Grid({"mu": Scale(-1, 0), "alpha": [1.0, 1 / 0.6], "beta": [0.0, 0.4]}),
+    "sgd": Grid({"lr": Scale(-2, 0)}),
+    "adam": Grid({"lr": Scale(-3, -1)}),
 }
-QUICK_GRIDS: dict[str, dict[str, list]] = {
-    "pal": {"mu": [0.1, 1.0]}, "sgd": {"lr": [0.1, 1.0]}, "adam": {"lr": [1e-2, 1e-1]},
+QUICK_GRIDS: dict[str, Grid] = {
+    "pal": Grid({"mu": Scale(-1, 0, per_decade=1)}),
+    "sgd": Grid({"lr": Scale(-1, 0, per_decade=1)}),
+    "adam": Grid({"lr": Scale(-2, -1, per_decade=1)}),
 }
+#: Points added at most beyond each end of a step-size axis, and refinement rounds.
+MAX_EXTENSIONS, REFINE = 4, 1
+QUICK_MAX_EXTENSIONS, QUICK_REFINE = 1, 0
+#: Optimizers also run on every seed with their default configuration.
+REFERENCES = ("pal",)
 QUICK_EPOCHS, QUICK_SEEDS, QUICK_N_ROWS = 2, (0, 1), 500
 #: Figure 9's kernel memory per worker: both ijcnn kernels stored in float32 (3.9 GB),
 #: which makes an epoch several times faster than computing them on the fly; in float64
 #: they do not fit, so the kernels are computed on the fly (peak < 8 GB either way).
 FIGURE9_MEMORY_BUDGET = 4.5e9
 _KERNEL_PROBLEMS = {"mushrooms", "ijcnn", "w8a", "rcv1", "kernel-logreg"}
+
+
+class SelectionFileError(RuntimeError):
+    """A figure folder's ``selection.json`` is damaged or of another format."""
 
 
 @dataclass(frozen=True)
@@ -90,9 +122,12 @@ class Plan:
     batch_size: int
     seeds: tuple[int, ...]
     tune_seed: int
-    grids: dict[str, dict[str, list]]
+    grids: dict[str, Grid]
     problem_options: dict[str, Any]
     quick: bool = False
+    max_extensions: int = MAX_EXTENSIONS
+    refine: int = REFINE
+    references: tuple[str, ...] = REFERENCES
 
     def options(self, problem: str) -> dict[str, Any]:
         """The problem options of ``problem`` (``n_rows`` only for kernel problems)."""
@@ -100,6 +135,36 @@ class Plan:
         if problem not in _KERNEL_PROBLEMS:
             opts.pop("n_rows", None)
         return opts
+
+    @property
+    def full_scale(self) -> bool:
+        """Whether the plan runs the protocol's epochs, seeds and all data rows."""
+        proto = PROTOCOLS[self.figure]
+        return (not self.quick and self.epochs >= proto.epochs
+                and set(proto.seeds) <= set(self.seeds)
+                and "n_rows" not in self.problem_options)
+
+    @property
+    def scale(self) -> str:
+        """``"full"``, ``"quick"`` or ``"reduced"`` (e.g. fewer epochs or seeds)."""
+        return "full" if self.full_scale else "quick" if self.quick else "reduced"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict; :meth:`from_json` reads it back."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["grids"] = {o: g.to_json() for o, g in self.grids.items()}
+        return json.loads(json.dumps(out))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        """The plan written by :meth:`to_json`."""
+        d = dict(data)
+        for key in ("problems", "optimizers", "seeds", "references"):
+            d[key] = tuple(d[key])
+        d["grids"] = {o: Grid({k: Scale(v["lo"], v["hi"], v["per_decade"])
+                               if isinstance(v, dict) else list(v) for k, v in g.items()})
+                      for o, g in d["grids"].items()}
+        return cls(**d)
 
 
 def plan(figure: int, *, optimizers: Any = None, problems: Any = None, seeds: Any = None,
@@ -139,9 +204,13 @@ def plan(figure: int, *, optimizers: Any = None, problems: Any = None, seeds: An
     elif figure == 9:
         po.setdefault("memory_budget", FIGURE9_MEMORY_BUDGET)
     source = QUICK_GRIDS if quick else TUNING_GRIDS
-    grids = {o: source[o] for o in opts if o in source}
-    return Plan(figure, tuple(probs), tuple(dict.fromkeys(opts)), n_epochs, proto.batch_size,
-                seed_list, seed_list[0] if tune_seed is None else tune_seed, grids, po, quick)
+    opts = list(dict.fromkeys(opts))
+    return Plan(figure, tuple(probs), tuple(opts), n_epochs, proto.batch_size, seed_list,
+                seed_list[0] if tune_seed is None else tune_seed,
+                {o: source[o] for o in opts if o in source}, po, quick,
+                QUICK_MAX_EXTENSIONS if quick else MAX_EXTENSIONS,
+                QUICK_REFINE if quick else REFINE,
+                tuple(o for o in REFERENCES if o in opts))
 
 
 def _seed_list(seeds: Any) -> tuple[int, ...]:
@@ -167,94 +236,117 @@ def floors(names: Any, **options: Any) -> dict[str, float | None]:
     return out
 
 
-def select(grid_runs: Any, keys: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The configuration with the lowest final training loss, and every configuration.
-
-    ``grid_runs``: rows of a :func:`paltest.results.load_table` table (one run per
-    configuration, any epochs); ``keys``: the hyperparameters of the grid. Returns
-    ``(best, outcome)`` where ``outcome`` lists ``{"hyperparameters", "final_train_loss",
-    "run_id"}`` in table order. Non-finite losses count as +inf.
-    """
-    outcome = []
-    for rid, rows in grid_runs.groupby("run_id", sort=False):
-        last = rows.loc[rows["epoch"].idxmax()]
-        loss = float(last["train_loss"])
-        outcome.append({"hyperparameters": {k: _py(last[f"hp_{k}"]) for k in keys},
-                        "final_train_loss": loss if math.isfinite(loss) else None,
-                        "run_id": rid})
-    if not outcome:
-        raise ValueError("grid_runs: no runs to select from")
-    best = min(outcome, key=lambda o: math.inf if o["final_train_loss"] is None
-               else o["final_train_loss"])
-    return best["hyperparameters"], outcome
-
-
-def _py(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
-
-
 @dataclass
 class FigureResult:
-    """A figure run: the ``plan``, the final-run ``table``, the ``grid`` table (selection
-    runs on the tuning seed), the chosen configurations ``selection[problem][optimizer]``,
-    the ``floors`` and the ``out_dir``."""
+    """A figure run: the ``plan``, the final-run ``table``, the ``references`` table (PAL's
+    default configuration on every seed), the ``grid`` table (every selection run), the
+    ``selection`` records ``selection[problem][optimizer]`` (see the module), the
+    ``floors``, the ``out_dir``, and after :func:`report` the ``summary`` table and the
+    ``claims``."""
 
     plan: Plan
     table: Any
+    references: Any
     grid: Any
     selection: dict[str, dict[str, dict[str, Any]]]
-    outcome: dict[str, dict[str, list]]
     floors: dict[str, float | None]
     out_dir: Path
     figure_paths: list[Path] = field(default_factory=list)
+    summary: Any = None
+    claims: list = field(default_factory=list)
+
+    def chosen(self, problem: str, optimizer: str) -> dict[str, Any]:
+        """The chosen hyperparameters (``{}`` for an optimizer run with its defaults)."""
+        return dict(self.selection.get(problem, {}).get(optimizer, {}).get("chosen", {}))
+
+    def labelled(self) -> Any:
+        """The final and reference runs in one table with a ``role`` column."""
+        import pandas as pd
+
+        return pd.concat([self.table.assign(role="final"),
+                          self.references.assign(role="reference")], ignore_index=True)
 
 
-def _grid(p: Plan, problem: str, optimizers: list[dict[str, Any]], seeds: list[int]) -> dict:
-    return {"epochs": p.epochs, "batch_size": p.batch_size, "seeds": seeds,
-            "problems": [{"name": problem, "options": p.options(problem)}],
-            "optimizers": optimizers}
+def _config(p: Plan, problem: str, optimizer: str, hp: dict[str, Any], seed: int) -> dict:
+    from paltest import results
+
+    return results.make_config(problem, p.options(problem), optimizer,
+                               registry.canonical_hyperparameters(optimizer, **hp),
+                               p.epochs, p.batch_size, seed)
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def _select(p: Plan, runs: Path, fl: dict, jobs: dict) -> dict[str, dict[str, dict]]:
+    """The bracketed searches of every tuned optimizer on every problem, in rounds."""
+    from paltest import results
+
+    brackets = {(q, o): Bracket(p.grids[o], max_extensions=p.max_extensions, refine=p.refine)
+                for q in p.problems for o in p.optimizers if o in p.grids}
+    dtype = p.problem_options["dtype"]
+    while True:
+        todo = [(key, hp, _config(p, *key, hp, p.tune_seed))
+                for key, b in brackets.items() for hp in b.pending()]
+        if not todo:
+            break
+        run_configs([c for _, _, c in todo], runs, **jobs)
+        for (q, o), hp, cfg in todo:
+            rid = results.run_id(cfg)
+            loss = results.load(runs / f"{rid}.npz").epochs["train_loss"]
+            brackets[q, o].tell(hp, metrics.score(loss, fl[q], dtype), run_id=rid,
+                                final_train_loss=_finite(loss[-1]))
+    out: dict[str, dict[str, dict]] = {q: {} for q in p.problems}
+    for (q, o), b in brackets.items():
+        w = b.winner
+        out[q][o] = {
+            "chosen": b.best, "run_id": w.info["run_id"], "score": _finite(w.score),
+            "bracketed": b.bracketed, "cap_reached": b.cap_reached,
+            "grid": p.grids[o].to_json(), "max_extensions": p.max_extensions,
+            "refine": p.refine, "tie_decades": metrics.TIE_DECADES,
+            "trials": [{"hyperparameters": t.hyperparameters, "stage": t.stage,
+                        "score": _finite(t.score),
+                        "diverged": t.score is None or not math.isfinite(t.score),
+                        "final_train_loss": t.info.get("final_train_loss"),
+                        "run_id": t.info["run_id"]} for t in b.trials]}
+    return out
 
 
 def run_figure(p: Plan, out_dir: str | Path, *, n_jobs: int = 1, backend: str = "loky",
                progress: bool = False) -> FigureResult:
-    """Run (or resume) the plan: selection stage, then final runs; see the module."""
+    """Run (or resume) the plan: selection, then final and reference runs (see the
+    module); writes ``selection.json`` and the :func:`report` files."""
     from paltest import results
 
     out = Path(out_dir)
     runs = out / "runs"
-    tuned = [o for o in p.optimizers if o in p.grids]
-    tune_ids: dict[tuple[str, str], list[str]] = {}
-    for problem in p.problems:
-        for o in tuned:
-            g = _grid(p, problem, [{"name": o, "hyperparameters": p.grids[o]}], [p.tune_seed])
-            tune_ids[problem, o] = [results.run_id(c) for c in _expand(g)]
-    if tuned:  # one sweep over all problems, for parallelism
-        grid = {"epochs": p.epochs, "batch_size": p.batch_size, "seeds": [p.tune_seed],
-                "problems": [{"name": q, "options": p.options(q)} for q in p.problems],
-                "optimizers": [{"name": o, "hyperparameters": p.grids[o]} for o in tuned]}
-        _run_sweep(grid, runs, n_jobs=n_jobs, backend=backend, progress=progress)
-    table = results.load_table(runs)
-    selection: dict[str, dict[str, dict]] = {q: {} for q in p.problems}
-    outcome: dict[str, dict[str, list]] = {q: {} for q in p.problems}
-    for (problem, o), ids in tune_ids.items():
-        best, out_o = select(table[table["run_id"].isin(ids)], list(p.grids[o]))
-        selection[problem][o], outcome[problem][o] = best, out_o
-    final_ids = []
-    for problem in p.problems:
-        entries = [{"name": o, "hyperparameters": selection[problem].get(o, {})}
-                   for o in p.optimizers]
-        s = _run_sweep(_grid(p, problem, entries, list(p.seeds)), runs, n_jobs=n_jobs,
-                         backend=backend, progress=progress)
-        final_ids += s.run_ids
+    jobs = {"n_jobs": n_jobs, "backend": backend, "progress": progress}
     fl = floors(p.problems, **p.options(p.problems[0]))
-    manifest = {"plan": asdict(p), "floors": fl, "selection": selection, "grid": outcome,
-                "final_run_ids": final_ids}
-    (out / "selection.json").write_text(json.dumps(manifest, indent=1))
-    return load_figure(out)
+    selection = _select(p, runs, fl, jobs)
+    final = [_config(p, q, o, selection[q].get(o, {}).get("chosen", {}), s)
+             for q in p.problems for o in p.optimizers for s in p.seeds]
+    refs = [_config(p, q, o, {}, s) for q in p.problems for o in p.references
+            for s in p.seeds]
+    manifest = {"format_version": SELECTION_FORMAT, "plan": p.to_json(), "floors": fl,
+                "selection": selection,
+                "final_run_ids": list(dict.fromkeys(results.run_id(c) for c in final)),
+                "reference_run_ids": list(dict.fromkeys(results.run_id(c) for c in refs))}
+    results.write_text_atomic(out / "selection.json",
+                              json.dumps(manifest, indent=1, allow_nan=False))
+    run_configs(final + refs, runs, **jobs)
+    result = load_figure(out)
+    report(result)
+    return result
 
 
 def load_figure(out_dir: str | Path) -> FigureResult:
-    """Read a figure run back from ``out_dir`` (its ``selection.json`` and ``runs/``)."""
+    """Read a figure run back from ``out_dir`` (its ``selection.json`` and ``runs/``).
+
+    A missing ``selection.json`` raises ``FileNotFoundError``; a damaged one, or one of
+    another format, :class:`SelectionFileError` (running the figure again rebuilds it,
+    reusing every finished run).
+    """
     from paltest import results
 
     out = Path(out_dir)
@@ -262,16 +354,26 @@ def load_figure(out_dir: str | Path) -> FigureResult:
     if not path.is_file():
         raise FileNotFoundError(f"results_dir: no selection.json in {str(out)!r}; not the "
                                 "output of 'paltest figure'")
-    m = json.loads(path.read_text())
-    pd_ = dict(m["plan"])
-    for key in ("problems", "optimizers", "seeds"):
-        pd_[key] = tuple(pd_[key])
-    p = Plan(**pd_)
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+        if m.get("format_version") != SELECTION_FORMAT:
+            raise ValueError(f"format_version {m.get('format_version')!r}, expected "
+                             f"{SELECTION_FORMAT}")
+        p = Plan.from_json(m["plan"])
+        selection, fl = dict(m["selection"]), dict(m["floors"])
+        final_ids, ref_ids = set(m["final_run_ids"]), set(m["reference_run_ids"])
+        trial_ids = {t["run_id"] for per in selection.values() for rec in per.values()
+                     for t in rec["trials"]}
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
+        raise SelectionFileError(
+            f"{path}: damaged or not written by this version of paltest ({type(err).__name__}:"
+            f" {err}); run the same 'paltest figure' command again to rebuild it (finished "
+            "runs are reused)") from err
     table = results.load_table(out / "runs")
-    grid_ids = {o["run_id"] for per in m["grid"].values() for lst in per.values() for o in lst}
-    return FigureResult(plan=p, table=table[table["run_id"].isin(m["final_run_ids"])],
-                        grid=table[table["run_id"].isin(grid_ids)], selection=m["selection"],
-                        outcome=m["grid"], floors=m["floors"], out_dir=out)
+    ids = table["run_id"]
+    return FigureResult(plan=p, table=table[ids.isin(final_ids)],
+                        references=table[ids.isin(ref_ids)], grid=table[ids.isin(trial_ids)],
+                        selection=selection, floors=fl, out_dir=out)
 
 
 def final_losses(table: Any, metric: str = "train_loss") -> Any:
@@ -282,28 +384,85 @@ def final_losses(table: Any, metric: str = "train_loss") -> Any:
     return g.agg(["mean", "min", "max"]).assign(n_seeds=g.count())
 
 
+def sweep_summary(table: Any) -> Any:
+    """:func:`paltest.metrics.summary_table` of any results table (e.g. a sweep's), with
+    the floors of its problems; one row per configuration, seeds counted per
+    configuration."""
+    return metrics.summary_table(table, floors(sorted(set(table["problem"]))))
+
+
+def _targets(p: Plan) -> tuple[dict, dict]:
+    proto = PROTOCOLS[p.figure]
+    return dict(proto.targets), dict(proto.accuracy_targets)
+
+
+def report(result: FigureResult) -> FigureResult:
+    """Compute the summary table and the claims and write ``summary.csv``,
+    ``claims.json`` and ``claims.md`` into ``out_dir`` (atomically)."""
+    from paltest import results
+
+    p, out = result.plan, result.out_dir
+    table = result.labelled()
+    targets, acc = _targets(p)
+    result.summary = metrics.summary_table(table, result.floors, targets, acc)
+    result.claims = _claims.evaluate(p.figure, table, result.floors, full_scale=p.full_scale)
+    results.write_text_atomic(out / "summary.csv", result.summary.to_csv(index=False))
+    doc = {"figure": p.figure, "scale": p.scale, "seeds": list(p.seeds), "epochs": p.epochs,
+           "dtype": p.problem_options["dtype"],
+           "claims": [c.to_json() for c in result.claims]}
+    results.write_text_atomic(out / "claims.json", json.dumps(doc, indent=1))
+    title = f"Figure {p.figure}: the claims of Section 7 ({p.scale} scale, {len(p.seeds)} " \
+            f"seeds, {p.epochs} epochs, {p.problem_options['dtype']})"
+    results.write_text_atomic(out / "claims.md", _claims.to_markdown(result.claims, title))
+    return result
+
+
+def out_name(p: Plan) -> str:
+    """The folder name of a figure run: ``figure<N>``, then the problems when they are
+    not all the protocol's, then ``-quick`` (e.g. ``figure9-mushrooms-quick``)."""
+    subset = set(p.problems) != set(PROTOCOLS[p.figure].problems)
+    return f"figure{p.figure}" + ("-" + "-".join(p.problems) if subset else "") + (
+        "-quick" if p.quick else "")
+
+
+def scale_note(p: Plan) -> str:
+    """``""`` at full scale, else e.g. ``" - quick scale"`` (for titles)."""
+    return "" if p.full_scale else f" - {p.scale} scale"
+
+
 def draw(result: FigureResult, formats: tuple[str, ...] = ("png", "pdf"),
-         sensitivity: tuple[str, ...] = ("pal",)) -> list[Path]:
-    """Draw the figure, and a sensitivity plot of each grid in ``sensitivity`` (PAL's by
-    default; every grid's outcome is in ``selection.json``), into ``out_dir``."""
+         x: str = "epochs") -> list[Path]:
+    """Draw the figure (final runs; PAL's default configuration dashed where it differs
+    from the chosen one) against ``x`` (``"epochs"``, ``"evaluations"`` or
+    ``"seconds"``), and the sensitivity plot of every tuned optimizer, into ``out_dir``."""
     import matplotlib.pyplot as plt
 
     from paltest import figures
 
     p, out = result.plan, result.out_dir
+    table = result.labelled()
+    keep = (table["role"] == "final") | ~table["run_id"].isin(result.table["run_id"])
+    table = table[keep]
+    table = table.assign(label=[figures.NAMES.get(o, o) + (" (default)" if r == "reference"
+                                                           else "")
+                                for o, r in zip(table["optimizer"], table["role"],
+                                                strict=True)])
+    meta = {"scale": p.scale}
+    suffix = "" if x == "epochs" else f"_{x}"
     if p.figure == 8:
-        fig, paths = figures.figure8(result.table, result.floors, out / "figure8",
-                                     problems=p.problems, formats=formats)
+        fig, paths = figures.figure8(table, result.floors, out / f"figure8{suffix}",
+                                     problems=p.problems, formats=formats, x=x,
+                                     note=scale_note(p), metadata=meta)
     else:
-        fig, paths = figures.figure9(result.table, out / "figure9", problems=p.problems,
-                                     formats=formats)
+        fig, paths = figures.figure9(table, out / f"figure9{suffix}", problems=p.problems,
+                                     formats=formats, x=x, note=scale_note(p), metadata=meta)
     plt.close(fig)
-    for o in sensitivity:
-        if o in p.grids and o in set(result.grid["optimizer"]):
-            chosen = {q: s[o] for q, s in result.selection.items() if o in s}
-            fig, more = figures.sensitivity(result.grid, out / f"sensitivity_{o}",
-                                            optimizer=o, chosen=chosen, formats=formats,
-                                            problems=p.problems)
+    for o in p.grids:
+        recs = {q: s[o] for q, s in result.selection.items() if o in s}
+        if recs:
+            fig, more = figures.sensitivity(recs, out / f"sensitivity_{o}", optimizer=o,
+                                            formats=formats, note=scale_note(p),
+                                            metadata=meta)
             plt.close(fig)
             paths += more
     result.figure_paths = paths
@@ -311,28 +470,43 @@ def draw(result: FigureResult, formats: tuple[str, ...] = ("png", "pdf"),
 
 
 def summary(result: FigureResult) -> str:
-    """A text summary: final training loss (mean over seeds) per optimizer x problem, the
-    test accuracy for Figure 9, the floors, and the chosen configurations."""
+    """A text summary: final training loss, gap to the floor and epochs to the target per
+    optimizer x problem, the test accuracy for Figure 9, the chosen configurations with
+    their bracketing, and the claims' verdicts."""
     import pandas as pd
 
-    lines = []
-    metrics = ["train_loss"] + (["test_accuracy"] if result.plan.figure == 9 else [])
-    for metric in metrics:
-        fl = final_losses(result.table, metric)["mean"].unstack("problem")
-        fl = fl.reindex(columns=[q for q in result.plan.problems if q in fl.columns],
-                        index=[o for o in result.plan.optimizers if o in fl.index])
-        lines.append(f"final {metric} (mean over {len(result.plan.seeds)} seeds, "
-                     f"epoch {result.plan.epochs}):")
-        with pd.option_context("display.float_format", "{:.4g}".format,
-                               "display.width", 120):
-            lines.append(fl.to_string())
+    if result.summary is None:
+        report(result)
+    s = result.summary
+    s = s[s["role"] == "final"]
+    lines = [f"Figure {result.plan.figure} ({result.plan.scale} scale): mean over "
+             f"{len(result.plan.seeds)} seeds, epoch {result.plan.epochs}"]
+    cols = [("final_loss_mean", "final training loss"),
+            ("final_rel_gap_mean", "final gap to the floor, (L - L*)/L*"),
+            ("epochs_to_target_median", "epochs to the target (median; inf: not on every "
+             "seed)"),
+            ("test_accuracy_mean", "final test accuracy")]
+    for col, name in cols:
+        if s[col].notna().any():
+            t = s.pivot_table(index="optimizer", columns="problem", values=col,
+                              aggfunc="first", dropna=False)
+            t = t.reindex(index=[o for o in result.plan.optimizers if o in t.index],
+                          columns=[q for q in result.plan.problems if q in t.columns])
+            with pd.option_context("display.float_format", "{:.4g}".format,
+                                   "display.width", 120):
+                lines += [f"{name}:", t.to_string()]
     if any(v is not None for v in result.floors.values()):
         lines.append("analytic floor: " + ", ".join(
             f"{q} {v:.4g}" for q, v in result.floors.items() if v is not None))
-    for o in result.plan.grids:
-        for q in result.plan.problems:
-            if o in result.selection.get(q, {}):
-                hp = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                               for k, v in result.selection[q][o].items())
-                lines.append(f"chosen {o} on {q}: {hp}")
+    for q in result.plan.problems:
+        for o, rec in result.selection.get(q, {}).items():
+            hp = metrics.config_label({f"hp_{k}": v for k, v in rec["chosen"].items()},
+                                      rec["chosen"])
+            cap = rec["cap_reached"]
+            state = ("cap reached at the " + ", ".join(f"{k} {v} end" for k, v in cap.items())
+                     if cap else "bracketed" if all(rec["bracketed"].values())
+                     else "not bracketed")
+            lines.append(f"chosen {o} on {q}: {hp} ({len(rec['trials'])} tried, {state})")
+    lines.append("claims of Section 7 (claims.md has the numbers):")
+    lines += [f"  [{c.verdict}] {c.id}" for c in result.claims]
     return "\n".join(lines)

@@ -1,34 +1,53 @@
-"""Plots of run tables: Figure 8, Figure 9, curves of any sweep, and PAL's sensitivity.
+"""Plots of run tables: Figure 8, Figure 9, curves of any sweep, and the selection plots.
 
 All functions take a :func:`paltest.results.load_table` table (one row per run and
 epoch), draw with matplotlib (imported inside the functions, on the Agg backend when no
 backend was chosen), save the figure as ``<out>.png`` and ``<out>.pdf`` when ``out`` is
-given, and return ``(figure, paths)``.
+given (with ``metadata`` such as the scale in the files' metadata), and return
+``(figure, paths)``.
+
+What the panels show:
+
+* **training loss** - on problems with a known floor :math:`L^*` the gap
+  :math:`L - L^*` (log axis), clipped at the resolution :math:`C` of
+  :func:`paltest.metrics.clip_level` (the clip is drawn dotted; gaps below it are drawn
+  on it), with the target 2 % above a positive floor dashed; elsewhere the loss itself;
+* **learning rate** (mean per epoch, log axis) - an epoch in which every step of every
+  seed had learning rate exactly 0 is a filled triangle on the axis floor, one in which
+  some steps had it a hollow triangle, so an optimizer that stopped moving is visible;
+* the x-axis (``x``): ``"epochs"``, ``"evaluations"`` (cumulative forward + backward
+  passes of the optimizer on batches, the cost unit of the paper's Appendix D.2) or
+  ``"seconds"`` (time spent in steps; files without ``step_time`` use the wall time);
+  the x of an epoch is the mean over seeds.
 
 Curves are grouped by the ``label`` column when the table has one, else by
-``optimizer``; the line is the mean over seeds and the shaded band spans the minimum to
+``optimizer``: one colour per optimizer, one line style (and marker, after four) per
+configuration of it; the line is the mean over seeds and the band spans the minimum to
 the maximum over seeds.
 
 Example:
     >>> import pandas as pd
     >>> t = pd.DataFrame({"run_id": ["a"] * 3 + ["b"] * 3, "problem": "mf-rank4",
-    ...                   "optimizer": "pal", "seed": [0] * 3 + [1] * 3,
+    ...                   "optimizer": "pal", "seed": [0] * 3 + [1] * 3, "dtype": "float32",
     ...                   "epoch": [0, 1, 2] * 2, "train_loss": [1, .1, .01, 1, .2, .02],
     ...                   "lr_mean": [float("nan"), 1, 1] * 2})
     >>> fig, paths = figure8(t, {"mf-rank4": 0.00935}, problems=["mf-rank4"])
-    >>> paths
-    []
+    >>> paths, fig.axes[0].get_ylabel()
+    ([], 'training loss gap L - L*')
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["COLORS", "band", "curves", "figure8", "figure9", "label_runs", "save",
+from paltest import metrics
+
+__all__ = ["COLORS", "XAXES", "band", "curves", "figure8", "figure9", "label_runs", "save",
            "sensitivity"]
 
 COLORS = {"pal": "tab:red", "sls": "tab:blue", "exact": "tab:purple", "sgd": "tab:green",
@@ -42,6 +61,11 @@ TITLES = {"mf-true": "true model", "mf-rank1": "rank 1", "mf-rank4": "rank 4",
 YLABELS = {"train_loss": "training loss", "test_accuracy": "test accuracy",
            "lr_mean": "learning rate (mean per epoch)", "test_loss": "test loss"}
 LOG_ROWS = {"train_loss", "lr_mean", "test_loss", "lr_median"}
+XAXES = {"epochs": "epoch", "evaluations": "evaluations (forward + backward passes)",
+         "seconds": "seconds in steps"}
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = (None, "o", "s", "^", "D", "v")
+ZERO_LR = "lr = 0 in the epoch (filled: every step of every seed; hollow: some steps)"
 
 
 def _plt() -> Any:
@@ -54,9 +78,36 @@ def _plt() -> Any:
     return plt
 
 
-def band(table: Any, metric: str) -> Any:
-    """Per epoch over seeds: ``mean``, ``min`` and ``max`` of ``metric`` (a DataFrame)."""
-    return table.groupby("epoch")[metric].agg(["mean", "min", "max"])
+def _check_x(x: str) -> str:
+    if x not in XAXES:
+        raise ValueError(f"x: one of {sorted(XAXES)}, got {x!r}")
+    return x
+
+
+def _x_column(runs: Any, x: str) -> np.ndarray:
+    """The x value of every row of ``runs`` (one or more runs, any order)."""
+    if x == "epochs":
+        return runs["epoch"].to_numpy(dtype=float)
+    if x == "evaluations":
+        missing = [c for c in ("n_fun", "n_grad") if c not in runs.columns]
+        if missing:
+            raise ValueError(f"x: 'evaluations' needs the columns {missing}")
+        return runs["n_fun"].to_numpy(dtype=float) + runs["n_grad"].to_numpy(dtype=float)
+    col = "step_time" if "step_time" in runs.columns else "wall_time"
+    if col == "wall_time":
+        return runs[col].to_numpy(dtype=float)
+    order = runs.sort_values(["run_id", "epoch"])
+    cum = order.groupby("run_id")[col].cumsum()
+    return cum.reindex(runs.index).to_numpy(dtype=float)
+
+
+def band(table: Any, metric: str, x: str = "epochs") -> Any:
+    """Per epoch over seeds: ``mean``, ``min`` and ``max`` of ``metric`` and the mean
+    ``x`` (a DataFrame indexed by epoch)."""
+    t = table.assign(_x=_x_column(table, _check_x(x)))
+    out = t.groupby("epoch")[metric].agg(["mean", "min", "max"])
+    out["x"] = t.groupby("epoch")["_x"].mean()
+    return out
 
 
 def label_runs(table: Any) -> Any:
@@ -78,161 +129,264 @@ def _fmt(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def _groups(table: Any) -> list[tuple[str, str, Any]]:
+def _groups(table: Any) -> list[tuple[str, str, dict, Any]]:
+    """``(label, colour, line style, rows)`` per curve: a colour per optimizer and a line
+    style (then a marker) per label of that optimizer."""
     key = "label" if "label" in table.columns else "optimizer"
     out = []
+    seen: dict[str, int] = {}
     for name, rows in table.groupby(key, sort=False):
         opt = str(rows["optimizer"].iloc[0])
         label = NAMES.get(str(name), str(name)) if key == "optimizer" else str(name)
-        out.append((label, COLORS.get(opt), rows))
+        k = seen.get(opt, 0)
+        seen[opt] = k + 1
+        style = {"ls": LINESTYLES[k % len(LINESTYLES)],
+                 "marker": MARKERS[(k // len(LINESTYLES)) % len(MARKERS)], "markevery": 0.1}
+        out.append((label, COLORS.get(opt), style, rows))
     order = list(COLORS)
-    out.sort(key=lambda g: order.index(g[2]["optimizer"].iloc[0])
-             if g[2]["optimizer"].iloc[0] in order else len(order))
+    out.sort(key=lambda g: order.index(g[3]["optimizer"].iloc[0])
+             if g[3]["optimizer"].iloc[0] in order else len(order))
     return out
 
 
-def save(fig: Any, out: str | os.PathLike | None,
-         formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
-    """Save ``fig`` as ``out.<format>`` for each format (directories created)."""
+def save(fig: Any, out: str | os.PathLike | None, formats: tuple[str, ...] = ("png", "pdf"),
+         metadata: dict[str, str] | None = None) -> list[Path]:
+    """Save ``fig`` as ``out.<format>`` for each format (directories created); the figure's
+    title and ``metadata`` (e.g. ``{"scale": "quick"}``) go into the files' metadata
+    (PNG text chunks; the PDF's Title and Subject)."""
     if out is None:
         return []
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else out.name
+    info = "; ".join(f"{k}: {v}" for k, v in (metadata or {}).items())
     paths = []
     for fmt in formats:
         path = out.with_name(f"{out.name}.{fmt}")
-        fig.savefig(path, dpi=150 if fmt == "png" else None, bbox_inches="tight")
+        meta = ({"Title": title, "Description": info or title,
+                 **{k.capitalize(): str(v) for k, v in (metadata or {}).items()}}
+                if fmt == "png" else {"Title": title, "Subject": info or title}
+                if fmt == "pdf" else None)
+        fig.savefig(path, dpi=150 if fmt == "png" else None, bbox_inches="tight",
+                    metadata=meta)
         paths.append(path)
     return paths
+
+
+def _gap_rows(sub: Any, floor: float | None) -> tuple[Any, float]:
+    """``sub`` with ``train_loss`` replaced by the gap clipped at each run's resolution,
+    and the median clip."""
+    sub = sub.assign(train_loss=sub["train_loss"].astype(np.float64))
+    clips = []
+    for _, rows in sub.groupby("run_id", sort=False):
+        first = rows.sort_values("epoch").iloc[0]
+        c = metrics.clip_level(floor, float(first["train_loss"]), first.get("dtype", "float64"))
+        gap = metrics.gap_curve(rows["train_loss"], floor)
+        sub.loc[rows.index, "train_loss"] = np.where(np.isfinite(gap), np.maximum(gap, c), gap)
+        clips.append(c)
+    return sub, float(np.median(clips)) if clips else math.nan
+
+
+def _zero_lr_marks(ax: Any, runs: Any, xs: Any, color: str | None) -> bool:
+    """Triangles on the axis floor at epochs where the learning rate was exactly 0."""
+    r = runs.sort_values(["run_id", "epoch"])
+    if "lr_zero" in r.columns and "n_steps" in r.columns:
+        steps = r.groupby("run_id")["n_steps"].diff().fillna(0)
+        all_zero = (r["lr_zero"] == steps) & (steps > 0)
+        any_zero = r["lr_zero"] > 0
+    else:  # files written before lr_zero was recorded
+        all_zero = any_zero = r["lr_mean"] == 0
+    every = all_zero.groupby(r["epoch"]).all()
+    some = any_zero.groupby(r["epoch"]).any()
+    full = every[every].index
+    part = some[some & ~every].index
+    if not len(full) and not len(part):
+        return False
+    trans = ax.get_xaxis_transform()
+    for idx, face in ((full, color), (part, "none")):
+        if len(idx):
+            ax.plot(xs.reindex(idx).to_numpy(), np.full(len(idx), 0.02), "v", ms=5,
+                    transform=trans, color=color, markerfacecolor=face, clip_on=False,
+                    ls="none")
+    return True
+
+
+def _panel(ax: Any, sub: Any, metric: str, x: str, floor: float | None) -> bool:
+    """Draw one panel; returns whether a zero-lr mark was drawn."""
+    zero = False
+    clip = math.nan
+    if metric == "train_loss" and floor is not None:
+        sub, clip = _gap_rows(sub, floor)
+    for label, color, style, runs in _groups(sub):
+        b = band(runs, metric, x)
+        b = b[b["mean"].notna()]
+        drawn = b[b["max"] > 0] if metric in LOG_ROWS else b
+        ax.plot(drawn["x"], drawn["mean"].where(drawn["mean"] > 0) if metric in LOG_ROWS
+                else drawn["mean"], color=color, label=label, lw=1.5, **style)
+        lo = drawn["min"].where(drawn["min"] > 0) if metric in LOG_ROWS else drawn["min"]
+        ax.fill_between(drawn["x"], lo.fillna(drawn["mean"]), drawn["max"], color=color,
+                        alpha=0.15, lw=0)
+        if metric == "lr_mean":
+            zero |= _zero_lr_marks(ax, runs, b["x"], color)
+    if metric == "train_loss" and floor is not None:
+        if floor > 0:
+            ax.axhline(metrics.FLOOR_TARGET * floor, ls="--", color="black", lw=1,
+                       label=f"target: {metrics.FLOOR_TARGET:.0%} above the floor")
+        if math.isfinite(clip):
+            ax.axhline(clip, ls=":", color="gray", lw=1,
+                       label="resolution C (smaller gaps drawn at C)")
+    if metric in LOG_ROWS:
+        ax.set_yscale("log")
+    return zero
 
 
 def curves(table: Any, out: str | os.PathLike | None = None, *, problems: Any = None,
            rows: tuple[str, ...] = ("train_loss", "lr_mean"),
            floors: dict[str, float | None] | None = None, title: str | None = None,
-           formats: tuple[str, ...] = ("png", "pdf")) -> tuple[Any, list[Path]]:
+           formats: tuple[str, ...] = ("png", "pdf"), x: str = "epochs", note: str = "",
+           metadata: dict[str, str] | None = None) -> tuple[Any, list[Path]]:
     """A grid of panels: one column per problem, one row per metric in ``rows``, against
-    epochs; mean over seeds with a min-max band; a problem's positive floor (``floors``)
-    is drawn as a dashed black line on the ``train_loss`` panels."""
+    ``x``; mean over seeds with a min-max band. On ``train_loss`` panels of problems in
+    ``floors`` (value not None) the gap to the floor is drawn (see the module). ``note``
+    is appended to the title (e.g. ``" - quick scale"``)."""
     plt = _plt()
+    _check_x(x)
+    floors = floors or {}
     problems = list(dict.fromkeys(table["problem"]) if problems is None else problems)
     rows = tuple(r for r in rows if r in table.columns and table[r].notna().any())
     if not problems or not rows:
         raise ValueError("table: nothing to plot (no problems or no metric columns)")
     width = max(3.4 * len(problems), 6.0)
     fig, axes = plt.subplots(len(rows), len(problems), squeeze=False, sharex="col",
-                             figsize=(width, 2.6 * len(rows) + 0.6))
+                             figsize=(width, 2.6 * len(rows) + 0.8))
+    zero = False
     for j, problem in enumerate(problems):
         sub = table[table["problem"] == problem]
+        floor = floors.get(problem)
         for i, metric in enumerate(rows):
             ax = axes[i, j]
-            for label, color, runs in _groups(sub):
-                b = band(runs, metric).dropna()
-                if metric in LOG_ROWS:
-                    b = b[b["max"] > 0]
-                ax.plot(b.index, b["mean"], color=color, label=label, lw=1.5)
-                ax.fill_between(b.index, b["min"], b["max"], color=color, alpha=0.2, lw=0)
-            floor = (floors or {}).get(problem)
-            if metric == "train_loss" and floor is not None and floor > 0:
-                ax.axhline(floor, ls="--", color="black", lw=1, label="analytic floor")
-            if metric in LOG_ROWS:
-                ax.set_yscale("log")
+            zero |= _panel(ax, sub, metric, x, floor)
             if i == 0:
                 ax.set_title(TITLES.get(problem, problem))
-            if j == 0:
-                ax.set_ylabel(YLABELS.get(metric, metric))
+            if j == 0 or (metric == "train_loss" and floor is not None):
+                ax.set_ylabel("training loss gap L - L*" if metric == "train_loss"
+                              and floor is not None else YLABELS.get(metric, metric))
             if i == len(rows) - 1:
-                ax.set_xlabel("epoch")
+                ax.set_xlabel(XAXES[x])
             ax.grid(True, which="major", alpha=0.3)
-    handles, labels = {}, []
+    handles: dict[str, Any] = {}
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(lab, h)
+    if zero:
+        from matplotlib.lines import Line2D
+
+        handles[ZERO_LR] = Line2D([], [], marker="v", ls="none", color="black",
+                                  markerfacecolor="black")
     labels = list(handles)
     fig.legend([handles[k] for k in labels], labels, loc="lower center",
-               ncol=min(len(labels), max(2, int(width / 1.5))), frameon=False,
-               bbox_to_anchor=(0.5, -0.01))
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return fig, save(fig, out, formats)
+               ncol=min(len(labels), max(2, int(width / 2.2))), frameon=False,
+               bbox_to_anchor=(0.5, -0.01), fontsize=8)
+    if title or note:
+        fig.suptitle((title or "") + note)
+    n_legend_rows = math.ceil(len(labels) / min(len(labels), max(2, int(width / 2.2))))
+    fig.tight_layout(rect=(0, 0.03 + 0.035 * n_legend_rows, 1, 1))
+    return fig, save(fig, out, formats, metadata)
 
 
 def figure8(table: Any, floors: dict[str, float | None], out: str | os.PathLike | None = None,
-            *, problems: Any = None, formats: tuple[str, ...] = ("png", "pdf")
+            *, problems: Any = None, formats: tuple[str, ...] = ("png", "pdf"),
+            x: str = "epochs", note: str = "", metadata: dict[str, str] | None = None
             ) -> tuple[Any, list[Path]]:
-    """Figure 8: training loss (log) of the true model and ranks 1, 4, 10 against epochs,
-    the analytic floor dashed, and a row of learning rates."""
+    """Figure 8: the training-loss gap to the analytic floor (log) of the true model and
+    ranks 1, 4, 10, and a row of learning rates."""
     if problems is None:
         order = ("mf-true", "mf-rank1", "mf-rank4", "mf-rank10")
         problems = [p for p in order if p in set(table["problem"])]
     return curves(table, out, problems=problems, rows=("train_loss", "lr_mean"),
-                  floors=floors, formats=formats,
+                  floors=floors, formats=formats, x=x, note=note, metadata=metadata,
                   title="Figure 8: matrix factorization (mean over seeds, band = min-max)")
 
 
 def figure9(table: Any, out: str | os.PathLike | None = None, *, problems: Any = None,
-            formats: tuple[str, ...] = ("png", "pdf")) -> tuple[Any, list[Path]]:
+            formats: tuple[str, ...] = ("png", "pdf"), x: str = "epochs", note: str = "",
+            metadata: dict[str, str] | None = None) -> tuple[Any, list[Path]]:
     """Figure 9: training loss (log), test accuracy and learning rates of the RBF-kernel
-    classifiers (mushrooms, ijcnn) against epochs."""
+    classifiers (mushrooms, ijcnn)."""
     if problems is None:
         problems = [p for p in ("mushrooms", "ijcnn") if p in set(table["problem"])]
-    return curves(table, out, problems=problems,
+    return curves(table, out, problems=problems, x=x, note=note, metadata=metadata,
                   rows=("train_loss", "test_accuracy", "lr_mean"), formats=formats,
                   title="Figure 9: RBF-kernel classification (mean over seeds, band = min-max)")
 
 
-def sensitivity(grid: Any, out: str | os.PathLike | None = None, *, optimizer: str = "pal",
-                chosen: dict[str, dict[str, Any]] | None = None, problems: Any = None,
-                formats: tuple[str, ...] = ("png", "pdf")) -> tuple[Any, list[Path]]:
-    """Box plots of the final training loss of ``optimizer``'s grid, one panel per problem.
+def sensitivity(records: dict[str, dict[str, Any]], out: str | os.PathLike | None = None, *,
+                optimizer: str = "pal", formats: tuple[str, ...] = ("png", "pdf"),
+                note: str = "", metadata: dict[str, str] | None = None
+                ) -> tuple[Any, list[Path]]:
+    """The whole tried grid of ``optimizer``'s selection, one panel per problem.
 
-    For every hyperparameter value (e.g. ``mu=0.1``) a box (whiskers: min to max) spans
-    the configurations that share it; every configuration is drawn as a dot;
-    ``chosen[problem]`` (the selected configuration) is marked with a star.
+    ``records[problem]`` is a selection record of :mod:`paltest.experiments` (its
+    ``trials`` with hyperparameters, stage and score, its ``chosen`` configuration and
+    ``grid``). The score is drawn against the step-size axis (log), one line per setting
+    of the other hyperparameters; diverged trials are crosses at the top of the panel,
+    extension and refinement trials hollow markers, the chosen configuration a star, and
+    the band above the best score spans the scores that tie with it.
     """
     plt = _plt()
-    runs = grid[grid["optimizer"] == optimizer]
-    if runs.empty:
-        raise ValueError(f"grid: no runs of optimizer {optimizer!r}")
-    last = runs[runs["epoch"] == runs.groupby("run_id")["epoch"].transform("max")]
-    keys = [c[3:] for c in last.columns if c.startswith("hp_")
-            and last[c].nunique(dropna=True) > 1]
-    present = list(dict.fromkeys(last["problem"]))
-    problems = present if problems is None else [q for q in problems if q in present]
+    if not records:
+        raise ValueError(f"records: no selection of optimizer {optimizer!r}")
+    problems = list(records)
     fig, axes = plt.subplots(1, len(problems), squeeze=False,
-                             figsize=(max(3.2, 0.75 * len(keys) * 2) * len(problems) / 1.3, 3.4))
+                             figsize=(max(3.4 * len(problems), 5.0), 3.9))
     for ax, problem in zip(axes[0], problems, strict=True):
-        sub = last[last["problem"] == problem]
-        loss = sub["train_loss"].to_numpy(dtype=float)
-        loss = np.where(np.isfinite(loss), loss, np.nan)
-        best_mask = np.zeros(len(sub), dtype=bool)
-        best = (chosen or {}).get(problem)
-        if best:
-            best_mask[:] = True
-            for k, v in best.items():
-                if f"hp_{k}" in sub.columns:
-                    best_mask &= (sub[f"hp_{k}"] == v).to_numpy()
-        data, names, pos = [], [], []
-        for k in keys:
-            for v in sorted(sub[f"hp_{k}"].dropna().unique()):
-                mask = (sub[f"hp_{k}"] == v).to_numpy()
-                data.append(loss[mask & np.isfinite(loss)])
-                names.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
-                pos.append(len(pos) + 1)
-                x = np.full(int(mask.sum()), pos[-1], dtype=float)
-                ax.plot(x, loss[mask], "o", color=COLORS.get(optimizer, "k"), ms=3, alpha=0.7)
-                star = loss[mask & best_mask]
-                ax.plot(np.full(star.size, pos[-1]), star, "*", color="black", ms=9)
-        if data:
-            ax.boxplot([d if d.size else [np.nan] for d in data], positions=pos,
-                       widths=0.6, whis=(0, 100), showfliers=False)
-        ax.set_xticks(pos, names, rotation=45, ha="right", fontsize=8)
-        ax.set_yscale("log")
-        ax.set_title(TITLES.get(problem, problem))
-        ax.grid(True, axis="y", alpha=0.3)
-    axes[0, 0].set_ylabel("final training loss")
-    fig.suptitle(f"{NAMES.get(optimizer, optimizer)} hyperparameter sensitivity "
-                 "(one seed; * = chosen)")
-    fig.tight_layout()
-    return fig, save(fig, out, formats)
-
+        rec = records[problem]
+        scale = [k for k, v in rec["grid"].items() if isinstance(v, dict)]
+        axis = scale[0] if scale else next(iter(rec["grid"]))
+        others = [k for k in rec["grid"] if k != axis]
+        trials = rec["trials"]
+        finite = [t["score"] for t in trials if t["score"] is not None]
+        top = max(finite) if finite else 0.0
+        lines: dict[tuple, list] = {}
+        for t in trials:
+            lines.setdefault(tuple(t["hyperparameters"].get(k) for k in others), []).append(t)
+        for k, (key, ts) in enumerate(lines.items()):
+            ts = sorted(ts, key=lambda t: t["hyperparameters"][axis])
+            xs = [t["hyperparameters"][axis] for t in ts]
+            ys = [t["score"] if t["score"] is not None else np.nan for t in ts]
+            name = ", ".join(f"{o}={_fmt(v)}" for o, v in zip(others, key, strict=True))
+            (line,) = ax.plot(xs, ys, ls=LINESTYLES[k % 4], marker="o", ms=4,
+                              label=name or NAMES.get(optimizer, optimizer))
+            for t in ts:
+                if t["stage"] != "grid" and t["score"] is not None:
+                    ax.plot(t["hyperparameters"][axis], t["score"], "o", ms=7,
+                            markerfacecolor="none", color=line.get_color())
+                if t["score"] is None:
+                    ax.plot(t["hyperparameters"][axis], top, "x", ms=8,
+                            color=line.get_color())
+        best = [t for t in trials if t["run_id"] == rec["run_id"]]
+        if best and best[0]["score"] is not None:
+            ax.plot(best[0]["hyperparameters"][axis], best[0]["score"], "*", color="black",
+                    ms=12, label="chosen", ls="none")
+        if finite:  # the scores that tie with the best one
+            low = min(finite)
+            ax.axhspan(low, low + rec.get("tie_decades", metrics.TIE_DECADES), color="gray",
+                       alpha=0.25, lw=0, label="ties with the best score")
+        ax.set_xscale("log")
+        ax.set_xlabel(axis)
+        cap = rec.get("cap_reached") or {}
+        ax.set_title(TITLES.get(problem, problem) + (f" (cap: {', '.join(cap.values())})"
+                                                      if cap else ""))
+        ax.grid(True, alpha=0.3)
+    handles: dict[str, Any] = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", frameon=False,
+               ncol=min(len(handles), 6), fontsize=8, bbox_to_anchor=(0.5, -0.01))
+    axes[0, 0].set_ylabel("score: mean log10 gap")
+    fig.suptitle(f"{NAMES.get(optimizer, optimizer)} selection on one seed (lower is better; "
+                 f"* chosen, x diverged, hollow: added by extension or refinement){note}",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig, save(fig, out, formats, metadata)

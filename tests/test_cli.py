@@ -108,7 +108,8 @@ def test_figure8_quick(quick8, capsys):
     code, folder, seconds = quick8
     assert code == 0
     for name in ("figure8.png", "figure8.pdf", "sensitivity_pal.png", "sensitivity_pal.pdf",
-                 "selection.json"):
+                 "sensitivity_sgd.png", "sensitivity_adam.png", "selection.json",
+                 "summary.csv", "claims.json", "claims.md"):
         assert (folder / name).stat().st_size > 0, name
     table = results.load_table(folder / "runs")
     assert set(table["problem"]) == {"mf-true", "mf-rank1", "mf-rank4", "mf-rank10"}
@@ -117,7 +118,9 @@ def test_figure8_quick(quick8, capsys):
     assert table["epoch"].max() == 2
     manifest = json.loads((folder / "selection.json").read_text())
     assert set(manifest["selection"]["mf-rank4"]) == {"pal", "sgd", "adam"}
-    assert len(manifest["grid"]["mf-rank4"]["pal"]) == 2  # quick grid: mu in {0.1, 1}
+    pal = manifest["selection"]["mf-rank4"]["pal"]
+    assert [t["stage"] for t in pal["trials"]][:2] == ["grid", "grid"]  # mu in {0.1, 1}
+    assert len(pal["trials"]) <= 3  # one extension at the quick scale
     assert manifest["floors"]["mf-rank4"] == pytest.approx(0.00935, abs=1e-5)
     assert seconds < 60
 
@@ -129,7 +132,9 @@ def test_figure8_quick_prints_summary_and_resumes(quick8, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert len(list((folder / "runs").glob("*.npz"))) == n_files  # nothing re-run
-    assert "final train_loss" in out and "chosen pal on mf-rank4: mu=" in out
+    assert "final training loss" in out and "chosen pal on mf-rank4: mu=" in out
+    assert "[not measurable at this scale] 8-floor/mf-rank4" in out  # the verdicts
+    assert "claims.md" in out and "summary.csv" in out
     assert "figure8.png" in out and "figure8.pdf" in out
     for name in ("pal", "sls", "exact", "sgd", "adam", "mf-rank10"):
         assert name in out
@@ -140,7 +145,29 @@ def test_plot_figure_folder(quick8, tmp_path, capsys):
     code = cli.main(["plot", str(folder), "--out", str(tmp_path)])
     assert code == 0
     assert (tmp_path / "figure8.png").exists() and (tmp_path / "figure8.pdf").exists()
+    assert (tmp_path / "claims.md").exists() and (tmp_path / "summary.csv").exists()
     assert "chosen pal" in capsys.readouterr().out
+    assert cli.main(["plot", str(folder), "--out", str(tmp_path), "--x", "seconds"]) == 0
+    assert (tmp_path / "figure8_seconds.png").exists()
+
+
+def test_figure_x_evaluations(tmp_path, capsys):
+    code = cli.main(["figure", "8", "--quick", "--out", str(tmp_path), "--no-progress",
+                     "--optimizers", "pal,sgd", "--x", "evaluations"])
+    assert code == 0
+    assert (tmp_path / "figure8-quick" / "figure8_evaluations.png").exists()
+
+
+def test_plot_damaged_selection_exits_1(quick8, tmp_path, capsys):
+    import shutil
+
+    _, folder, _ = quick8
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    (copy / "selection.json").write_text('{"format_version": 2, "plan": {')
+    code = cli.main(["plot", str(copy)])
+    err = capsys.readouterr().err
+    assert code == 1 and "selection.json" in err and "paltest figure" in err
 
 
 def test_sweep_tiny_json_then_plot(tmp_path, capsys):
@@ -158,6 +185,25 @@ def test_sweep_tiny_json_then_plot(tmp_path, capsys):
     assert "0 runs done, 6 already there" in capsys.readouterr().out
     assert cli.main(["plot", str(out)]) == 0
     assert (out / "curves.png").exists() and (out / "curves.pdf").exists()
+    assert cli.main(["plot", str(out), "--x", "evaluations"]) == 0
+    assert (out / "curves_evaluations.png").exists()
+
+
+def test_sweep_summary_separates_configurations(tmp_path, capsys):
+    cfg = tmp_path / "grid.json"
+    cfg.write_text(json.dumps({
+        "epochs": 2, "batch_size": 1, "seeds": 4,
+        "problems": [{"name": "quadratic", "options": {"n": 3}}],
+        "optimizers": [{"name": "pal", "hyperparameters": {"mu": [0.1, 1.0]}}]}))
+    assert cli.main(["sweep", str(cfg), "--out", str(tmp_path), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    import pandas as pd
+
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert sorted(summary["hp_mu"]) == [0.1, 1.0]
+    assert list(summary["n_seeds"]) == [4, 4]  # not one row of 8 seeds
+    header = text.splitlines()[1]
+    assert "mu" in header and "n_seeds" in header
 
 
 def test_figure9_quick_mushrooms(data_dir, tmp_path, capsys, monkeypatch):
@@ -171,7 +217,8 @@ def test_figure9_quick_mushrooms(data_dir, tmp_path, capsys, monkeypatch):
     assert (folder / "figure9.png").exists()
     table = results.load_table(folder / "runs")
     assert set(table["po_n_rows"]) == {500}
-    assert "test_accuracy" in out
+    assert "final test accuracy" in out and "9-mushrooms/mushrooms" in out
+    assert "9-ijcnn" not in out.split("claims of Section 7")[0]
 
 
 def test_figure9_missing_data_exits_1(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -15,18 +16,28 @@ def test_figure8_protocol():
     assert p.problems == ("mf-true", "mf-rank1", "mf-rank4", "mf-rank10")
     assert (p.epochs, p.batch_size, p.seeds, p.tune_seed) == (50, 100, (0, 1, 2, 3, 4), 0)
     assert p.optimizers == ("pal", "sls", "exact", "sgd", "adam")
-    assert p.grids["pal"] == {"mu": [0.1, 1.0], "alpha": [1.0, 1 / 0.6], "beta": [0.0, 0.4]}
-    assert p.grids["sgd"] == {"lr": [0.01, 0.1, 1.0]}
-    assert p.grids["adam"] == {"lr": [1e-3, 1e-2, 1e-1]}
+    pal = p.grids["pal"].to_json()
+    assert pal["mu"]["values"] == [0.1, 10**-0.5, 1.0]
+    assert pal["alpha"] == [1.0, 1 / 0.6] and pal["beta"] == [0.0, 0.4]  # bounded: fixed
+    assert p.grids["sgd"].to_json()["lr"]["values"] == [0.01, 10**-1.5, 0.1, 10**-0.5, 1.0]
+    assert p.grids["adam"].to_json()["lr"]["values"][::2] == [1e-3, 1e-2, 1e-1]
+    assert p.grids["pal"].scale_axes == ["mu"] and p.grids["sgd"].scale_axes == ["lr"]
+    assert (p.max_extensions, p.refine) == (experiments.MAX_EXTENSIONS, experiments.REFINE)
     assert "sls" not in p.grids and "exact" not in p.grids
     assert p.problem_options == {"xp": "numpy", "dtype": "float32"}
+    assert p.references == ("pal",) and p.full_scale and p.scale == "full"
+    assert experiments.Plan.from_json(p.to_json()) == p
 
 
 def test_figure9_protocol_and_quick_subset():
     p = experiments.plan(9)
     assert p.problems == ("mushrooms", "ijcnn") and p.epochs == 35
     q = experiments.plan(9, quick=True, problems=["mushrooms"], dtype="float64")
-    assert q.epochs == 2 and q.seeds == (0, 1)
+    assert q.epochs == 2 and q.seeds == (0, 1) and q.scale == "quick"
+    assert experiments.out_name(q) == "figure9-mushrooms-quick"
+    assert experiments.out_name(p) == "figure9"
+    assert experiments.plan(9, epochs=3).scale == "reduced"
+    assert experiments.plan(9, seeds=3).scale == "reduced"
     assert q.options("mushrooms") == {"xp": "numpy", "dtype": "float64", "n_rows": 500}
     assert "n_rows" not in experiments.plan(8, quick=True).options("mf-rank4")
     # full scale stores ijcnn's float32 kernels: budget above 3.9 GB, below 8 GB
@@ -55,23 +66,78 @@ def test_plan_errors_name_the_argument(kwargs, word):
         experiments.plan(kwargs.pop("figure"), **kwargs)
 
 
-def _grid(losses):
-    rows = []
-    for i, loss in enumerate(losses):
-        for e, value in ((0, 1.0), (3, loss)):
-            rows.append({"run_id": f"r{i}", "epoch": e, "train_loss": value,
-                         "hp_lr": [0.01, 0.1, 1.0][i]})
-    return pd.DataFrame(rows)
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A real figure run at a tiny scale: Figure 8's rank-4 panel, PAL and SGD, 3 epochs."""
+    p = experiments.plan(8, problems=["mf-rank4"], optimizers=["pal", "sgd", "sls"],
+                         seeds=2, epochs=3, quick=True)
+    out = tmp_path_factory.mktemp("tiny")
+    return experiments.run_figure(p, out, backend="sequential"), out
 
 
-def test_select_lowest_final_loss_nonfinite_is_worst():
-    best, outcome = experiments.select(_grid([0.5, float("nan"), 0.2]), ["lr"])
-    assert best == {"lr": 1.0}
-    assert [o["final_train_loss"] for o in outcome] == [0.5, None, 0.2]
-    best, _ = experiments.select(_grid([float("inf"), 0.3, 0.3]), ["lr"])
-    assert best == {"lr": 0.1}  # ties: first in grid order
-    with pytest.raises(ValueError, match="grid_runs"):
-        experiments.select(_grid([0.1]).iloc[:0], ["lr"])
+def test_run_figure_records_every_trial_and_a_bracketed_choice(tiny):
+    result, out = tiny
+    m = json.loads((out / "selection.json").read_text())
+    assert m["format_version"] == 2 and set(m["selection"]["mf-rank4"]) == {"pal", "sgd"}
+    for opt, rec in m["selection"]["mf-rank4"].items():
+        axis = {"pal": "mu", "sgd": "lr"}[opt]
+        tried = sorted(t["hyperparameters"][axis] for t in rec["trials"])
+        chosen = rec["chosen"][axis]
+        assert rec["bracketed"][axis] or rec["cap_reached"].get(axis), rec
+        if rec["bracketed"][axis]:
+            assert tried[0] < chosen < tried[-1]
+        assert {t["stage"] for t in rec["trials"]} <= {"grid", "extension", "refinement"}
+        assert all(set(t) >= {"hyperparameters", "score", "run_id", "stage", "diverged"}
+                   for t in rec["trials"])
+        # the chosen configuration is the best score, up to the tie rule
+        best = min(t["score"] for t in rec["trials"] if t["score"] is not None)
+        assert rec["score"] <= best + rec["tie_decades"]
+    # every trial is a result file, and the chosen one is reused as the seed-0 final run
+    runs = {p.stem for p in (out / "runs").glob("*.npz")}
+    assert {t["run_id"] for r in m["selection"]["mf-rank4"].values() for t in r["trials"]} <= runs
+    assert m["selection"]["mf-rank4"]["sgd"]["run_id"] in m["final_run_ids"]
+    assert set(result.table["optimizer"]) == {"pal", "sgd", "sls"}
+    assert set(result.references["optimizer"]) == {"pal"}
+    assert sorted(result.references["seed"].unique()) == [0, 1]
+
+
+def test_run_figure_writes_summary_and_claims(tiny):
+    result, out = tiny
+    summary = pd.read_csv(out / "summary.csv")
+    final = summary[summary["role"] == "final"]
+    assert sorted(final["optimizer"]) == ["pal", "sgd", "sls"]
+    assert (summary["n_seeds"] == 2).all()
+    assert {"final_loss_mean", "final_rel_gap_mean", "epochs_to_target_median",
+            "floor"} <= set(summary.columns)
+    doc = json.loads((out / "claims.json").read_text())
+    assert doc["scale"] == "quick" and doc["figure"] == 8
+    assert all(c["verdict"] == "not measurable at this scale" for c in doc["claims"])
+    assert "quick scale" in (out / "claims.md").read_text()
+    text = experiments.summary(result)
+    assert "chosen pal on mf-rank4: mu=" in text and "claims of Section 7" in text
+
+
+def test_selection_file_damaged_is_a_clear_error_and_a_rerun_rebuilds_it(tiny, tmp_path):
+    import shutil
+
+    _, out = tiny
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    path = copy / "selection.json"
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])  # truncated
+    with pytest.raises(experiments.SelectionFileError, match="selection.json"):
+        experiments.load_figure(copy)
+    path.write_text(json.dumps({"format_version": 1, "plan": {}}))  # an older format
+    with pytest.raises(experiments.SelectionFileError, match="format_version"):
+        experiments.load_figure(copy)
+    n = len(list((copy / "runs").glob("*.npz")))
+    p = experiments.plan(8, problems=["mf-rank4"], optimizers=["pal", "sgd", "sls"],
+                         seeds=2, epochs=3, quick=True)
+    experiments.run_figure(p, copy, backend="sequential")
+    assert json.loads(path.read_text()) == json.loads(text)
+    assert len(list((copy / "runs").glob("*.npz"))) == n  # nothing was run again
+    assert not [f for f in copy.iterdir() if f.name.startswith(".tmp-")]
 
 
 def test_final_losses_mean_min_max_over_seeds():

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from paltest import figures  # noqa: E402
+from paltest import figures, metrics  # noqa: E402
 
 EPOCHS = 5
 
@@ -52,16 +52,102 @@ def test_figure8_writes_png_and_pdf(tmp_path):
     assert axes[0, 0].get_title() == "rank 4"
 
 
-def test_floor_line_is_drawn_only_for_a_positive_floor():
-    fig, _ = figures.figure8(_table(), {"mf-rank4": 0.01, "mf-rank10": 0.0})
+def test_floor_problems_plot_the_gap_with_its_clip_and_target():
+    table = _table()
+    fig, _ = figures.figure8(table, {"mf-rank4": 0.01, "mf-rank10": 0.0})
     loss4, loss10 = fig.axes[0], fig.axes[1]
-    dashed = [ln for ln in loss4.get_lines() if ln.get_linestyle() == "--"]
-    assert len(dashed) == 1
-    assert np.all(np.asarray(dashed[0].get_ydata(), dtype=float) == 0.01)
-    assert not [ln for ln in loss10.get_lines() if ln.get_linestyle() == "--"]
-    lr_axes = fig.axes[2:]
-    assert all(not [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
-               for ax in lr_axes)
+    assert loss4.get_ylabel() == "training loss gap L - L*"
+    (line,) = _axes_lines(loss4, "PAL")
+    per_seed = table[(table["problem"] == "mf-rank4") & (table["optimizer"] == "pal")]
+    gaps = per_seed.assign(g=[max(v - 0.01, metrics.clip_level(0.01, 1.0, "float64"))
+                              for v in per_seed["train_loss"]])
+    np.testing.assert_allclose(line.get_ydata(), gaps.groupby("epoch")["g"].mean(), rtol=1e-12)
+    (target,) = [ln for ln in loss4.get_lines() if ln.get_linestyle() == "--"
+                 and ln.get_label().startswith("target")]
+    assert np.all(np.asarray(target.get_ydata(), dtype=float) == 0.02 * 0.01)
+    (clip,) = [ln for ln in loss4.get_lines() if ln.get_linestyle() == ":"]
+    assert float(clip.get_ydata()[0]) == pytest.approx(metrics.clip_level(0.01, 1.0, "float64"))
+    # a zero floor: the gap is the loss, no target line, the clip drawn
+    assert not [ln for ln in loss10.get_lines() if ln.get_label().startswith("target")]
+    assert [ln for ln in loss10.get_lines() if ln.get_linestyle() == ":"]
+    # no floor at all (None): the loss, no clip
+    fig, _ = figures.figure8(table, {"mf-rank4": None})
+    assert fig.axes[0].get_ylabel() == "training loss"
+    assert not [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == ":"]
+
+
+def test_gap_below_the_clip_is_drawn_at_the_clip():
+    table = _table(problems=("mf-rank10",), optimizers=("pal",), seeds=(0,))
+    table.loc[table["epoch"] == EPOCHS, "train_loss"] = 1e-40
+    fig, _ = figures.figure8(table, {"mf-rank10": 0.0})
+    (line,) = _axes_lines(fig.axes[0], "PAL")
+    assert line.get_ydata()[-1] == pytest.approx(metrics.clip_level(0.0, 1.0, "float64"))
+
+
+def test_zero_learning_rates_are_marked_on_the_axis_floor():
+    table = _table(problems=("mf-true",), optimizers=("exact",), seeds=(0, 1))
+    steps = 8
+    table["n_steps"] = table["epoch"] * steps
+    table["lr_zero"] = 0
+    table.loc[table["epoch"] >= 3, "lr_mean"] = 0.0  # stopped from epoch 3, both seeds
+    table.loc[table["epoch"] >= 3, "lr_zero"] = steps
+    table.loc[(table["epoch"] == 2) & (table["seed"] == 0), "lr_zero"] = 3  # some steps
+    fig, _ = figures.figure8(table, {"mf-true": 0.0})
+    lr_ax = fig.axes[1]
+    marks = [ln for ln in lr_ax.get_lines() if ln.get_marker() == "v"]
+    filled = [ln for ln in marks if ln.get_markerfacecolor() != "none"]
+    hollow = [ln for ln in marks if ln.get_markerfacecolor() == "none"]
+    assert [list(ln.get_xdata()) for ln in filled] == [[3.0, 4.0, 5.0]]
+    assert [list(ln.get_xdata()) for ln in hollow] == [[2.0]]
+    assert figures.ZERO_LR in [t.get_text() for t in fig.legends[0].get_texts()]
+    # no zero learning rate: no marks, no legend entry
+    fig, _ = figures.figure8(_table(), {})
+    assert not [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_marker() == "v"]
+    assert figures.ZERO_LR not in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+@pytest.mark.parametrize("x, column", [("evaluations", None), ("seconds", "step_time")])
+def test_x_axis_evaluations_and_seconds(x, column):
+    table = _table(problems=("mf-rank4",), optimizers=("pal",), seeds=(0, 1))
+    table["n_fun"] = table["epoch"] * 16 + table["seed"] * 2
+    table["n_grad"] = table["epoch"] * 8
+    table["step_time"] = np.where(table["epoch"] == 0, 0.0, 0.25)
+    fig, _ = figures.figure8(table, {"mf-rank4": 0.0}, x=x)
+    (line,) = _axes_lines(fig.axes[0], "PAL")
+    if x == "evaluations":  # the mean over seeds of n_fun + n_grad per epoch
+        expected = [24.0 * e + 1.0 for e in range(EPOCHS + 1)]
+    else:
+        expected = [0.25 * e for e in range(EPOCHS + 1)]
+    np.testing.assert_allclose(line.get_xdata(), expected)
+    assert fig.axes[-1].get_xlabel() == figures.XAXES[x]
+    with pytest.raises(ValueError, match="x:"):
+        figures.figure8(table, {}, x="iterations")
+
+
+def test_sweep_curves_colour_per_optimizer_style_per_configuration():
+    t = _table(problems=("mf-rank4",), optimizers=("pal", "sgd"), seeds=(0,))
+    t = pd.concat([t, t[t["optimizer"] == "pal"].assign(run_id="pal-mu1", hp_lr=float("nan"),
+                                                        hp_mu=1.0)])
+    t.loc[t["optimizer"] == "pal", "hp_mu"] = t.loc[t["optimizer"] == "pal", "hp_mu"].fillna(0.1)
+    fig, _ = figures.curves(figures.label_runs(t), rows=("train_loss",))
+    ax = fig.axes[0]
+    pal = [ln for ln in ax.get_lines() if ln.get_label().startswith("PAL")]
+    sgd = [ln for ln in ax.get_lines() if ln.get_label().startswith("SGD")]
+    assert sorted(ln.get_label() for ln in pal) == ["PAL mu=0.1", "PAL mu=1"]
+    assert len({ln.get_color() for ln in pal}) == 1  # one colour for the optimizer
+    assert len({ln.get_linestyle() for ln in pal}) == 2  # a style per configuration
+    assert sgd[0].get_color() != pal[0].get_color()
+
+
+def test_quick_scale_is_in_the_title_and_the_file_metadata(tmp_path):
+    from PIL import Image
+
+    fig, paths = figures.figure8(_table(), {}, tmp_path / "f", note=" - quick scale",
+                                 metadata={"scale": "quick"})
+    assert fig._suptitle.get_text().endswith("quick scale")
+    info = Image.open(tmp_path / "f.png").text
+    assert info["Scale"] == "quick" and "quick scale" in info["Title"]
+    assert b"quick" in (tmp_path / "f.pdf").read_bytes()
 
 
 def test_mean_line_and_min_max_band():
@@ -94,26 +180,38 @@ def test_figure9_has_loss_accuracy_and_lr_rows(tmp_path):
     assert axes[2, 0].get_yscale() == "log"
 
 
-def test_sensitivity_boxes_per_value_and_star(tmp_path):
-    rows = []
-    for p in ("mf-rank4", "mf-rank10"):
-        for i, (mu, beta) in enumerate([(0.1, 0.0), (0.1, 0.4), (1.0, 0.0), (1.0, 0.4)]):
-            for e in (0, 1):
-                rows.append({"run_id": f"{p}{i}", "problem": p, "optimizer": "pal",
-                             "epoch": e, "train_loss": 1.0 if e == 0 else 10.0 ** -(i + 1),
-                             "hp_mu": mu, "hp_beta": beta, "hp_alpha": 1.0})
-    grid = pd.DataFrame(rows)
-    chosen = {"mf-rank4": {"mu": 1.0, "beta": 0.4, "alpha": 1.0}}
-    fig, paths = figures.sensitivity(grid, tmp_path / "sens", chosen=chosen)
+def _record(scores, chosen, cap=None):
+    trials = []
+    for i, ((mu, beta), score) in enumerate(scores.items()):
+        trials.append({"hyperparameters": {"mu": mu, "beta": beta}, "score": score,
+                       "stage": "grid" if mu <= 1 else "extension", "run_id": f"r{i}",
+                       "diverged": score is None, "final_train_loss": None})
+    return {"grid": {"mu": {"scale": True, "lo": -1, "hi": 0, "per_decade": 1,
+                            "values": [0.1, 1.0]}, "beta": [0.0, 0.4]},
+            "trials": trials, "run_id": f"r{list(scores).index(chosen)}",
+            "chosen": {"mu": chosen[0], "beta": chosen[1]}, "cap_reached": cap or {},
+            "tie_decades": 0.04}
+
+
+def test_sensitivity_shows_every_tried_configuration(tmp_path):
+    scores = {(0.1, 0.0): -2.0, (1.0, 0.0): -3.0, (10.0, 0.0): None, (0.1, 0.4): -1.0,
+              (1.0, 0.4): -1.5}
+    recs = {"mf-rank4": _record(scores, (1.0, 0.0)),
+            "mf-rank10": _record(scores, (1.0, 0.0), cap={"mu": "upper"})}
+    fig, paths = figures.sensitivity(recs, tmp_path / "sens")
     assert len(paths) == 2 and all(p.exists() for p in paths)
     ax = fig.axes[0]
-    labels = [t.get_text() for t in ax.get_xticklabels()]
-    assert labels == ["mu=0.1", "mu=1", "beta=0", "beta=0.4"]  # alpha is fixed: no box
-    stars = [ln for ln in ax.get_lines() if ln.get_marker() == "*" and len(ln.get_ydata())]
-    assert len(stars) == 2  # the chosen config sits in the mu=1 and beta=0.4 boxes
-    assert all(np.allclose(s.get_ydata(), 1e-4) for s in stars)
-    with pytest.raises(ValueError, match="optimizer"):
-        figures.sensitivity(grid, optimizer="sgd")
+    lines = {ln.get_label(): ln for ln in ax.get_lines() if ln.get_label().startswith("beta")}
+    assert set(lines) == {"beta=0", "beta=0.4"}
+    assert list(lines["beta=0"].get_xdata()) == [0.1, 1.0, 10.0]  # the extension too
+    (star,) = [ln for ln in ax.get_lines() if ln.get_marker() == "*"]
+    assert (star.get_xdata()[0], star.get_ydata()[0]) == (1.0, -3.0)
+    crosses = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
+    assert len(crosses) == 1 and crosses[0].get_xdata()[0] == 10.0  # the diverged one
+    assert ax.get_xscale() == "log"
+    assert "cap" in fig.axes[1].get_title()
+    with pytest.raises(ValueError, match="records"):
+        figures.sensitivity({})
 
 
 def test_label_runs_names_varying_hyperparameters():
