@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from paltest.checks import check_int
+
 __all__ = [
     "FORMAT_VERSION",
     "IncompleteResultError",
@@ -85,7 +87,9 @@ def make_config(
 
     ``problem_options`` get ``xp`` (default ``"numpy"``, the registry's) and ``dtype``
     (default ``"float64"``) filled in and normalized to names. ``extra`` entries (JSON-able,
-    e.g. a sweep label) are recorded under ``"extra"`` and enter the id.
+    e.g. a sweep label) are recorded under ``"extra"`` and enter the id. ``epochs``
+    (>= 0), ``batch_size`` (>= 1) and ``seed`` (>= 0) must be ints (NumPy integers are
+    accepted; floats and bools are rejected, never rounded).
     """
     opts = dict(problem_options)
     opts["xp"] = xp_name(opts.get("xp", "numpy"))
@@ -94,7 +98,9 @@ def make_config(
     cfg = {
         "problem": str(problem), "problem_options": opts,
         "optimizer": str(optimizer), "hyperparameters": dict(hyperparameters),
-        "epochs": int(epochs), "batch_size": int(batch_size), "seed": int(seed),
+        "epochs": check_int("epochs", epochs, 0),
+        "batch_size": check_int("batch_size", batch_size, 1),
+        "seed": check_int("seed", seed, 0),
     }
     if extra:
         cfg["extra"] = dict(extra)
