@@ -233,7 +233,8 @@ def test_plot_skips_a_damaged_result_file_naming_it(tmp_path, capsys):
                      "--no-progress"]) == 0
     victim = sorted((out / "runs").glob("*.npz"))[0]
     data = bytearray(victim.read_bytes())
-    data[data.index(b"'descr'") + 2] ^= 0x04  # one bit in an array header
+    header = data.index(b"{'descr': '<U")  # the header of the metadata array
+    data[data.index(b"}", header) + 1] ^= 0x08  # one bit: a padding space -> "("
     victim.write_bytes(data)
     with pytest.warns(UserWarning, match=f"skipping {victim}"):
         assert cli.main(["plot", str(out)]) == 0

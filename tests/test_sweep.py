@@ -196,7 +196,8 @@ def test_a_damaged_result_file_is_skipped_and_run_again(sequential, tmp_path):
     shutil.copytree(sequential, out)
     victim = sorted(out.glob("*.npz"))[0]
     data = bytearray(victim.read_bytes())
-    data[data.index(b"'descr'")] ^= 0x01  # one bit in the header of the first array
+    header = data.index(b"{'descr': '<U")  # the header of the metadata array
+    data[data.index(b"}", header) + 1] ^= 0x08  # one bit: a padding space -> "("
     victim.write_bytes(data)
     with pytest.warns(UserWarning, match=f"skipping {victim}: not a complete result file"):
         summary = sweep(GRID, out, backend="sequential")
