@@ -278,7 +278,8 @@ def test_sweep_killed_with_sigkill_finishes_on_restart(tmp_path):
     missing = sorted(expected - before)
     (out / f".tmp-{missing[0]}-dead.part").write_bytes(b"PK\x03\x04partial")
     (out / f"{missing[1]}.npz").write_bytes(b"PK\x03\x04partial")
-    summary = sweep(grid_path, out, backend="sequential")
+    with pytest.warns(UserWarning, match=f"skipping {out / missing[1]}.npz"):
+        summary = sweep(grid_path, out, backend="sequential")
     assert summary.skipped == len(before) and summary.ran == len(expected) - len(before)
     finals = sorted(p.stem for p in out.glob("*.npz") if not p.name.startswith("."))
     assert finals == sorted(expected)  # every run exactly once
