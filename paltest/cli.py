@@ -21,13 +21,21 @@ is damaged) exit with status 1.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+
+from paltest.cli_args import (
+    joblib_backend,
+    key_value,
+    n_jobs,
+    nonneg_int,
+    out_dir,
+    positive_bytes,
+    positive_int,
+)
 
 __all__ = ["build_parser", "main", "parse_seeds"]
 
@@ -57,85 +65,10 @@ def parse_seeds(text: str) -> int | list[int]:
     return seeds
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _nonneg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _bytes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {text!r}")
-    return value
-
-
-def _backend(text: str) -> str:
-    from paltest.sweep import check_backend
-
-    try:
-        return check_backend(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err).removeprefix("backend: ")) from None
-
-
-def _out_dir(text: str) -> str:
-    """``text`` if the directory exists and is writable or can be created; checked before
-    anything runs, so a run never trains only to fail saving its result."""
-    probe = Path(text).expanduser()
-    while not os.path.lexists(probe) and probe.parent != probe:
-        probe = probe.parent  # the nearest existing ancestor
-    if not probe.is_dir():
-        raise argparse.ArgumentTypeError(
-            f"cannot create {text!r}: {str(probe)!r} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"cannot write in {str(probe)!r} (for {text!r})")
-    return text
-
-
-def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value == 0 or value < -1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or -1 (all cores), "
-                                         f"got {text!r}")
-    return value
-
-
-def _key_value(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw
-    return key.strip(), value
-
-
 def _common(out_default: str = "results") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("common options")
-    g.add_argument("--out", default=out_default, metavar="DIR", type=_out_dir,
+    g.add_argument("--out", default=out_default, metavar="DIR", type=out_dir,
                    help="directory for results and figures, checked to be writable "
                         "(default: %(default)s/)")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -149,13 +82,13 @@ def _scale(jobs: bool = True, epochs: str = "the protocol's") -> argparse.Argume
                    help="array namespace (default: %(default)s)")
     g.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                    help="floating-point precision (default: %(default)s, as the reference)")
-    g.add_argument("--epochs", type=_positive, metavar="N",
+    g.add_argument("--epochs", type=positive_int, metavar="N",
                    help=f"epochs (default: {epochs})")
     if not jobs:
         return p
-    g.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+    g.add_argument("--jobs", type=n_jobs, default=1, metavar="N",
                    help="parallel runs with joblib (-1: all cores; default: %(default)s)")
-    g.add_argument("--backend", default="loky", type=_backend,
+    g.add_argument("--backend", default="loky", type=joblib_backend,
                    help="joblib backend: loky, threading, sequential, dask, ... "
                         "(default: %(default)s)")
     return p
@@ -192,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Figure 9 only: the datasets to run (default: both)")
     f.add_argument("--data-dir", metavar="DIR",
                    help="Figure 9 only: the LIBSVM data directory (default: $PALTEST_DATA)")
-    f.add_argument("--memory-budget", type=_bytes, metavar="BYTES",
+    f.add_argument("--memory-budget", type=positive_bytes, metavar="BYTES",
                    help="Figure 9 only: memory for stored kernels per worker (default "
                         "4.5e9: both ijcnn kernels stored in float32; in float64 they are "
                         "computed on the fly)")
@@ -206,12 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "file to OUT/runs/.")
     r.add_argument("problem", help="problem name (e.g. mf-rank4, mushrooms, quadratic)")
     r.add_argument("optimizer", help="optimizer name (e.g. pal, sls, exact, sgd, adam)")
-    r.add_argument("--hp", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+    r.add_argument("--hp", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="an optimizer hyperparameter (repeatable), e.g. --hp mu=0.1")
-    r.add_argument("--po", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+    r.add_argument("--po", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="a problem option (repeatable), e.g. --po n_rows=500")
-    r.add_argument("--seed", type=_nonneg, default=0, help="the run's seed (default: 0)")
-    r.add_argument("--batch-size", type=_positive, metavar="B",
+    r.add_argument("--seed", type=nonneg_int, default=0, help="the run's seed (default: 0)")
+    r.add_argument("--batch-size", type=positive_int, metavar="B",
                    help="mini-batch size (default: the problem's default_batch_size: 100, "
                         "or the training set when smaller; 1 for quadratic, a tenth of "
                         "the training set for batch-quadratic and least-squares)")
@@ -230,9 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", nargs="?", help="the grid file (.json or .toml)")
     s.add_argument("--example", action="store_true",
                    help="print the example grid (TOML, shown below) and exit")
-    s.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+    s.add_argument("--jobs", type=n_jobs, default=1, metavar="N",
                    help="parallel runs (-1: all cores; default: %(default)s)")
-    s.add_argument("--backend", default="loky", type=_backend,
+    s.add_argument("--backend", default="loky", type=joblib_backend,
                    help="joblib backend: loky, threading, sequential, dask, ... "
                         "(default: %(default)s)")
 
@@ -242,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "accuracy and step-size curves of every run.")
     pl.add_argument("results_dir", metavar="RESULTS_DIR",
                     help="a 'paltest figure' output folder, or a folder of result files")
-    pl.add_argument("--out", metavar="DIR", type=_out_dir,
+    pl.add_argument("--out", metavar="DIR", type=out_dir,
                     help="where to write (default: RESULTS_DIR)")
     for p in sub.choices.values():
         p.set_defaults(command_parser=p)  # errors print under the command's usage line
