@@ -7,22 +7,35 @@ Examples::
     paltest figure 9 --dataset mushrooms --jobs 2
     paltest run mf-rank4 pal --hp mu=0.1 --epochs 10
     paltest sweep grid.json --jobs 4
+    paltest sweep --example > grid.toml   # a commented example grid to start from
     paltest plot results/figure8
 
 Every command is a thin layer over the library (:mod:`paltest.experiments`,
 :mod:`paltest.figures`, :func:`paltest.runner.run`, :func:`paltest.sweep.sweep`). Bad
-options exit with status 2 and a message naming the option; failures while running
-(e.g. a data file that cannot be found) exit with status 1.
+options exit with status 2, before anything runs, with the command's usage line and a
+message naming the option (an unwritable ``--out``, an unknown ``--backend``, every bad
+entry of a sweep grid); failures while running (e.g. a data file that cannot be found or
+is damaged) exit with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
+
+from paltest.cli_args import (
+    joblib_backend,
+    key_value,
+    n_jobs,
+    nonneg_int,
+    out_dir,
+    positive_bytes,
+    positive_int,
+)
 
 __all__ = ["build_parser", "main", "parse_seeds"]
 
@@ -53,43 +66,12 @@ def parse_seeds(text: str) -> int | list[int]:
     return seeds
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value == 0 or value < -1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or -1 (all cores), "
-                                         f"got {text!r}")
-    return value
-
-
-def _key_value(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw
-    return key.strip(), value
-
-
 def _common(out_default: str = "results") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("common options")
-    g.add_argument("--out", default=out_default, metavar="DIR",
-                   help="directory for results and figures (default: %(default)s/)")
+    g.add_argument("--out", default=out_default, metavar="DIR", type=out_dir,
+                   help="directory for results and figures, checked to be writable "
+                        "(default: %(default)s/)")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return p
 
@@ -101,20 +83,25 @@ def _scale(jobs: bool = True, epochs: str = "the protocol's") -> argparse.Argume
                    help="array namespace (default: %(default)s)")
     g.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                    help="floating-point precision (default: %(default)s, as the reference)")
-    g.add_argument("--epochs", type=_positive, metavar="N",
+    g.add_argument("--epochs", type=positive_int, metavar="N",
                    help=f"epochs (default: {epochs})")
     if not jobs:
         return p
-    g.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+    g.add_argument("--jobs", type=n_jobs, default=1, metavar="N",
                    help="parallel runs with joblib (-1: all cores; default: %(default)s)")
-    g.add_argument("--backend", default="loky",
+    g.add_argument("--backend", default="loky", type=joblib_backend,
                    help="joblib backend: loky, threading, sequential, dask, ... "
                         "(default: %(default)s)")
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``paltest`` (subcommands figure, run, sweep, plot)."""
+    """The argument parser of ``paltest`` (subcommands figure, run, sweep, plot).
+
+    Each subcommand's parser is in its namespace as ``command_parser``.
+    """
+    from paltest.sweep import example_grid
+
     top = argparse.ArgumentParser(
         prog="paltest", description=__doc__.split("\n\n")[0],
         epilog="Run 'paltest COMMAND --help' for the options of a command.")
@@ -141,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Figure 9 only: the datasets to run (default: both)")
     f.add_argument("--data-dir", metavar="DIR",
                    help="Figure 9 only: the LIBSVM data directory (default: $PALTEST_DATA)")
-    f.add_argument("--memory-budget", type=float, metavar="BYTES",
+    f.add_argument("--memory-budget", type=positive_bytes, metavar="BYTES",
                    help="Figure 9 only: memory for stored kernels per worker (default "
                         "4.5e9: both ijcnn kernels stored in float32; in float64 they are "
                         "computed on the fly)")
@@ -159,21 +146,35 @@ def build_parser() -> argparse.ArgumentParser:
                        "file to OUT/runs/.")
     r.add_argument("problem", help="problem name (e.g. mf-rank4, mushrooms, quadratic)")
     r.add_argument("optimizer", help="optimizer name (e.g. pal, sls, exact, sgd, adam)")
-    r.add_argument("--hp", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+    r.add_argument("--hp", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="an optimizer hyperparameter (repeatable), e.g. --hp mu=0.1")
-    r.add_argument("--po", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+    r.add_argument("--po", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="a problem option (repeatable), e.g. --po n_rows=500")
-    r.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
-    r.add_argument("--batch-size", type=_positive, default=100, metavar="B",
-                   help="mini-batch size (default: %(default)s)")
+    r.add_argument("--seed", type=nonneg_int, default=0, help="the run's seed (default: 0)")
+    r.add_argument("--batch-size", type=positive_int, metavar="B",
+                   help="mini-batch size (default: the problem's default_batch_size: 100, "
+                        "or the training set when smaller; 1 for quadratic, a tenth of "
+                        "the training set for batch-quadratic and least-squares)")
 
-    s = sub.add_parser("sweep", parents=[common], help="run a grid from a JSON/TOML file",
-                       description="Run a grid (see paltest.sweep) from a JSON or TOML file; "
-                       "resumable: finished runs in OUT/runs/ are skipped.")
-    s.add_argument("config", help="the grid file (.json or .toml)")
-    s.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+    s = sub.add_parser(
+        "sweep", parents=[common], help="run a grid from a JSON/TOML file",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Run a grid of problems x problem options x optimizers x hyperparameters x "
+            "seeds from a JSON or TOML file, in parallel with joblib. The whole grid is "
+            "checked first: every bad entry is reported with its key, and nothing runs. It "
+            "is resumable: finished runs in OUT/runs/ are skipped, damaged result files "
+            "are run again.", 88),
+        epilog="example grid ('paltest sweep --example > grid.toml' writes it):\n\n"
+               + textwrap.indent(example_grid(), "  "))
+    s.add_argument("config", nargs="?", help="the grid file (.json or .toml)")
+    s.add_argument("--example", action="store_true",
+                   help="print the example grid (TOML, shown below) and exit")
+    s.add_argument("--jobs", type=n_jobs, default=1, metavar="N",
                    help="parallel runs (-1: all cores; default: %(default)s)")
-    s.add_argument("--backend", default="loky", help="joblib backend (default: %(default)s)")
+    s.add_argument("--backend", default="loky", type=joblib_backend,
+                   help="joblib backend: loky, threading, sequential, dask, ... "
+                        "(default: %(default)s)")
 
     pl = sub.add_parser("plot", help="plot a results directory",
                         description="Draw the figures of a results directory: the Figure 8/9 "
@@ -181,9 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "accuracy and step-size curves of every run.")
     pl.add_argument("results_dir", metavar="RESULTS_DIR",
                     help="a 'paltest figure' output folder, or a folder of result files")
-    pl.add_argument("--out", metavar="DIR", help="where to write (default: RESULTS_DIR)")
+    pl.add_argument("--out", metavar="DIR", type=out_dir,
+                    help="where to write (default: RESULTS_DIR)")
     pl.add_argument("--x", default="epochs", choices=X_CHOICES,
                     help="x-axis: epochs, evaluations or seconds (default: %(default)s)")
+    for p in sub.choices.values():
+        p.set_defaults(command_parser=p)  # errors print under the command's usage line
     return top
 
 
@@ -192,10 +196,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _COMMANDS[args.command](args, parser)
-    except (FileNotFoundError, RuntimeError, OSError) as err:
+        return _COMMANDS[args.command](args, args.command_parser)
+    except Exception as err:
+        if not _is_failure(err):
+            raise
         print(f"paltest: error: {err}", file=sys.stderr)
         return 1
+
+
+def _is_failure(err: BaseException) -> bool:
+    """A failure while running (exit status 1): a file that cannot be found, read or
+    written, a damaged data file, a failed download."""
+    from problems import datasets
+
+    return isinstance(err, (FileNotFoundError, RuntimeError, OSError,
+                            datasets.ChecksumError, datasets.MalformedDataError))
+
+
+def _options(pairs: list[tuple[str, Any]], option: str,
+             parser: argparse.ArgumentParser) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            parser.error(f"{option}: {key} given twice")
+        out[key] = value
+    return out
 
 
 def _check_xp(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -254,18 +279,29 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.optimizer not in registry.names():
         parser.error(f"optimizer: unknown {args.optimizer!r}; choose one of "
                      f"{registry.names()}")
-    hps = dict(args.hp)
+    hps = _options(args.hp, "--hp", parser)
     try:
         registry.canonical_hyperparameters(args.optimizer, **hps)
     except (TypeError, ValueError) as err:
         parser.error(f"--hp: {err}")
-    po = {"xp": args.xp, "dtype": args.dtype, **dict(args.po)}
+    po = _options(args.po, "--po", parser)
+    for key in ("xp", "dtype"):
+        if key in po:
+            parser.error(f"--po: {key} is set with --{key}, not --po")
+    po = {"xp": args.xp, "dtype": args.dtype, **po}
     try:
-        result = run(args.problem, args.optimizer, epochs=args.epochs or 10,
-                     batch_size=args.batch_size, seed=args.seed, problem_options=po,
-                     hyperparameters=hps, progress=not args.no_progress)
+        problem = problems.get(args.problem, **po)
     except (TypeError, ValueError) as err:
-        parser.error(str(err))
+        if _is_failure(err):
+            raise
+        parser.error(f"--po: {err}")
+    batch_size = problem.default_batch_size if args.batch_size is None else args.batch_size
+    if batch_size > problem.n_train:
+        parser.error(f"--batch-size: {batch_size} exceeds the training set size "
+                     f"{problem.n_train} of {args.problem}")
+    result = run(problem, args.optimizer, epochs=args.epochs or 10, batch_size=batch_size,
+                 seed=args.seed, problem_options=po, problem_name=args.problem,
+                 hyperparameters=hps, progress=not args.no_progress)
     path = results.save(result, Path(args.out) / "runs")
     ep = result.epochs
     extra = "".join(f", {k} {float(ep[k][-1]):.4g}" for k in ep if k.startswith("test_"))
@@ -278,14 +314,23 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from paltest import experiments, metrics, results
-    from paltest.sweep import expand, load_config, sweep
+    from paltest.sweep import example_grid, expand, load_config, sweep
 
+    if args.example:
+        if args.config is not None:
+            parser.error("--example: prints the example grid; give no config file")
+        print(example_grid(), end="")
+        return 0
+    if args.config is None:
+        parser.error("config: required (paltest sweep --example prints an example grid)")
     if not Path(args.config).is_file():
         parser.error(f"config: no such file {args.config!r}")
     try:
         grid = load_config(args.config)
-        expand(grid)
+        expand(grid)  # validates the whole grid: every bad entry, before any run
     except (TypeError, ValueError, ImportError) as err:
+        if _is_failure(err):
+            raise
         parser.error(f"config: {err}")
     out = Path(args.out) / "runs"
     s = sweep(grid, out, n_jobs=args.jobs, backend=args.backend,

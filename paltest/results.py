@@ -9,10 +9,12 @@ the config, so the same config always gets the same id and the same file name.
 :func:`save` writes one ``<run_id>.npz`` file per run atomically: a hidden temporary file
 in the same directory is written, flushed and fsynced, then renamed over the target with
 :func:`os.replace`. The metadata (a JSON string inside the file) lists every array with
-its shape and ends with a completeness marker; :func:`load` checks all of it (and the zip
-CRCs), so a truncated or partial file raises :class:`IncompleteResultError` and is never
-taken for a complete run. :func:`load_table` and :func:`load_steps` skip such files and
-temporary files.
+its shape and ends with a completeness marker; :func:`load` checks the zip CRCs before
+parsing anything, then all of it, so a truncated, partial or damaged file raises
+:class:`IncompleteResultError` and is never taken for a complete run.
+:func:`load_table`, :func:`load_steps` and :func:`completed_ids` (what a sweep resumes
+from) skip such files, and files not named after their run id (e.g. a backup
+``<run_id>.bak.npz``), with a warning naming the file; temporary files are ignored.
 
 Example:
     >>> import tempfile
@@ -29,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -42,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from paltest.checks import check_int
 
 __all__ = [
     "FORMAT_VERSION",
@@ -67,7 +72,8 @@ _TMP_PREFIX = ".tmp-"
 
 
 class IncompleteResultError(ValueError):
-    """A result file is truncated, partial or not a paltest result."""
+    """A result file is truncated, partial, damaged, not a paltest result, or (where a
+    directory is read) not named after its run id."""
 
 
 def xp_name(xp: Any) -> str:
@@ -85,7 +91,9 @@ def make_config(
 
     ``problem_options`` get ``xp`` (default ``"numpy"``, the registry's) and ``dtype``
     (default ``"float64"``) filled in and normalized to names. ``extra`` entries (JSON-able,
-    e.g. a sweep label) are recorded under ``"extra"`` and enter the id.
+    e.g. a sweep label) are recorded under ``"extra"`` and enter the id. ``epochs``
+    (>= 0), ``batch_size`` (>= 1) and ``seed`` (>= 0) must be ints (NumPy integers are
+    accepted; floats and bools are rejected, never rounded).
     """
     opts = dict(problem_options)
     opts["xp"] = xp_name(opts.get("xp", "numpy"))
@@ -94,7 +102,9 @@ def make_config(
     cfg = {
         "problem": str(problem), "problem_options": opts,
         "optimizer": str(optimizer), "hyperparameters": dict(hyperparameters),
-        "epochs": int(epochs), "batch_size": int(batch_size), "seed": int(seed),
+        "epochs": check_int("epochs", epochs, 0),
+        "batch_size": check_int("batch_size", batch_size, 1),
+        "seed": check_int("seed", seed, 0),
     }
     if extra:
         cfg["extra"] = dict(extra)
@@ -204,12 +214,19 @@ def save(result: RunResult, directory: str | os.PathLike) -> Path:
         "complete": True,
     }
     arrays["__meta__"] = np.asarray(json.dumps(meta, allow_nan=True))
-    target = path / f"{result.run_id}{_SUFFIX}"
-    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{result.run_id}-", suffix=".part",
-                               dir=path)
+    return _replace_atomically(path / f"{result.run_id}{_SUFFIX}",
+                               lambda fh: np.savez(fh, **arrays))
+
+
+def _replace_atomically(target: Path, write: Any) -> Path:
+    """Call ``write(binary file)`` on a hidden temporary file beside ``target``, flush and
+    fsync it, and rename it over ``target`` (then fsync the directory); on any failure
+    the temporary file is removed and ``target`` is left as it was."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{target.stem}-", suffix=".part",
+                               dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -217,7 +234,7 @@ def save(result: RunResult, directory: str | os.PathLike) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(path)
+    _fsync_dir(target.parent)
     return target
 
 
@@ -235,36 +252,96 @@ def _fsync_dir(path: Path) -> None:
 
 
 def load(path: str | os.PathLike) -> RunResult:
-    """Read one result file; :class:`IncompleteResultError` unless it is complete."""
+    """Read one result file; :class:`IncompleteResultError` unless it is complete and intact.
+
+    Every zip member is read through :mod:`zipfile`, which checks its CRC-32, before
+    NumPy parses any array header or the metadata is decoded; then the metadata's
+    structure, the completeness marker and format version, the list of arrays (names,
+    shapes, dtypes, one dimension, one length per group) and the run id (the hash of
+    the config) are checked. Any damage, whatever it hits (an array header, the JSON
+    metadata, the zip directory, a truncation), raises :class:`IncompleteResultError`
+    naming the file; only :class:`MemoryError` (and ``KeyboardInterrupt``) pass through.
+    """
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["__meta__"]))
-            if not (isinstance(meta, dict) and meta.get("complete") is True
-                    and meta.get("format_version") == FORMAT_VERSION):
-                raise IncompleteResultError(f"{path}: no completeness marker")
-            arrays = {}
-            for key, (shape, dtype) in meta["arrays"].items():
-                value = data[key]
-                if list(value.shape) != shape or value.dtype.str != dtype:
-                    raise IncompleteResultError(f"{path}: array {key!r} does not match")
-                arrays[key] = value
-    except IncompleteResultError:
+        members = _read_members(path)
+        meta = _parse_meta(members.pop(_META, None), path)
+        arrays = _parse_arrays(members, meta, path)
+        groups: dict[str, dict[str, np.ndarray]] = {"epochs": {}, "steps": {}}
+        for key, value in arrays.items():
+            group, name = key.split("/", 1)
+            groups[group][name] = value
+        result = RunResult(config=meta["config"], environment=meta["environment"],
+                           epochs=groups["epochs"], steps=groups["steps"],
+                           timings=meta["timings"], totals=meta["totals"])
+        if result.run_id != meta["run_id"]:
+            raise IncompleteResultError(f"{path}: run id does not match its config")
+    except (IncompleteResultError, MemoryError):
         raise
-    except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile,
-            zipfile.LargeZipFile) as err:
+    except Exception as err:  # whatever a damaged file makes the parsers raise
         raise IncompleteResultError(
             f"{path}: not a complete result file ({type(err).__name__}: {err})") from err
-    groups: dict[str, dict[str, np.ndarray]] = {"epochs": {}, "steps": {}}
-    for key, value in arrays.items():
-        group, name = key.split("/", 1)
-        groups[group][name] = value
-    result = RunResult(config=meta["config"], environment=meta["environment"],
-                       epochs=groups["epochs"], steps=groups["steps"],
-                       timings=meta["timings"], totals=meta["totals"])
-    if result.run_id != meta["run_id"]:
-        raise IncompleteResultError(f"{path}: run id does not match its config")
     return result
+
+
+_META = "__meta__"
+_NPY = ".npy"
+_GROUPS = ("epochs", "steps")
+
+
+def _read_members(path: Path) -> dict[str, bytes]:
+    """The bytes of every member, each checked against its CRC-32 by :mod:`zipfile`."""
+    members: dict[str, bytes] = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            key = info.filename.removesuffix(_NPY)
+            if key == info.filename or key in members:
+                raise IncompleteResultError(
+                    f"{path}: unexpected or repeated member {info.filename!r}")
+            members[key] = zf.read(info)  # raises BadZipFile on a CRC mismatch
+    return members
+
+
+def _npy(data: bytes) -> np.ndarray:
+    return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+
+
+def _parse_meta(data: bytes | None, path: Path) -> dict[str, Any]:
+    if data is None:
+        raise IncompleteResultError(f"{path}: no metadata")
+    raw = _npy(data)
+    if raw.shape != () or raw.dtype.kind != "U":
+        raise IncompleteResultError(f"{path}: the metadata is not a string")
+    meta = json.loads(str(raw))
+    if not (isinstance(meta, dict) and meta.get("complete") is True
+            and meta.get("format_version") == FORMAT_VERSION):
+        raise IncompleteResultError(f"{path}: no completeness marker")
+    kinds = {"run_id": str, "config": dict, "environment": dict, "timings": dict,
+             "totals": dict, "arrays": dict}
+    for key, kind in kinds.items():
+        if not isinstance(meta.get(key), kind):
+            raise IncompleteResultError(f"{path}: metadata {key!r} is not a {kind.__name__}")
+    return meta
+
+
+def _parse_arrays(members: dict[str, bytes], meta: dict[str, Any],
+                  path: Path) -> dict[str, np.ndarray]:
+    listed = meta["arrays"]
+    if set(listed) != set(members):
+        raise IncompleteResultError(
+            f"{path}: arrays {sorted(set(listed) ^ set(members))} missing or not listed")
+    arrays, lengths = {}, {}
+    for key, spec in listed.items():
+        group, sep, name = key.partition("/")
+        if group not in _GROUPS or not sep or not name:
+            raise IncompleteResultError(f"{path}: unexpected array {key!r}")
+        value = _npy(members[key])
+        if [list(value.shape), value.dtype.str] != spec or value.ndim != 1:
+            raise IncompleteResultError(f"{path}: array {key!r} does not match")
+        if lengths.setdefault(group, value.shape[0]) != value.shape[0]:
+            raise IncompleteResultError(f"{path}: the {group} arrays differ in length")
+        arrays[key] = value
+    return arrays
 
 
 def _result_files(directory: str | os.PathLike) -> list[Path]:
@@ -274,29 +351,35 @@ def _result_files(directory: str | os.PathLike) -> list[Path]:
     return sorted(p for p in path.glob(f"*{_SUFFIX}") if not p.name.startswith("."))
 
 
-def _load_all(directory: str | os.PathLike, strict: bool) -> list[RunResult]:
+def _complete_runs(directory: str | os.PathLike, strict: bool) -> list[RunResult]:
+    """The runs of the intact result files of ``directory`` named after their run id.
+
+    The one check behind :func:`load_table`, :func:`load_steps` and
+    :func:`completed_ids`: any other ``.npz`` file (damaged, partial, or a copy such as
+    ``<run_id>.bak.npz``) is skipped with a warning naming it (``strict``: raised).
+    """
     out = []
     for p in _result_files(directory):
         try:
-            out.append(load(p))
+            r = load(p)
+            if p.stem != r.run_id:
+                raise IncompleteResultError(
+                    f"{p}: the file name is not its run id {r.run_id} (a copy?)")
         except IncompleteResultError as err:
             if strict:
                 raise
             warnings.warn(f"skipping {err}", stacklevel=3)
+            continue
+        out.append(r)
     return out
 
 
 def completed_ids(directory: str | os.PathLike) -> set[str]:
-    """The run ids with a complete result file in ``directory`` (others are ignored)."""
-    ids = set()
-    for p in _result_files(directory):
-        try:
-            r = load(p)
-        except IncompleteResultError:
-            continue
-        if p.stem == r.run_id:
-            ids.add(r.run_id)
-    return ids
+    """The run ids with an intact result file ``<run_id>.npz`` in ``directory``.
+
+    Other ``.npz`` files are skipped with a warning naming them (a sweep reruns them).
+    """
+    return {r.run_id for r in _complete_runs(directory, strict=False)}
 
 
 def load_table(directory: str | os.PathLike, *, strict: bool = False) -> Any:
@@ -306,13 +389,14 @@ def load_table(directory: str | os.PathLike, *, strict: bool = False) -> Any:
     ``batch_size``, ``epochs``, one ``hp_<name>`` column per hyperparameter, one
     ``po_<name>`` column per other problem option, then the per-epoch arrays (``epoch``,
     ``train_loss``, test metrics, ``lr_mean``, ``lr_median``, cumulative ``n_fun``,
-    ``n_grad``, ``n_steps``, ``wall_time``, ...). Incomplete files are skipped with a
-    warning (``strict=True`` raises instead).
+    ``n_grad``, ``n_steps``, ``wall_time``, ...). Incomplete or damaged files and files
+    not named ``<run_id>.npz`` are skipped with a warning naming them (``strict=True``
+    raises :class:`IncompleteResultError` instead).
     """
     import pandas as pd
 
     frames = []
-    for r in _load_all(directory, strict):
+    for r in _complete_runs(directory, strict):
         c = r.config
         cols: dict[str, Any] = {
             "run_id": r.run_id, "problem": c["problem"], "optimizer": c["optimizer"],
@@ -337,8 +421,11 @@ def load_table(directory: str | os.PathLike, *, strict: bool = False) -> Any:
 
 def load_steps(directory: str | os.PathLike, *,
                strict: bool = False) -> dict[str, dict[str, np.ndarray]]:
-    """``{run_id: {field: per-step array}}`` for the complete runs in ``directory``."""
-    return {r.run_id: r.steps for r in _load_all(directory, strict)}
+    """``{run_id: {field: per-step array}}`` for the complete runs in ``directory``.
+
+    Files are skipped (or, with ``strict``, raise) as in :func:`load_table`.
+    """
+    return {r.run_id: r.steps for r in _complete_runs(directory, strict)}
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -347,17 +434,4 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     file or the whole new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{path.name}-", suffix=".part",
-                               dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    return _replace_atomically(path, lambda fh: fh.write(text.encode("utf-8")))

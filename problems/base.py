@@ -5,6 +5,9 @@ them. Its parameters are one flat vector ``theta`` (float32 or float64). It offe
 
 ``n_params``, ``n_train``
     the number of parameters and of training samples;
+``default_batch_size``
+    the batch size used when none is given (``paltest run``): 100 by default, or the
+    whole training set when it is smaller; a problem may choose its own;
 ``xp``, ``device``, ``dtype``
     where it lives (``dtype`` is ``xp.float32`` or ``xp.float64``; ``dtype_name`` gives
     ``"float32"``/``"float64"``);
@@ -67,6 +70,11 @@ class Problem(abc.ABC):
     device: Any
     dtype: Any
     floor: float | None = None
+
+    @property
+    def default_batch_size(self) -> int:
+        """The batch size used when none is given: ``min(100, n_train)``."""
+        return min(100, int(self.n_train))
 
     @property
     def dtype_name(self) -> str:

@@ -127,6 +127,11 @@ class _QuadraticBase(Problem):
         if theta.dtype != self.dtype:
             raise TypeError(f"theta: dtype {theta.dtype} differs from the problem's {self.dtype}")
 
+    @property
+    def default_batch_size(self) -> int:
+        """Ten batches per epoch (``n_train // 10``); 1 for the one-sample quadratic."""
+        return max(1, self.n_train // 10)
+
     def solution(self) -> Any:
         """``theta_star`` on the device, in the problem's dtype."""
         return self._theta_star

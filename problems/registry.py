@@ -4,6 +4,8 @@ Every entry is a factory ``f(*, xp="numpy", device=None, dtype="float64", **opti
 that builds a :class:`problems.base.Problem` on the given namespace (a name such as
 ``"numpy"``, ``"array_api_strict"``, ``"cupy"``, or a namespace module), device and dtype.
 Modules are imported only when a problem is asked for, so the registry is cheap to load.
+:func:`validate` checks a name and options without the expensive part of the build (what
+a sweep does for its whole grid before any run starts).
 
 >>> from problems import registry
 >>> "mf-rank10" in registry.names()
@@ -13,9 +15,10 @@ True
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
-__all__ = ["describe", "get", "names"]
+__all__ = ["describe", "get", "names", "validate"]
 
 # name -> (module, factory, fixed options, one-line description)
 _ENTRIES: dict[str, tuple[str, str, dict[str, Any], str]] = {
@@ -70,4 +73,43 @@ def get(name: str, **options: Any) -> Any:
     if clash:
         raise ValueError(f"problem {name!r} fixes {sorted(clash)}; use another name to change it")
     make = getattr(importlib.import_module(module), factory)
+    _check_options(name, make, fixed, options)
     return make(**fixed, **options)
+
+
+def _check_options(name: str, make: Any, fixed: dict[str, Any], options: dict) -> None:
+    params = inspect.signature(make).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    accepted = sorted(p.name for p in params if p.name not in fixed and p.kind in (
+        inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+    unknown = sorted(set(options) - set(accepted) - set(fixed))
+    if unknown:
+        raise TypeError(f"{', '.join(unknown)}: unknown option(s) of problem {name!r}; "
+                        f"accepted: {accepted}")
+
+
+def validate(name: str, **options: Any) -> int:
+    """Check that ``get(name, **options)`` builds, cheaply; return the training-set size.
+
+    Raises what :func:`get` would raise (unknown names and options, bad values, a
+    missing or damaged data file). The problem is built and dropped: the quadratics and
+    the matrix factorizations as asked (milliseconds); the kernel problems in mode
+    ``"onthefly"``, which reads, verifies and splits the data file (about a second for
+    mushrooms or ijcnn) but computes no kernel, and the requested ``mode`` is then
+    checked against ``memory_budget`` by the constructor's own
+    :func:`problems.kernel_logreg.plan_storage`.
+
+    >>> validate("least-squares", n_rows=50)
+    50
+    """
+    _check(name)
+    if _ENTRIES[name][0] != "problems.kernel_logreg":
+        return int(get(name, **options).n_train)
+    from problems.kernel_logreg import plan_storage
+
+    prob = get(name, **{**options, "mode": "onthefly"})
+    itemsize = 4 if prob.dtype_name == "float32" else 8
+    plan_storage(prob.n_train, prob.n_test, itemsize, prob.memory_budget,
+                 options.get("mode", "auto"))
+    return int(prob.n_train)

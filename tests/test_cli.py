@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("pandas")
 
+import problems  # noqa: E402
 from paltest import cli, results  # noqa: E402
 
 
@@ -70,7 +72,176 @@ def test_bad_options_exit_2_naming_the_option(argv, option, capsys):
     code, _, err = _exit(argv, capsys)
     assert code == 2
     assert option in err
-    assert "usage:" in err
+    command = argv[0] if argv and argv[0] in cli._COMMANDS else None
+    # the command's own usage line, not the top-level one
+    assert err.startswith(f"usage: paltest {command} " if command else "usage: paltest ")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["figure", "8", "--backend", "nonexistent"],
+     "argument --backend: unknown joblib backend 'nonexistent'; registered: ["),
+    (["sweep", "grid.json", "--backend", "nonexistent"],
+     "argument --backend: unknown joblib backend 'nonexistent'; registered: ["),
+    (["figure", "9", "--memory-budget", "-1"],
+     "argument --memory-budget: expected a positive number of bytes, got '-1'"),
+    (["figure", "9", "--memory-budget", "nan"], "argument --memory-budget: expected"),
+    (["run", "quadratic", "sgd", "--seed", "-1"], "argument --seed: expected an integer >= 0"),
+    (["run", "quadratic", "sgd", "--hp", "lr=0.1", "--hp", "lr=0.2"], "--hp: lr given twice"),
+    (["run", "quadratic", "sgd", "--po", "n=2", "--po", "n=3"], "--po: n given twice"),
+    (["run", "quadratic", "sgd", "--po", "xp=array_api_strict"], "--po: xp is set with --xp"),
+    (["run", "quadratic", "sgd", "--po", "foo=1"], "--po: foo: unknown option(s) of problem"),
+    (["run", "quadratic", "sgd", "--po", "n=abc"], "--po: n: expected an int"),
+    (["run", "quadratic", "sgd", "--batch-size", "2"],
+     "--batch-size: 2 exceeds the training set size 1 of quadratic"),
+    (["sweep"], "config: required (paltest sweep --example prints an example grid)"),
+])
+def test_bad_values_are_usage_errors_before_anything_runs(argv, message, capsys, tmp_path,
+                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "grid.json").write_text(json.dumps(GOOD_GRID))
+    monkeypatch.setattr("paltest.runner.run", _must_not_run)
+    code, _, err = _exit(argv, capsys)
+    assert code == 2
+    assert err.startswith(f"usage: paltest {argv[0]} ")
+    assert f"paltest {argv[0]}: error: {message}" in err
+    if "--backend" in argv:
+        assert "'loky'" in err and "'threading'" in err
+    assert list(tmp_path.iterdir()) == [tmp_path / "grid.json"]  # nothing ran or was written
+
+
+GOOD_GRID = {"epochs": 1, "batch_size": 1, "problems": [{"name": "quadratic"}],
+             "optimizers": ["sgd"]}
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("a run started before the options were checked")
+
+
+@pytest.mark.parametrize("command", [["run", "quadratic", "sgd"], ["figure", "8", "--quick"],
+                                     ["sweep", "grid.json"]])
+def test_an_out_that_cannot_be_created_fails_before_anything_runs(command, tmp_path, capsys,
+                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "grid.json").write_text(json.dumps(GOOD_GRID))
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr("paltest.runner.run", _must_not_run)
+    code, _, err = _exit([*command, "--out", "a-file/results"], capsys)
+    assert code == 2
+    assert (f"paltest {command[0]}: error: argument --out: cannot create 'a-file/results': "
+            "'a-file' is not a directory") in err
+
+
+def test_a_read_only_out_fails_before_training(tmp_path, capsys, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o555)
+    # root may write into a 0o555 directory, so the permission is denied by the check
+    # itself here, for every user: the directory is what os.access asks about
+    real_access = os.access
+    monkeypatch.setattr("paltest.cli_args.os.access",
+                        lambda path, mode: False if Path(path) == ro else real_access(path, mode))
+    monkeypatch.setattr("paltest.runner.run", _must_not_run)
+    code, _, err = _exit(["run", "quadratic", "sgd", "--out", str(ro / "x")], capsys)
+    assert code == 2 and "argument --out: cannot write in" in err
+
+
+def test_bad_sweep_grid_exits_2_naming_every_bad_key_before_any_run(tmp_path, capsys):
+    cfg = tmp_path / "bad.json"
+    cfg.write_text(json.dumps({
+        "epochs": 1.7, "batch_size": 0, "seeds": [-1],
+        "problems": ["nonexistent", {"name": "quadratic", "options": {"dtype": "int8"}},
+                     {"name": "quadratic", "options": {"foo": 1}}],
+        "optimizers": ["sgd"]}))
+    out = tmp_path / "out"
+    code, _, err = _exit(["sweep", str(cfg), "--out", str(out), "--no-progress"], capsys)
+    assert code == 2 and err.startswith("usage: paltest sweep ")
+    assert "paltest sweep: error: config: grid: 6 invalid entries:" in err
+    for key in ("epochs: expected an int, got 1.7", "batch_size: must be >= 1, got 0",
+                "seeds: expected a count", "problems[0]: unknown problem 'nonexistent'",
+                "problems[1].options {'dtype': 'int8'}: dtype:",
+                "problems[2].options {'foo': 1}: foo: unknown option"):
+        assert f"\n  {key}" in err, key
+    assert not out.exists()
+
+
+def test_sweep_example_prints_the_shipped_grid_and_it_runs(tmp_path, capsys):
+    from importlib import resources
+
+    from paltest.sweep import example_grid, expand, load_config
+
+    text = resources.files("paltest").joinpath("example_grid.toml").read_text()
+    assert example_grid() == text
+    assert cli.main(["sweep", "--example"]) == 0
+    assert capsys.readouterr().out == text
+    code, out, _ = _exit(["sweep", "--help"], capsys)
+    assert code == 0 and "paltest sweep --example > grid.toml" in out
+    assert all(line.strip() in out for line in text.splitlines())
+    readme = (Path(cli.__file__).parents[1] / "README.md").read_text()
+    assert f"```toml\n{text}```" in readme  # the README shows the file as it is
+    path = tmp_path / "grid.toml"
+    path.write_text(text)
+    if sys.version_info < (3, 11):
+        pytest.importorskip("tomli")
+    n_runs = len(expand(load_config(path)))
+    assert cli.main(["sweep", str(path), "--out", str(tmp_path / "res"), "--backend",
+                     "sequential", "--no-progress"]) == 0
+    assert f"{n_runs} runs done, 0 already there" in capsys.readouterr().out
+    table = results.load_table(tmp_path / "res" / "runs")
+    assert table["run_id"].nunique() == n_runs
+    assert set(table["problem"]) == {"batch-quadratic", "mf-rank4"}
+
+
+def _kernel_toy(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "toy.txt"
+    path.write_text("".join(f"{1 + i % 2} 1:{rng.normal():.4f} 2:{rng.normal():.4f}\n"
+                            for i in range(150)))
+    return path
+
+
+def _run_options(name, tmp_path):
+    """The --po options `paltest run NAME` needs here (none for most problems)."""
+    from problems import datasets
+
+    if name == "kernel-logreg":  # any LIBSVM file: its path and sigma are required
+        return ["--po", f"path={_kernel_toy(tmp_path)}", "--po", "sigma=1.0"]
+    if name not in datasets.DATASETS:
+        return []
+    data = os.environ.get("PALTEST_DATA")
+    files = datasets.DATASETS[name].files
+    if not data or not any((Path(data) / f).exists() for f in files):
+        pytest.skip(f"{name}: {files} not in PALTEST_DATA (needs a download)")
+    return ["--po", "n_rows=500"]  # a small kernel: the defaults are what is tested
+
+
+@pytest.mark.parametrize("name", problems.names())
+def test_run_works_at_its_defaults_for_every_problem(name, tmp_path, capsys):
+    po = _run_options(name, tmp_path)
+    code = cli.main(["run", name, "sgd", "--epochs", "1", "--out", str(tmp_path),
+                     "--no-progress", *po])
+    assert code == 0, capsys.readouterr().err
+    (path,) = (tmp_path / "runs").glob("*.npz")
+    r = results.load(path)
+    problem = problems.get(name, **r.config["problem_options"])
+    assert r.config["batch_size"] == problem.default_batch_size
+    assert r.config["problem"] == name and r.config["epochs"] == 1
+
+
+def test_plot_skips_a_damaged_result_file_naming_it(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert cli.main(["run", "least-squares", "sgd", "--epochs", "2", "--seed", "1",
+                     "--out", str(out), "--no-progress"]) == 0
+    assert cli.main(["run", "least-squares", "sgd", "--epochs", "2", "--out", str(out),
+                     "--no-progress"]) == 0
+    victim = sorted((out / "runs").glob("*.npz"))[0]
+    data = bytearray(victim.read_bytes())
+    header = data.index(b"{'descr': '<U")  # the header of the metadata array
+    data[data.index(b"}", header) + 1] ^= 0x08  # one bit: a padding space -> "("
+    victim.write_bytes(data)
+    with pytest.warns(UserWarning, match=f"skipping {victim}"):
+        assert cli.main(["plot", str(out)]) == 0
+    assert (out / "curves.png").exists()
 
 
 def test_bad_sweep_config_names_the_problem(tmp_path, capsys):

@@ -121,3 +121,31 @@ def test_registry_errors():
         registry.get("mf-rank1", rank=4)
     with pytest.raises(TypeError):
         registry.get("least-squares", no_such_option=1)
+
+
+def test_unknown_options_are_named_with_the_accepted_ones():
+    with pytest.raises(TypeError, match=r"^foo, zap: unknown option\(s\) of problem "
+                                        r"'mf-rank4'; accepted: \['device', 'dtype', 'xp'\]"):
+        registry.get("mf-rank4", foo=1, zap=2)
+    with pytest.raises(TypeError, match="^foo: unknown option"):
+        registry.validate("quadratic", foo=1)
+
+
+@pytest.mark.parametrize("name", sorted(MINE))
+def test_validate_returns_the_training_set_size(name):
+    p = registry.get(name)
+    assert registry.validate(name) == p.n_train
+    with pytest.raises(TypeError, match="^dtype: must be one of"):
+        registry.validate(name, dtype="int8")
+    with pytest.raises(ValueError, match="^xp: unknown array namespace"):
+        registry.validate(name, xp="nonexistent")
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("mf-rank4", 100), ("mf-true", 100), ("quadratic", 1), ("batch-quadratic", 10),
+    ("least-squares", 10)])
+def test_default_batch_size_fits_the_training_set(name, expected):
+    p = registry.get(name)
+    assert p.default_batch_size == expected <= p.n_train
+    assert len(list(p.batches(0, 0, p.default_batch_size))) >= 1
+    assert Toy(7).default_batch_size == 7 and Toy(300).default_batch_size == 100

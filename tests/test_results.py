@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import warnings
 import zipfile
 
 import numpy as np
@@ -99,15 +101,112 @@ def test_partial_and_temporary_files_are_never_read_as_complete(runs, tmp_path):
     with pytest.warns(UserWarning, match="skipping"):
         table = load_table(tmp_path)
     assert set(table["run_id"]) == {runs[0].run_id}
-    assert results.completed_ids(tmp_path) == {runs[0].run_id}
+    with pytest.warns(UserWarning, match="skipping"):
+        assert results.completed_ids(tmp_path) == {runs[0].run_id}
     with pytest.raises(IncompleteResultError):
         load_table(tmp_path, strict=True)
 
 
 def test_a_renamed_file_is_not_counted_for_another_run(runs, tmp_path):
     good = save(runs[0], tmp_path)
-    os.rename(good, tmp_path / f"{runs[1].run_id}.npz")
-    assert results.completed_ids(tmp_path) == set()
+    renamed = tmp_path / f"{runs[1].run_id}.npz"
+    os.rename(good, renamed)
+    with pytest.warns(UserWarning, match=f"skipping {renamed}: the file name is not"):
+        assert results.completed_ids(tmp_path) == set()
+
+
+def test_a_copy_beside_its_run_is_skipped_by_every_reader(runs, tmp_path):
+    good = save(runs[0], tmp_path)
+    backup = tmp_path / f"{runs[0].run_id}.bak.npz"
+    shutil.copy(good, backup)
+    for read in (results.completed_ids, load_steps, load_table):
+        with pytest.warns(UserWarning, match=f"skipping {backup}: the file name is not"):
+            out = read(tmp_path)
+        ids = set(out["run_id"]) if read is load_table else set(out)
+        assert ids == {runs[0].run_id}, read.__name__
+    with pytest.warns(UserWarning):
+        assert load_table(tmp_path).shape[0] == EPOCHS + 1  # the run counted once
+    with pytest.raises(IncompleteResultError, match="bak.npz"):
+        load_table(tmp_path, strict=True)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A small real result (about 10 kB): one epoch of SGD on a 2-D quadratic."""
+    return run("quadratic", "sgd", epochs=1, batch_size=1, seed=0,
+               problem_options={"n": 2}, hyperparameters={"lr": 0.1})
+
+
+def assert_identical(a, b):
+    assert a.config == b.config and a.environment == b.environment
+    assert a.timings == b.timings and a.totals == b.totals
+    for group in ("epochs", "steps"):
+        x, y = getattr(a, group), getattr(b, group)
+        assert x.keys() == y.keys()
+        for k in x:
+            assert x[k].dtype == y[k].dtype and x[k].shape == y[k].shape, (group, k)
+            assert x[k].tobytes() == y[k].tobytes(), (group, k)
+
+
+def test_every_flipped_bit_is_caught_or_harmless(tiny, tmp_path):
+    """Flip one bit of every byte of a result file in turn (bit i mod 8 of byte i).
+
+    Each load either gives back exactly the original run, or raises
+    IncompleteResultError, and then load_table skips the file with a warning naming it.
+    """
+    data = save(tiny, tmp_path / "src").read_bytes()
+    target = tmp_path / "runs" / f"{tiny.run_id}.npz"
+    target.parent.mkdir()
+    damaged = []
+    for i in range(len(data)):
+        flipped = bytearray(data)
+        flipped[i] ^= 1 << (i % 8)
+        target.write_bytes(flipped)
+        try:
+            back = load(target)
+        except IncompleteResultError:
+            damaged.append(i)
+        else:
+            assert_identical(back, tiny)
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            table = load_table(target.parent)
+        assert table.empty, i
+        assert [str(w.message).split(":")[0] for w in caught] == [f"skipping {target}"], i
+    # Most bytes are under a CRC; the others are zip fields zipfile does not use.
+    assert 0.8 * len(data) < len(damaged) < len(data)
+
+
+def test_damage_to_a_listed_array_or_the_metadata_is_caught(tiny, tmp_path):
+    path = save(tiny, tmp_path)
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    meta = json.loads(str(np.load(path)["__meta__"]))
+
+    def rewrite(arrays_meta=None, **changes):
+        m = dict(meta, **changes)
+        if arrays_meta is not None:
+            m["arrays"] = arrays_meta
+        out = dict(members)
+        with zipfile.ZipFile(path, "w") as z:
+            for name, data in out.items():
+                if name == "__meta__.npy":
+                    buf = io.BytesIO()
+                    np.lib.format.write_array(buf, np.asarray(json.dumps(m)))
+                    data = buf.getvalue()
+                z.writestr(name, data)
+
+    for arrays_meta, changes, words in [
+        (None, {"config": "x"}, "'config' is not a dict"),
+        (None, {"timings": [1.0]}, "'timings' is not a dict"),
+        ({**meta["arrays"], "other/x": [[2], "<f8"]}, {}, "missing or not listed"),
+        ({k: ([[1, 2], v[1]] if k == "epochs/epoch" else v)
+          for k, v in meta["arrays"].items()}, {}, "'epochs/epoch' does not match"),
+    ]:
+        rewrite(arrays_meta, **changes)
+        with pytest.raises(IncompleteResultError, match=words):
+            load(path)
 
 
 def test_load_table_has_one_row_per_run_and_epoch(runs, tmp_path):

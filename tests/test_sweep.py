@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from paltest import results
 from paltest.results import load, load_table
 from paltest.runner import run
-from paltest.sweep import expand, load_config, sweep
+from paltest.sweep import GridError, backends, expand, load_config, sweep
 
 TIMING = results.TIMING_ARRAYS
 
@@ -60,18 +61,116 @@ def test_expand_counts_and_validates():
     assert len({results.run_id(c) for c in configs}) == N_RUNS
     assert {c["optimizer"] for c in configs} == {"pal", "sls"}
     assert all(c["problem_options"]["xp"] == "numpy" for c in configs)
-    grid = dict(GRID, seeds=3, problems=["quadratic", {"name": "quadratic", "epochs": 1}])
+    grid = dict(GRID, seeds=3, batch_size=1,
+                problems=["quadratic", {"name": "quadratic", "epochs": 1}])
     assert len(expand(grid)) == 2 * 3 * 3
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(GridError, match="epoch: unknown key"):
         expand(dict(GRID, epoch=3))
-    with pytest.raises(TypeError, match="'pal'.*learning_rate"):
+    with pytest.raises(GridError, match="'pal'.*learning_rate"):
         expand(dict(GRID, optimizers=[{"name": "pal", "hyperparameters": {"learning_rate": 1}}]))
-    with pytest.raises(ValueError, match="epochs"):
+    with pytest.raises(GridError, match=r"problems\[0\]\.epochs: not given"):
         expand({"problems": ["quadratic"], "optimizers": ["sgd"], "batch_size": 1})
-    with pytest.raises(ValueError, match="seeds"):
+    with pytest.raises(GridError, match="seeds"):
         expand(dict(GRID, seeds=[]))
-    with pytest.raises(ValueError, match="optimizers"):
+    with pytest.raises(GridError, match="optimizers"):
         expand(dict(GRID, optimizers=[]))
+
+
+BAD_GRID = {
+    "epochs": -1, "batch_size": 10, "seeds": [-1],
+    "problems": ["nonexistent",
+                 {"name": "batch-quadratic", "options": {"dtype": "int8"}},
+                 {"name": "batch-quadratic", "options": {"foo": 1}},
+                 {"name": "least-squares", "batch_size": 0},
+                 {"name": "least-squares", "batch_size": 101, "epochs": 1},
+                 {"name": "quadratic", "epochs": 2}],
+    "optimizers": ["nope", {"name": "sgd", "hyperparameters": {"lr": [0.1, -1.0]}}],
+}
+
+
+def test_every_bad_entry_of_a_grid_is_reported_at_once():
+    with pytest.raises(GridError) as info:
+        expand(BAD_GRID)
+    errors = info.value.errors
+    expected = [  # (key the message starts with, words it contains), in grid order
+        ("epochs:", "must be >= 0, got -1"),
+        ("seeds:", "got [-1]"),
+        ("problems[0]:", "unknown problem 'nonexistent'"),
+        ("problems[1].options {'dtype': 'int8'}:", "dtype: must be one of"),
+        ("problems[2].options {'foo': 1}:", "foo: unknown option(s) of problem"),
+        ("problems[3].batch_size:", "must be >= 1, got 0"),
+        ("problems[4].batch_size:", "101 exceeds the training set size 100"),
+        ("batch_size:", "10 exceeds the training set size 1 of problems[5] 'quadratic'"),
+        ("optimizers[0]:", "unknown optimizer 'nope'"),
+        ("optimizers[1].hyperparameters {'lr': -1.0}:", "lr: must be > 0"),
+    ]
+    assert len(errors) == len(expected), errors
+    for message, (key, words) in zip(errors, expected, strict=True):
+        assert message.startswith(key) and words in message, message
+    assert str(info.value).startswith(f"grid: {len(expected)} invalid entries:")
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("epochs", 1.7, "epochs: expected an int, got 1.7"),
+    ("epochs", True, "epochs: expected an int, got True"),
+    ("epochs", "abc", "epochs: expected an int, got 'abc'"),
+    ("batch_size", 99.5, "batch_size: expected an int, got 99.5"),
+    ("batch_size", 2.0, "batch_size: expected an int, got 2.0"),
+    ("seeds", 0, "seeds: expected a count >= 1"),
+    ("seeds", -3, "seeds: expected a count >= 1"),
+    ("seeds", 1.5, "seeds: expected a count >= 1"),
+    ("extra", "label", "extra: must be a dict"),
+])
+def test_grid_values_are_never_rounded(key, value, words):
+    grid = {"epochs": 2, "batch_size": 1, "problems": [{"name": "least-squares"}],
+            "optimizers": ["sgd"], key: value}
+    with pytest.raises(GridError) as info:
+        expand(grid)
+    assert len(info.value.errors) == 1 and info.value.errors[0].startswith(words)
+
+
+def test_make_config_rejects_non_integers():
+    for key, value in (("epochs", 1.7), ("batch_size", True), ("seed", "3")):
+        args = {"epochs": 1, "batch_size": 1, "seed": 0, key: value}
+        with pytest.raises(TypeError, match=f"^{key}: expected an int"):
+            results.make_config("quadratic", {}, "sgd", {}, **args)
+
+
+def test_a_bad_grid_fails_before_anything_runs(tmp_path):
+    out = tmp_path / "never"
+    with pytest.raises(GridError):
+        sweep(dict(GRID, seeds=0), out, backend="sequential")
+    assert not out.exists()
+    with pytest.raises(ValueError, match=r"backend: unknown joblib backend 'nope'; "
+                                         r"registered: \[.*'loky'"):
+        sweep(GRID, out, backend="nope")
+    assert not out.exists()
+    assert {"loky", "threading", "sequential", "dask"} <= set(backends())
+
+
+def test_kernel_problem_options_and_batch_size_are_checked_without_a_kernel(
+        data_dir, monkeypatch):
+    from problems import kernel_logreg
+
+    monkeypatch.setenv("PALTEST_DATA", data_dir)
+
+    def no_kernel(*args, **kwargs):
+        raise AssertionError("a kernel was computed to validate a grid")
+
+    monkeypatch.setattr(kernel_logreg, "rbf_kernel", no_kernel)
+    grid = {"epochs": 1, "batch_size": 200, "optimizers": ["sgd"], "problems": [
+        {"name": "mushrooms", "options": {"n_rows": 1000}},
+        {"name": "mushrooms", "options": {"n_rows": 200}},
+        {"name": "mushrooms", "options": {"mode": "precompute", "memory_budget": 1e6}},
+        {"name": "mushrooms", "options": {"mode": "nope"}}]}
+    with pytest.raises(GridError) as info:
+        expand(grid)
+    errors = info.value.errors
+    assert len(errors) == 3, errors
+    assert errors[0].startswith("batch_size: 200 exceeds the training set size 160 of "
+                                "problems[1] 'mushrooms'")
+    assert errors[1].startswith("problems[2].options") and "memory_budget:" in errors[1]
+    assert errors[2].startswith("problems[3].options {'mode': 'nope'}: mode: must be one of")
 
 
 def test_sweep_matches_run_and_resumes(sequential, tmp_path):
@@ -90,6 +189,20 @@ def test_sweep_matches_run_and_resumes(sequential, tmp_path):
         assert v.tobytes() == numbers(swept)[k].tobytes(), k
     again = sweep(GRID, sequential, backend="sequential")
     assert again.ran == 0 and again.skipped == N_RUNS
+
+
+def test_a_damaged_result_file_is_skipped_and_run_again(sequential, tmp_path):
+    out = tmp_path / "runs"
+    shutil.copytree(sequential, out)
+    victim = sorted(out.glob("*.npz"))[0]
+    data = bytearray(victim.read_bytes())
+    header = data.index(b"{'descr': '<U")  # the header of the metadata array
+    data[data.index(b"}", header) + 1] ^= 0x08  # one bit: a padding space -> "("
+    victim.write_bytes(data)
+    with pytest.warns(UserWarning, match=f"skipping {victim}: not a complete result file"):
+        summary = sweep(GRID, out, backend="sequential")
+    assert summary.ran == 1 and summary.skipped == N_RUNS - 1
+    assert_same_numbers(sequential, out)  # the rerun wrote the same numbers
 
 
 def test_threading_backend_and_config_file(sequential, tmp_path):
@@ -165,7 +278,8 @@ def test_sweep_killed_with_sigkill_finishes_on_restart(tmp_path):
     missing = sorted(expected - before)
     (out / f".tmp-{missing[0]}-dead.part").write_bytes(b"PK\x03\x04partial")
     (out / f"{missing[1]}.npz").write_bytes(b"PK\x03\x04partial")
-    summary = sweep(grid_path, out, backend="sequential")
+    with pytest.warns(UserWarning, match=f"skipping {out / missing[1]}.npz"):
+        summary = sweep(grid_path, out, backend="sequential")
     assert summary.skipped == len(before) and summary.ran == len(expected) - len(before)
     finals = sorted(p.stem for p in out.glob("*.npz") if not p.name.startswith("."))
     assert finals == sorted(expected)  # every run exactly once
