@@ -135,18 +135,20 @@ def _select(p: Plan, runs: Path, fl: dict, jobs: dict) -> dict[str, dict[str, di
         for (q, o), hp, cfg in todo:
             rid = results.run_id(cfg)
             loss = results.load(runs / f"{rid}.npz").epochs["train_loss"]
-            brackets[q, o].tell(hp, metrics.score(loss, fl[q], dtype), run_id=rid,
+            brackets[q, o].tell(hp, metrics.score(loss, fl[q], dtype),
+                                metrics.score_rounding(loss, fl[q], dtype), run_id=rid,
                                 final_train_loss=_finite(loss[-1]))
     out: dict[str, dict[str, dict]] = {q: {} for q in p.problems}
     for (q, o), b in brackets.items():
-        w = b.winner
+        w, ties = b.winner, {id(t) for t in b.tied}
         out[q][o] = {
             "chosen": b.best, "run_id": w.info["run_id"], "score": _finite(w.score),
             "bracketed": b.bracketed, "cap_reached": b.cap_reached,
             "grid": p.grids[o].to_json(), "max_extensions": p.max_extensions,
-            "refine": p.refine, "tie_decades": metrics.TIE_DECADES,
+            "refine": p.refine,
             "trials": [{"hyperparameters": t.hyperparameters, "stage": t.stage,
-                        "score": _finite(t.score),
+                        "score": _finite(t.score), "rounding": t.rounding,
+                        "tied_with_best": id(t) in ties,
                         "diverged": t.score is None or not math.isfinite(t.score),
                         "final_train_loss": t.info.get("final_train_loss"),
                         "run_id": t.info["run_id"]} for t in b.trials]}

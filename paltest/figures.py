@@ -331,7 +331,7 @@ def sensitivity(records: dict[str, dict[str, Any]], out: str | os.PathLike | Non
     ``grid``). The score is drawn against the step-size axis (log), one line per setting
     of the other hyperparameters; diverged trials are crosses at the top of the panel,
     extension and refinement trials hollow markers, the chosen configuration a star, and
-    the band above the best score spans the scores that tie with it.
+    grey squares mark the trials whose score ties with the best one within rounding.
     """
     plt = _plt()
     if not records:
@@ -368,10 +368,11 @@ def sensitivity(records: dict[str, dict[str, Any]], out: str | os.PathLike | Non
         if best and best[0]["score"] is not None:
             ax.plot(best[0]["hyperparameters"][axis], best[0]["score"], "*", color="black",
                     ms=12, label="chosen", ls="none")
-        if finite:  # the scores that tie with the best one
-            low = min(finite)
-            ax.axhspan(low, low + rec.get("tie_decades", metrics.TIE_DECADES), color="gray",
-                       alpha=0.25, lw=0, label="ties with the best score")
+        ties = [t for t in trials if t.get("tied_with_best") and t["score"] is not None]
+        if ties:  # within rounding of the best score
+            ax.plot([t["hyperparameters"][axis] for t in ties], [t["score"] for t in ties],
+                    "s", ms=10, markerfacecolor="none", color="gray", ls="none",
+                    label="ties with the best score (within rounding)")
         ax.set_xscale("log")
         ax.set_xlabel(axis)
         cap = rec.get("cap_reached") or {}

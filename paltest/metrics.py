@@ -22,10 +22,16 @@ times that, :math:`C = 10\rho` (:func:`clip_level`); plots draw :math:`C`.
 **Selection score** (:func:`score`): the mean over epochs :math:`1..E` of
 :math:`\log_{10}\max(g_e, C)`; lower is better, a non-finite loss anywhere is
 :math:`+\infty` (diverged). It rewards reaching low gaps early, so configurations whose
-final losses tie at machine precision are told apart by their speed. Rounding moves a
-computed gap by about :math:`\rho`, so a clipped term moves by at most
-:math:`\log_{10}(1 + 1/10)` decades and so does the mean: scores closer than
-:data:`TIE_DECADES` are ties (:mod:`paltest.selection` says how they are resolved).
+final losses tie at machine precision are told apart by their speed.
+
+**Rounding of a score** (:func:`score_rounding`): a computed loss :math:`L_e` is off by
+about :math:`\delta_e = \varepsilon L_e + \varepsilon^2 L_0` (one roundoff of the loss,
+plus the residual floor), so the term :math:`\log_{10}\max(g_e, C)` by at most
+:math:`\log_{10}(1 + \delta_e / \max(g_e, C))`; the mean of these bounds the score's
+rounding. Near the floor a term moves by at most :math:`\log_{10}(1 + 1/10)`
+(:data:`MAX_ROUNDING`, since :math:`C = 10\rho`); far above it, by about
+:math:`\varepsilon`. Two scores closer than the sum of their roundings are ties
+(:mod:`paltest.selection` says how they are resolved).
 
 **Targets** (:class:`Target`): where the floor is positive, 2 % above it
 (:math:`L \le 1.02\,L^*`); where it is 0, machine precision (:math:`L \le C`); else none
@@ -51,15 +57,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RESOLUTION_FACTOR", "TIE_DECADES", "Target", "clip_level", "config_columns",
+__all__ = ["MAX_ROUNDING", "RESOLUTION_FACTOR", "Target", "clip_level", "config_columns",
            "config_label", "default_target", "epochs_to", "eps", "format_summary", "gap_curve",
-           "log_linear_fit", "run_table", "score", "stopped_epoch", "summary_table"]
+           "log_linear_fit", "run_table", "score", "score_rounding", "stopped_epoch",
+           "summary_table"]
 
 #: The clip :math:`C` is this many times the resolution :math:`\rho`.
 RESOLUTION_FACTOR = 10.0
-#: Selection scores closer than this (decades) tie: the most that rounding of the
-#: losses (about :math:`\rho` each) moves a mean of gaps clipped at :math:`10\rho`.
-TIE_DECADES = math.log10(1.0 + 1.0 / RESOLUTION_FACTOR)
+#: The most that rounding moves a score (decades): a term at the clip :math:`10\rho`
+#: moved by :math:`\rho`.
+MAX_ROUNDING = math.log10(1.0 + 1.0 / RESOLUTION_FACTOR)
 #: The relative gap of the default target on problems with a positive floor.
 FLOOR_TARGET = 0.02
 
@@ -100,6 +107,26 @@ def score(losses: Any, floor: float | None, dtype: Any) -> float:
     if c <= 0:  # a zero start on a zero floor: nothing to resolve
         g = np.maximum(g, np.finfo(np.float64).tiny)
     return float(np.mean(np.log10(g)))
+
+
+def score_rounding(losses: Any, floor: float | None, dtype: Any) -> float:
+    r"""The most that rounding of the losses moves :func:`score` (decades; see the module):
+    the mean over epochs :math:`1..E` of :math:`\log_{10}(1 + \delta_e/\max(g_e, C))`,
+    at most :data:`MAX_ROUNDING`; 0 for a diverged run (its score is :math:`+\infty`).
+
+    >>> score_rounding([1.0, 0.5], None, "float64") < 1e-15
+    True
+    """
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.size < 2 or not np.all(np.isfinite(losses)):
+        return 0.0
+    e = eps(dtype)
+    c = clip_level(floor, losses[0], dtype)
+    g = np.maximum(gap_curve(losses[1:], floor), c)
+    if c <= 0:
+        g = np.maximum(g, np.finfo(np.float64).tiny)
+    delta = e * np.abs(losses[1:]) + e * e * abs(losses[0])
+    return float(min(np.mean(np.log10(1.0 + delta / g)), MAX_ROUNDING))
 
 
 @dataclass(frozen=True)

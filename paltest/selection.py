@@ -20,12 +20,14 @@ Adam's ``lr`` or PAL's ``mu``), each a geometric sequence :math:`10^{j/d}` for i
    so a half-decade grid chooses to a quarter decade with one refinement. A refined
    winner always lies between tried points.
 
-**Scores and ties.** Lower scores win (:func:`paltest.metrics.score`); scores within
-``tie`` (default :data:`paltest.metrics.TIE_DECADES`) of the best are ties, resolved by
-taking the tied configuration that was tried first: the grid in its order (the product
-of the axes, the first axis varying slowest, each axis increasing), then the extensions
-and refinements in the order they were proposed. So a flat stretch of scores never
-pulls the choice outward: a tied extension cannot displace the grid point it extends.
+**Scores and ties.** Lower scores win (:func:`paltest.metrics.score`). Each score comes
+with its rounding (:func:`paltest.metrics.score_rounding`, at most
+:data:`paltest.metrics.MAX_ROUNDING`): a trial whose score exceeds the best one by no more
+than the two roundings together ties with it. Ties are resolved by taking the tied
+configuration that was tried first: the grid in its order (the product of the axes, the
+first axis varying slowest, each axis increasing), then the extensions and refinements
+in the order they were proposed. So a flat stretch of scores never pulls the choice
+outward: a tied extension cannot displace the grid point it extends.
 
 Example:
     >>> g = Grid({"lr": Scale(-2, 0, per_decade=1)})          # lr in {0.01, 0.1, 1}
@@ -48,9 +50,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from paltest.metrics import TIE_DECADES
-
-__all__ = ["Bracket", "Grid", "Scale", "Trial", "choose"]
+__all__ = ["Bracket", "Grid", "Scale", "Trial", "choose", "tied"]
 
 
 @dataclass(frozen=True)
@@ -127,28 +127,36 @@ class Grid:
 
 @dataclass
 class Trial:
-    """One tried configuration: its ``hyperparameters``, ``score`` (``None`` until told),
-    the ``stage`` that proposed it (``"grid"``, ``"extension"``, ``"refinement"``) and
-    whatever ``info`` the caller attached (run id, final loss, ...)."""
+    """One tried configuration: its ``hyperparameters``, ``score`` (``None`` until told)
+    and the score's ``rounding`` (decades), the ``stage`` that proposed it (``"grid"``,
+    ``"extension"``, ``"refinement"``) and whatever ``info`` the caller attached (run id,
+    final loss, ...)."""
 
     hyperparameters: dict[str, Any]
     stage: str
     score: float | None = None
+    rounding: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def choose(trials: list[Trial], tie: float = TIE_DECADES) -> Trial:
-    """The winner among ``trials`` (in the order tried): the lowest score; scores within
-    ``tie`` of it tie, and the earliest tied trial wins. Untold or NaN scores count as
-    ``+inf``."""
+def _s(t: Trial) -> float:
+    return math.inf if t.score is None or math.isnan(t.score) else t.score
+
+
+def tied(trials: list[Trial]) -> list[Trial]:
+    """The trials whose score ties with the lowest (within the two roundings), in order.
+    Untold or NaN scores count as ``+inf``."""
     if not trials:
         raise ValueError("trials: nothing to choose from")
+    best = min(trials, key=_s)
+    return [t for t in trials if _s(t) == _s(best)
+            or _s(t) <= _s(best) + t.rounding + best.rounding]
 
-    def s(t: Trial) -> float:
-        return math.inf if t.score is None or math.isnan(t.score) else t.score
 
-    best = min(s(t) for t in trials)
-    return next(t for t in trials if s(t) <= best + tie or s(t) == best)
+def choose(trials: list[Trial]) -> Trial:
+    """The winner among ``trials`` (in the order tried): the earliest of the trials that
+    tie with the lowest score (:func:`tied`)."""
+    return tied(trials)[0]
 
 
 class Bracket:
@@ -160,15 +168,13 @@ class Bracket:
         grid: the axes.
         max_extensions: points added at most per end of every line (>= 0).
         refine: refinement rounds around the winner (>= 0).
-        tie: score differences treated as ties (decades).
     """
 
-    def __init__(self, grid: Grid, *, max_extensions: int = 4, refine: int = 1,
-                 tie: float = TIE_DECADES) -> None:
+    def __init__(self, grid: Grid, *, max_extensions: int = 4, refine: int = 1) -> None:
         for name, v in (("max_extensions", max_extensions), ("refine", refine)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name}: a non-negative int, got {v!r}")
-        self.grid, self.max_extensions, self.refine, self.tie = grid, max_extensions, refine, tie
+        self.grid, self.max_extensions, self.refine = grid, max_extensions, refine
         self._scale = grid.scale_axes
         self._trials: list[Trial] = []
         self._index: dict[tuple, Trial] = {}
@@ -201,12 +207,16 @@ class Bracket:
         self._advance()
         return [t.hyperparameters for t in self._trials if t.score is None]
 
-    def tell(self, hyperparameters: dict[str, Any], score: float, **info: Any) -> None:
-        """Record the ``score`` of a pending configuration (and any ``info``)."""
+    def tell(self, hyperparameters: dict[str, Any], score: float, rounding: float = 0.0,
+             **info: Any) -> None:
+        """Record the ``score`` of a pending configuration, its ``rounding`` (decades, see
+        the module) and any ``info``."""
         t = self._find(hyperparameters)
         if t is None:
             raise KeyError(f"hyperparameters: {hyperparameters!r} is not a trial")
-        t.score = float(score)
+        if not (isinstance(rounding, (int, float)) and rounding >= 0):
+            raise ValueError(f"rounding: a number >= 0, got {rounding!r}")
+        t.score, t.rounding = float(score), float(rounding)
         t.info.update(info)
 
     def _find(self, hyperparameters: dict[str, Any]) -> Trial | None:
@@ -256,7 +266,7 @@ class Bracket:
             self._add(new, "refinement")
 
     def _winner(self) -> Trial:
-        return choose(self._trials, self.tie)
+        return choose(self._trials)
 
     @property
     def trials(self) -> list[Trial]:
@@ -272,6 +282,11 @@ class Bracket:
     def winner(self) -> Trial:
         """The winning trial."""
         return self._winner()
+
+    @property
+    def tied(self) -> list[Trial]:
+        """The trials that tie with the best score (the winner is the first)."""
+        return tied(self._trials)
 
     @property
     def cap_reached(self) -> dict[str, str]:

@@ -90,8 +90,13 @@ def test_run_figure_records_every_trial_and_a_bracketed_choice(tiny):
         assert all(set(t) >= {"hyperparameters", "score", "run_id", "stage", "diverged"}
                    for t in rec["trials"])
         # the chosen configuration is the best score, up to the tie rule
-        best = min(t["score"] for t in rec["trials"] if t["score"] is not None)
-        assert rec["score"] <= best + rec["tie_decades"]
+        scored = [t for t in rec["trials"] if t["score"] is not None]
+        best = min(scored, key=lambda t: t["score"])
+        winner = next(t for t in rec["trials"] if t["run_id"] == rec["run_id"])
+        assert winner["tied_with_best"]
+        assert winner["score"] <= best["score"] + winner["rounding"] + best["rounding"]
+        first_tied = next(t for t in rec["trials"] if t["tied_with_best"])
+        assert first_tied is winner  # the earliest of the ties
     # every trial is a result file, and the chosen one is reused as the seed-0 final run
     runs = {p.stem for p in (out / "runs").glob("*.npz")}
     assert {t["run_id"] for r in m["selection"]["mf-rank4"].values() for t in r["trials"]} <= runs

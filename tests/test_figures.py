@@ -185,16 +185,16 @@ def _record(scores, chosen, cap=None):
     for i, ((mu, beta), score) in enumerate(scores.items()):
         trials.append({"hyperparameters": {"mu": mu, "beta": beta}, "score": score,
                        "stage": "grid" if mu <= 1 else "extension", "run_id": f"r{i}",
-                       "diverged": score is None, "final_train_loss": None})
+                       "diverged": score is None, "final_train_loss": None,
+                       "rounding": 0.01, "tied_with_best": score in (-3.0, -2.99)})
     return {"grid": {"mu": {"scale": True, "lo": -1, "hi": 0, "per_decade": 1,
                             "values": [0.1, 1.0]}, "beta": [0.0, 0.4]},
             "trials": trials, "run_id": f"r{list(scores).index(chosen)}",
-            "chosen": {"mu": chosen[0], "beta": chosen[1]}, "cap_reached": cap or {},
-            "tie_decades": 0.04}
+            "chosen": {"mu": chosen[0], "beta": chosen[1]}, "cap_reached": cap or {}}
 
 
 def test_sensitivity_shows_every_tried_configuration(tmp_path):
-    scores = {(0.1, 0.0): -2.0, (1.0, 0.0): -3.0, (10.0, 0.0): None, (0.1, 0.4): -1.0,
+    scores = {(0.1, 0.0): -2.0, (1.0, 0.0): -3.0, (10.0, 0.0): None, (0.1, 0.4): -2.99,
               (1.0, 0.4): -1.5}
     recs = {"mf-rank4": _record(scores, (1.0, 0.0)),
             "mf-rank10": _record(scores, (1.0, 0.0), cap={"mu": "upper"})}
@@ -208,6 +208,9 @@ def test_sensitivity_shows_every_tried_configuration(tmp_path):
     assert (star.get_xdata()[0], star.get_ydata()[0]) == (1.0, -3.0)
     crosses = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
     assert len(crosses) == 1 and crosses[0].get_xdata()[0] == 10.0  # the diverged one
+    (ties,) = [ln for ln in ax.get_lines() if ln.get_marker() == "s"]
+    pts = sorted(zip(ties.get_xdata(), ties.get_ydata(), strict=True))
+    assert pts == [(0.1, -2.99), (1.0, -3.0)]
     assert ax.get_xscale() == "log"
     assert "cap" in fig.axes[1].get_title()
     with pytest.raises(ValueError, match="records"):

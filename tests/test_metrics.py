@@ -38,9 +38,27 @@ def test_final_losses_that_tie_at_machine_precision_give_equal_scores():
     a = metrics.score(path + [2.85e-15] * 20, 0.0, "float32")
     b = metrics.score(path + [3.08e-15] * 20, 0.0, "float32")
     assert a == b
-    # a run that gets there one epoch earlier scores lower, by more than a tie
-    fast = metrics.score([0.7, 1e-3, 1e-8, 2.9e-15] + [2.9e-15] * 20, 0.0, "float32")
-    assert fast < a - metrics.TIE_DECADES
+    # a run that gets there two epochs earlier scores lower, by more than a tie
+    quick = [0.7, 1e-6, 2.9e-15, 2.9e-15] + [2.9e-15] * 20
+    fast = metrics.score(quick, 0.0, "float32")
+    rounding = (metrics.score_rounding(quick, 0.0, "float32")
+                + metrics.score_rounding(path + [2.85e-15] * 20, 0.0, "float32"))
+    assert fast < a - rounding
+
+
+def test_score_rounding_is_tiny_far_from_the_floor_and_bounded_near_it():
+    far = [0.7, 0.69, 0.68, 0.67]
+    assert 0 < metrics.score_rounding(far, None, "float32") < 1e-6
+    at_floor = [0.7] + [1e-20] * 10  # every term at the clip
+    assert metrics.score_rounding(at_floor, 0.0, "float32") == pytest.approx(
+        metrics.MAX_ROUNDING, rel=1e-6)
+    assert metrics.score_rounding([1.0, float("nan")], None, "float64") == 0.0
+    # two runs whose scores differ by less than their roundings: only rounding apart
+    a = [0.7, 1e-3] + [2.85e-15] * 10
+    b = [0.7, 1e-3 * (1 + 1e-7)] + [3.08e-15] * 10
+    sa, sb = (metrics.score(x, 0.0, "float32") for x in (a, b))
+    ra, rb = (metrics.score_rounding(x, 0.0, "float32") for x in (a, b))
+    assert abs(sa - sb) <= ra + rb
 
 
 def test_targets():

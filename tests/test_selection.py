@@ -8,17 +8,17 @@ from fractions import Fraction
 
 import pytest
 
-from paltest.metrics import TIE_DECADES
-from paltest.selection import Bracket, Grid, Scale, Trial, choose
+from paltest.selection import Bracket, Grid, Scale, Trial, choose, tied
 
 
-def drive(bracket, surface):
-    """Score every pending point until the search ends; returns the number of rounds."""
+def drive(bracket, surface, rounding=0.02):
+    """Score every pending point until the search ends (each score with ``rounding``);
+    returns the number of rounds."""
     rounds = 0
     while bracket.pending():
         rounds += 1
         for hp in bracket.pending():
-            bracket.tell(hp, surface(hp), run_id=f"r{rounds}")
+            bracket.tell(hp, surface(hp), rounding, run_id=f"r{rounds}")
     return rounds
 
 
@@ -93,14 +93,22 @@ def test_values_are_exact_powers_of_ten_so_run_ids_are_stable():
     assert s.step == Fraction(1, 2)
 
 
-def test_scores_within_rounding_tie_and_go_to_the_earliest_trial():
-    a, b, c = (Trial({"lr": v}, "grid", s) for v, s in ((0.1, -3.0), (1.0, -3.03), (10.0, 0)))
-    assert -3.03 + TIE_DECADES > -3.0  # the two scores are within rounding
-    assert choose([a, b, c]) is a
-    b.score = -3.0 - 1.01 * TIE_DECADES  # just outside: the better score wins
-    assert choose([a, b, c]) is b
+def test_scores_within_their_roundings_tie_and_go_to_the_earliest_trial():
+    a = Trial({"lr": 0.1}, "grid", -3.0, rounding=0.02)
+    b = Trial({"lr": 1.0}, "grid", -3.03, rounding=0.015)
+    c = Trial({"lr": 10.0}, "grid", 0.0)
+    assert choose([a, b, c]) is a  # 0.03 <= 0.02 + 0.015: a tie, the earlier one wins
+    assert tied([a, b, c]) == [a, b]
+    b.rounding = 0.005  # 0.03 > 0.02 + 0.005: the better score wins
+    assert choose([a, b, c]) is b and tied([a, b, c]) == [b]
+    # far above the floor, rounding is tiny: a small real difference decides
+    d = Trial({"lr": 0.1}, "grid", -0.160, rounding=1e-9)
+    e = Trial({"lr": 1.0}, "grid", -0.197, rounding=1e-9)
+    assert choose([d, e]) is e
     nan = Trial({"lr": 1.0}, "grid", float("nan"))
     assert choose([nan, c]) is c and choose([Trial({}, "grid")]).score is None
+    with pytest.raises(ValueError, match="rounding"):
+        Bracket(Grid({"lr": Scale(-1, 0)})).tell({"lr": 0.1}, 0.0, -1.0)
 
 
 def test_a_flat_surface_stops_after_one_extension():
