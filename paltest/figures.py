@@ -205,7 +205,7 @@ def _zero_lr_marks(ax: Any, runs: Any, xs: Any, color: str | None) -> bool:
     trans = ax.get_xaxis_transform()
     for idx, face in ((full, color), (part, "none")):
         if len(idx):
-            ax.plot(xs.reindex(idx).to_numpy(), np.full(len(idx), 0.02), "v", ms=5,
+            ax.plot(xs.reindex(idx).to_numpy(), np.full(len(idx), 0.025), "v", ms=6, mew=1.2,
                     transform=trans, color=color, markerfacecolor=face, clip_on=False,
                     ls="none")
     return True
@@ -284,13 +284,13 @@ def curves(table: Any, out: str | os.PathLike | None = None, *, problems: Any = 
         handles[ZERO_LR] = Line2D([], [], marker="v", ls="none", color="black",
                                   markerfacecolor="black")
     labels = list(handles)
-    fig.legend([handles[k] for k in labels], labels, loc="lower center",
-               ncol=min(len(labels), max(2, int(width / 2.2))), frameon=False,
-               bbox_to_anchor=(0.5, -0.01), fontsize=8)
+    ncol = min(len(labels), max(2, int(width / 2.2)))
+    fig.legend([handles[k] for k in labels], labels, loc="lower center", ncol=ncol,
+               frameon=False, bbox_to_anchor=(0.5, 0.0), fontsize=8)
     if title or note:
         fig.suptitle((title or "") + note)
-    n_legend_rows = math.ceil(len(labels) / min(len(labels), max(2, int(width / 2.2))))
-    fig.tight_layout(rect=(0, 0.03 + 0.035 * n_legend_rows, 1, 1))
+    legend_inches = 0.2 * math.ceil(len(labels) / ncol) + 0.15  # rows of 8-point text
+    fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
     return fig, save(fig, out, formats, metadata)
 
 

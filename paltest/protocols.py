@@ -71,7 +71,7 @@ QUICK_GRIDS: dict[str, Grid] = {
     "adam": Grid({"lr": Scale(-2, -1, per_decade=1)}),
 }
 #: Points added at most beyond each end of a step-size axis, and refinement rounds.
-MAX_EXTENSIONS, REFINE = 4, 1
+MAX_EXTENSIONS, REFINE = 6, 1
 QUICK_MAX_EXTENSIONS, QUICK_REFINE = 1, 0
 #: Optimizers also run on every seed with their default configuration.
 REFERENCES = ("pal",)
