@@ -118,7 +118,7 @@ def resolve_namespace(name: str | ModuleType) -> ModuleType:
     if isinstance(name, ModuleType):
         mod = name
     else:
-        if name not in _NAMESPACE_MODULES:
+        if not isinstance(name, str) or name not in _NAMESPACE_MODULES:
             raise ValueError(
                 f"xp: unknown array namespace {name!r}; choose one of "
                 f"{sorted(_NAMESPACE_MODULES)}"
@@ -145,7 +145,11 @@ def float_dtype(xp: ModuleType, dtype: Any) -> Any:
             raise TypeError(f"dtype: must be one of {FLOAT_DTYPES}, got {dtype!r}")
         return getattr(xp, dtype)
     for name in FLOAT_DTYPES:
-        if dtype == getattr(xp, name):
+        try:
+            same = dtype == getattr(xp, name)
+        except Exception:  # e.g. an array of names: no elementwise comparison
+            same = False
+        if same is True:
             return dtype
     raise TypeError(f"dtype: must be float32 or float64, got {dtype!r}")
 

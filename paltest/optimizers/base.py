@@ -51,6 +51,7 @@ __all__ = [
     "NonFiniteError",
     "Optimizer",
     "StepInfo",
+    "call_value_and_grad",
     "check_bool",
     "check_grad",
     "check_in_range",
@@ -105,10 +106,14 @@ class Optimizer(Protocol):
 
 
 def check_on_nonfinite(value: Any) -> str:
-    """``on_nonfinite`` must be ``"flag"`` or ``"raise"``."""
-    if value not in ON_NONFINITE:
+    """``on_nonfinite`` must be the string ``"flag"`` or ``"raise"``.
+
+    Anything else (another string, ``None``, a list, an array of names) raises
+    ``ValueError`` naming ``on_nonfinite``; the value is never compared elementwise.
+    """
+    if not (isinstance(value, str) and value in ON_NONFINITE):
         raise ValueError(f"on_nonfinite: must be one of {ON_NONFINITE}, got {value!r}")
-    return value
+    return str(value)
 
 
 def check_grad(theta: Any, grad: Any, xp: Any) -> None:
@@ -139,8 +144,12 @@ def check_grad(theta: Any, grad: Any, xp: Any) -> None:
 def as_loss(loss: Any, xp: Any, like: Any) -> Any:
     """A loss value as a 0-d array of ``xp`` on ``like``'s device.
 
-    Python floats are placed on the device in ``like``'s dtype; arrays must be 0-d (a
-    1-element array is accepted and reshaped) and keep their own floating dtype.
+    Python floats and ints are placed on the device in ``like``'s dtype. Arrays must be
+    0-d (a 1-element array is accepted and reshaped); float32 and float64 arrays keep
+    their dtype, other real floating (e.g. float16) and integer arrays are cast to
+    ``like``'s dtype, as Python ints are. Bool and complex losses are rejected, as
+    Python bools and complex numbers are, never cast (a complex loss would lose its
+    imaginary part, a bool would become 0 or 1).
     """
     if isinstance(loss, (int, float)) and not isinstance(loss, bool):
         return xp.asarray(float(loss), dtype=like.dtype, device=backend.device(like))
@@ -159,6 +168,11 @@ def as_loss(loss: Any, xp: Any, like: Any) -> Any:
             raise ValueError(f"loss: expected a scalar, got shape {tuple(loss.shape)}")
         loss = xp.reshape(loss, ())
     if loss.dtype not in (xp.float32, xp.float64):
+        if not xp.isdtype(loss.dtype, ("real floating", "integral")):
+            raise TypeError(
+                f"loss: dtype {loss.dtype} is not a real number type; expected a real "
+                "floating (or integer) loss, bool and complex losses are not accepted"
+            )
         loss = xp.astype(loss, like.dtype)
     return loss
 
@@ -169,13 +183,31 @@ def raise_if_nonfinite(ok: Any, what: str) -> None:
         raise NonFiniteError(f"non-finite {what}; parameters left unchanged")
 
 
+def call_value_and_grad(value_and_grad: Any, theta: Any, xp: Any) -> tuple[Any, Any]:
+    """``value_and_grad(theta)``, checked to be a ``(loss, grad)`` pair; ``grad`` checked.
+
+    Anything but a tuple or list of two items raises ``TypeError`` naming
+    ``value_and_grad``; the gradient is checked by :func:`check_grad`. The loss is
+    returned as given (see :func:`as_loss`).
+    """
+    out = value_and_grad(theta)
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        got = (f"a {type(out).__name__} of {len(out)} items"
+               if isinstance(out, (tuple, list)) else f"a {type(out).__name__}")
+        raise TypeError(f"value_and_grad: must return a (loss, grad) pair, got {got}")
+    loss, g = out
+    check_grad(theta, g, xp)
+    return loss, g
+
+
 def evaluate(theta: Any, state: Any, value_and_grad: Any) -> tuple[Any, Any, Any]:
     """The start of every step: ``(xp, loss, grad)`` at ``theta``, validated.
 
     Checks ``theta`` (:func:`paltest.backend.check_params`), that every vector in
     ``state`` (a NamedTuple, or ``None``) has ``theta``'s shape, calls
-    ``value_and_grad(theta)`` once, checks the gradient (:func:`check_grad`) and makes
-    the loss a 0-d array (:func:`as_loss`). Only metadata is read: no host transfer.
+    ``value_and_grad(theta)`` once (:func:`call_value_and_grad`: a ``(loss, grad)``
+    pair, the gradient checked by :func:`check_grad`) and makes the loss a 0-d array
+    (:func:`as_loss`). Only metadata is read: no host transfer.
     """
     xp = backend.check_params(theta)
     fields = state._asdict().items() if state is not None else ()
@@ -185,8 +217,7 @@ def evaluate(theta: Any, state: Any, value_and_grad: Any) -> tuple[Any, Any, Any
                 f"state: {name} of shape {tuple(field.shape)} does not match theta of "
                 f"shape {tuple(theta.shape)}; call init(theta) first"
             )
-    loss, g = value_and_grad(theta)
-    check_grad(theta, g, xp)
+    loss, g = call_value_and_grad(value_and_grad, theta, xp)
     return xp, as_loss(loss, xp, theta), g
 
 

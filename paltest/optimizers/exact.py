@@ -40,8 +40,8 @@ from typing import Any, NamedTuple
 from paltest import backend
 from paltest.optimizers.base import (
     as_loss,
+    call_value_and_grad,
     check_bool,
-    check_grad,
     check_int,
     check_on_nonfinite,
     check_positive,
@@ -213,8 +213,7 @@ class ExactLineSearch:
             if s == 0.0:
                 g_new = g
             else:
-                _, g_new = value_and_grad(theta_next)
-                check_grad(theta, g_new, xp)
+                _, g_new = call_value_and_grad(value_and_grad, theta_next, xp)
                 n_fun, n_grad = n_fun + 1, n_grad + 1
             cos = -xp.vecdot(u, g_new) / xp.linalg.vector_norm(g_new)
             cos = xp.clip(cos, -1.0, 1.0)
