@@ -87,3 +87,28 @@ def test_hyperparameters_of_a_plain_object_come_from_its_signature():
     assert registry.name_of(_Plain()) is None
     with pytest.raises(TypeError, match="'lr'"):
         registry.hyperparameters(_Plain(lr=object()))
+
+
+BAD_ON_NONFINITE = [np.array(["flag", "raise"]), np.array("flag"), ["flag"], ("raise",),
+                    None, 1, b"flag", "Flag"]
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("bad", BAD_ON_NONFINITE, ids=repr)
+def test_every_optimizer_names_a_bad_on_nonfinite(name, bad):
+    """Issue 12 D1: arrays, lists and other non-strings are rejected naming the argument,
+    never compared elementwise ("The truth value of an array ... is ambiguous")."""
+    with pytest.raises(ValueError, match="^on_nonfinite: must be one of"):
+        registry.get_class(name)(on_nonfinite=bad)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_optimizer_works_from_its_defaults(name):
+    """Issue 12: ``make(name)`` and ``Class()`` work without n_batches_per_epoch (SLS:
+    the reference package's 500 under reset option 1)."""
+    f = lambda th: 0.5 * float(th @ th)  # noqa: E731
+    for opt in (registry.make(name), registry.get_class(name)()):
+        theta = np.array([1.0, -2.0])
+        theta2, _, info = opt.step(theta, opt.init(theta), lambda th: (f(th), th.copy()), f)
+        assert float(info.loss) == 2.5 and f(theta2) < 2.5
+        json.dumps(registry.hyperparameters(opt))
