@@ -27,6 +27,14 @@ step needs no device-to-host transfer) and which has at least these fields:
     gradient evaluations the step used; Python ints when they are fixed, 0-d arrays
     when they depend on data.
 
+Autograd (PyTorch): every optimizer class is decorated with
+:func:`takes_theta_as_data`, so ``init`` and ``step`` detach a ``theta`` that requires
+grad, and losses and gradients are detached when they are read: a step never records an
+autograd graph, and the returned ``theta`` never has a ``grad_fn``. ``value_and_grad``
+therefore receives a tensor without ``requires_grad`` and computes its gradient itself,
+e.g. with ``torch.func.grad_and_value`` or ``torch.autograd.grad`` on a detached leaf
+copy ``t = theta.detach().requires_grad_()``. NumPy arrays pass with one type check.
+
 Non-finite rule (all optimizers): when the loss or gradient at ``theta`` is not finite,
 ``theta`` is returned bitwise unchanged, the state is not updated with the non-finite
 values, and the record says so; ``on_nonfinite="raise"`` raises
@@ -35,6 +43,7 @@ values, and the record says so; ``on_nonfinite="raise"`` raises
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -64,6 +73,7 @@ __all__ = [
     "optimizer_repr",
     "raise_if_nonfinite",
     "scalar",
+    "takes_theta_as_data",
 ]
 
 ON_NONFINITE = ("flag", "raise")
@@ -103,6 +113,33 @@ class Optimizer(Protocol):
         self, theta: Any, state: NamedTuple, value_and_grad: Any, value: Any
     ) -> tuple[Any, NamedTuple, NamedTuple]:  # pragma: no cover - protocol
         """One update: ``(theta_next, state_next, info)``."""
+
+
+def _detaching(method: Any) -> Any:
+    """``method(self, theta, ...)`` called with :func:`paltest.backend.detach` (theta)."""
+    if getattr(method, "_detaches_theta", False):
+        return method
+
+    @functools.wraps(method)
+    def wrapper(self: Any, theta: Any, *args: Any, **kwargs: Any) -> Any:
+        return method(self, backend.detach(theta), *args, **kwargs)
+
+    wrapper._detaches_theta = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def takes_theta_as_data(cls: type) -> type:
+    """Class decorator for optimizers: ``init`` and ``step`` never build an autograd graph.
+
+    Both receive ``theta`` through :func:`paltest.backend.detach`: a PyTorch tensor that
+    requires grad is replaced by its detached view (same memory, no history), so no
+    operation of the step is recorded and the returned parameters and state carry no
+    ``grad_fn`` (without it the graph would grow with every step). Every other array
+    passes unchanged; the values are bitwise the same either way.
+    """
+    for name in ("init", "step"):
+        setattr(cls, name, _detaching(getattr(cls, name)))
+    return cls
 
 
 def check_on_nonfinite(value: Any) -> str:
@@ -149,7 +186,8 @@ def as_loss(loss: Any, xp: Any, like: Any) -> Any:
     their dtype, other real floating (e.g. float16) and integer arrays are cast to
     ``like``'s dtype, as Python ints are. Bool and complex losses are rejected, as
     Python bools and complex numbers are, never cast (a complex loss would lose its
-    imaginary part, a bool would become 0 or 1).
+    imaginary part, a bool would become 0 or 1). A PyTorch loss that carries autograd
+    history is detached (:func:`paltest.backend.detach`).
     """
     if isinstance(loss, (int, float)) and not isinstance(loss, bool):
         return xp.asarray(float(loss), dtype=like.dtype, device=backend.device(like))
@@ -174,7 +212,7 @@ def as_loss(loss: Any, xp: Any, like: Any) -> Any:
                 "floating (or integer) loss, bool and complex losses are not accepted"
             )
         loss = xp.astype(loss, like.dtype)
-    return loss
+    return backend.detach(loss)
 
 
 def raise_if_nonfinite(ok: Any, what: str) -> None:
@@ -187,7 +225,8 @@ def call_value_and_grad(value_and_grad: Any, theta: Any, xp: Any) -> tuple[Any, 
     """``value_and_grad(theta)``, checked to be a ``(loss, grad)`` pair; ``grad`` checked.
 
     Anything but a tuple or list of two items raises ``TypeError`` naming
-    ``value_and_grad``; the gradient is checked by :func:`check_grad`. The loss is
+    ``value_and_grad``; the gradient is checked by :func:`check_grad` and, on PyTorch,
+    detached from any autograd history (:func:`paltest.backend.detach`). The loss is
     returned as given (see :func:`as_loss`).
     """
     out = value_and_grad(theta)
@@ -197,7 +236,7 @@ def call_value_and_grad(value_and_grad: Any, theta: Any, xp: Any) -> tuple[Any, 
         raise TypeError(f"value_and_grad: must return a (loss, grad) pair, got {got}")
     loss, g = out
     check_grad(theta, g, xp)
-    return loss, g
+    return loss, backend.detach(g)
 
 
 def evaluate(theta: Any, state: Any, value_and_grad: Any) -> tuple[Any, Any, Any]:

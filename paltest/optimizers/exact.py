@@ -49,6 +49,7 @@ from paltest.optimizers.base import (
     optimizer_repr,
     raise_if_nonfinite,
     scalar,
+    takes_theta_as_data,
 )
 
 __all__ = ["ExactLineSearch", "ExactLineSearchInfo", "ExactLineSearchState"]
@@ -91,6 +92,7 @@ class ExactLineSearchInfo(NamedTuple):
     n_extrapolation: int
 
 
+@takes_theta_as_data
 class ExactLineSearch:
     r"""Binary line search for the minimum of the batch loss along the negative gradient.
 

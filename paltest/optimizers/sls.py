@@ -49,6 +49,7 @@ from paltest.optimizers.base import (
     optimizer_repr,
     raise_if_nonfinite,
     scalar,
+    takes_theta_as_data,
 )
 
 __all__ = ["DEFAULT_N_BATCHES_PER_EPOCH", "FALLBACK_LR", "GRAD_NORM_TOL", "SLS", "SLSInfo",
@@ -221,6 +222,7 @@ class _SLSBase:
         return SLSState(step_size=self.init_step_size)
 
 
+@takes_theta_as_data
 class SLS(_SLSBase):
     r"""SGD with the stochastic Armijo line search ("Painless SGD", Vaswani et al. 2019).
 

@@ -18,6 +18,7 @@ from paltest.optimizers.base import (
     check_in_range,
     check_positive,
     scalar,
+    takes_theta_as_data,
 )
 from paltest.optimizers.sls import (
     FALLBACK_LR,
@@ -37,6 +38,7 @@ __all__ = ["ETA_MIN", "SLSGoldstein", "SLSPolyak", "SLSPolyakState"]
 ETA_MIN = 1e-8
 
 
+@takes_theta_as_data
 class SLSGoldstein(_SLSBase):
     r"""SGD with a stochastic Goldstein line search.
 
@@ -157,6 +159,7 @@ class SLSPolyakState(NamedTuple):
     theta_prev: Any
 
 
+@takes_theta_as_data
 class SLSPolyak(_SLSBase):
     r"""SGD with the stochastic Armijo line search and Polyak (heavy-ball) momentum.
 
