@@ -87,6 +87,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from paltest import backend
+from paltest.checks import check_int
 from problems.base import Problem
 from problems.splits import Split, load_split
 
@@ -160,7 +161,7 @@ def plan_storage(n_train: int, n_test: int, itemsize: int, budget: float, mode: 
     See the module docstring for the rule. Raises ``ValueError`` (naming
     ``memory_budget``) when an explicit precompute mode does not fit.
     """
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
     row_cost = BYTES_PER_ENTRY * n_train
     row_b = n_train * itemsize
@@ -212,7 +213,7 @@ class KernelLogReg(Problem):
     def __init__(self, split: Split, *, xp: Any = "numpy", device: Any = None,
                  dtype: Any = "float64", memory_budget: float = 2 * 2**30,
                  mode: str = "auto") -> None:
-        if mode not in MODES:
+        if not isinstance(mode, str) or mode not in MODES:
             raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
         if isinstance(memory_budget, bool) or not float(memory_budget) > 0:
             raise ValueError(f"memory_budget: must be a positive number of bytes, "
@@ -352,7 +353,8 @@ class KernelLogReg(Problem):
     def init_params(self, seed: int) -> Any:
         """``U(-1/sqrt(n), 1/sqrt(n))`` drawn on the host with ``default_rng(seed)``."""
         bound = 1.0 / math.sqrt(self.n_train)
-        theta = np.random.default_rng(seed).uniform(-bound, bound, self.n_train)
+        theta = np.random.default_rng(check_int("seed", seed)).uniform(-bound, bound,
+                                                                         self.n_train)
         return backend.from_host(theta, self.xp, device=self.device, dtype=self.dtype)
 
     def value(self, theta: Any, batch: Any) -> Any:
@@ -388,7 +390,7 @@ def make(*, dataset: str | None = None, path: Any = None, test_path: Any = None,
          mode: str = "auto", data_dir: Any = None, base_url: str | None = None,
          download: bool = True) -> KernelLogReg:
     """Build the problem: :func:`load_split` then :class:`KernelLogReg` (see the module)."""
-    if mode not in MODES:  # fail before loading data
+    if not isinstance(mode, str) or mode not in MODES:  # fail before loading data
         raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
     if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float)) \
             or not memory_budget > 0:

@@ -324,3 +324,20 @@ def test_no_host_transfer_in_steps_and_evaluations(tmp_path, monkeypatch, forbid
     values = [p.train_loss(theta), *p.test_metrics(theta).values()]
     monkeypatch.undo()
     assert all(np.isfinite(float(_h(v))) for v in values)
+
+
+@pytest.mark.parametrize("bad", [np.array(["auto", "onthefly"]), ["auto"], None])
+def test_mode_that_is_not_a_string_is_named(tmp_path, bad):
+    """Issue 12 D1 class: an array of modes gave "The truth value of an array ..."."""
+    with pytest.raises(ValueError, match="^mode: must be one of"):
+        kl.make(path=_toy_file(tmp_path), sigma=1.0, mode=bad)
+    with pytest.raises(ValueError, match="^mode: must be one of"):
+        kl.plan_storage(10, 2, 8, 1e9, bad)
+
+
+def test_n_rows_beyond_the_file_is_an_error(data_dir):
+    """Issue 12 D15: ``problems.get("mushrooms", n_rows=10**6)`` silently used 8,124."""
+    import problems
+
+    with pytest.raises(ValueError, match=r"^n_rows: 1000000 exceeds the 8124 rows"):
+        problems.get("mushrooms", n_rows=10**6, data_dir=data_dir, download=False)
