@@ -13,6 +13,8 @@ module holds the few helpers the rest of the package shares:
 * :func:`to_host` and :func:`to_float` - pull values back to the host. They are the only
   device-to-host transfers, and are meant for the edges (logging, stopping tests);
 * :func:`on_host` - whether a namespace is NumPy (a branch on a value is free);
+* :func:`detach` - an array without autograd history (PyTorch tensors that require
+  grad; everything else is returned as it is);
 * :func:`host_threads` - how many threads host-memory work may use (NumPy-backed
   namespaces: the CPUs this process may run on; others: 1);
 * :func:`check_params` and :func:`float_dtype` - the dtype policy: parameters are 1-D
@@ -44,6 +46,7 @@ import numpy as np
 __all__ = [
     "FLOAT_DTYPES",
     "check_params",
+    "detach",
     "device",
     "float_dtype",
     "from_host",
@@ -108,6 +111,20 @@ def host_threads(xp: ModuleType) -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def detach(x: Any) -> Any:
+    """``x`` without autograd history: a PyTorch tensor that requires grad becomes
+    ``x.detach()`` (the same memory, no graph); anything else is returned as it is.
+
+    The optimizers pass every parameter vector, loss and gradient they compute with
+    through it, so a step never records an autograd graph (see
+    :func:`paltest.optimizers.base.takes_theta_as_data`). A NumPy array costs one type
+    check.
+    """
+    if type(x) is np.ndarray or not getattr(x, "requires_grad", False):
+        return x
+    return x.detach()
+
+
 def resolve_namespace(name: str | ModuleType) -> ModuleType:
     """An array-API namespace from a name such as ``"numpy"`` or ``"cupy"``.
 
@@ -118,7 +135,7 @@ def resolve_namespace(name: str | ModuleType) -> ModuleType:
     if isinstance(name, ModuleType):
         mod = name
     else:
-        if name not in _NAMESPACE_MODULES:
+        if not isinstance(name, str) or name not in _NAMESPACE_MODULES:
             raise ValueError(
                 f"xp: unknown array namespace {name!r}; choose one of "
                 f"{sorted(_NAMESPACE_MODULES)}"
@@ -145,7 +162,11 @@ def float_dtype(xp: ModuleType, dtype: Any) -> Any:
             raise TypeError(f"dtype: must be one of {FLOAT_DTYPES}, got {dtype!r}")
         return getattr(xp, dtype)
     for name in FLOAT_DTYPES:
-        if dtype == getattr(xp, name):
+        try:
+            same = dtype == getattr(xp, name)
+        except Exception:  # e.g. an array of names: no elementwise comparison
+            same = False
+        if same is True:
             return dtype
     raise TypeError(f"dtype: must be float32 or float64, got {dtype!r}")
 

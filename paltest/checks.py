@@ -2,6 +2,8 @@
 
 Each returns the value as a plain Python number and raises ``TypeError``/``ValueError``
 with a message that starts with the argument's name, e.g. ``"mu: must be > 0, got 0"``.
+Real numbers are Python or NumPy ints and floats (and 0-d arrays of them); bools,
+strings, complex numbers and arrays of more than one element are rejected, never cast.
 
 >>> from paltest.checks import check_positive
 >>> check_positive("mu", 1)
@@ -17,8 +19,17 @@ from typing import Any
 __all__ = ["check_bool", "check_in_range", "check_int", "check_nonneg", "check_positive"]
 
 
+def _not_real(value: Any) -> bool:
+    """Whether ``value`` is a bool, a string, a complex number, or a bool/complex array
+    (``float()`` would cast those silently: ``float(np.True_)`` is 1.0, and
+    ``float(np.complex128(1 + 2j))`` drops the imaginary part with only a warning)."""
+    if isinstance(value, (bool, str, bytes, complex)):
+        return True
+    return getattr(getattr(value, "dtype", None), "kind", None) in ("b", "c")
+
+
 def _as_float(name: str, value: Any) -> float:
-    if isinstance(value, (bool, str, bytes)):
+    if _not_real(value):
         raise TypeError(f"{name}: expected a real number, got {value!r}")
     try:
         out = float(value)

@@ -137,21 +137,40 @@ def _version(dist: str) -> str | None:
 
 
 def environment(xp: Any = None, device: Any = None, dtype: Any = None) -> dict[str, Any]:
-    """Package versions, backend, device, dtype, Python and platform, as a JSON-able dict."""
+    """Package versions, backend, device, dtype, Python and platform, as a JSON-able dict.
+
+    It also records the thread counts, which may change results in the last bits (a
+    multithreaded BLAS can split a product differently): ``threadpools``, every native
+    thread pool loaded (threadpoolctl: ``user_api`` such as ``"blas"``/``"openmp"``,
+    ``internal_api``, ``version``, ``num_threads``), and, with ``xp``, ``host_threads``
+    (:func:`paltest.backend.host_threads`). Runs with equal counts (and versions) are
+    bitwise comparable.
+    """
     versions = {d: _version(d) for d in ("paltest", "numpy", "scipy", "array-api-compat")}
     env: dict[str, Any] = {"versions": versions, "python": sys.version.split()[0],
-                           "platform": platform.platform()}
+                           "platform": platform.platform(), "threadpools": _threadpools()}
     if xp is not None:
         name = xp_name(xp)
         root = name.split(".")[0]
         mod = sys.modules.get(root)
         versions[root] = _version(root.replace("_", "-")) or getattr(mod, "__version__", None)
         env["backend"] = name
+        from paltest import backend
+
+        env["host_threads"] = backend.host_threads(xp)
     if device is not None:
         env["device"] = str(device)
     if dtype is not None:
         env["dtype"] = dtype if isinstance(dtype, str) else _dtype_name(dtype)
     return env
+
+
+def _threadpools() -> list[dict[str, Any]]:
+    """The loaded native thread pools and their thread counts (threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    keys = ("user_api", "internal_api", "version", "num_threads")
+    return [{k: info.get(k) for k in keys} for info in threadpool_info()]
 
 
 @dataclass

@@ -18,6 +18,10 @@ them. Its parameters are one flat vector ``theta`` (float32 or float64). It offe
     the epoch's mini-batches: index arrays on the device, from a permutation of the
     training set that is reshuffled every epoch (a pure function of ``seed`` and
     ``epoch``, drawn on the host), the last partial batch dropped;
+
+seeds and epochs are ints >= 0 (Python or NumPy ints): anything else, ``None``
+included (which would draw a fresh, irreproducible start), raises an error naming
+``seed`` or ``epoch``;
 ``value(theta, batch)`` and ``value_and_grad(theta, batch)``
     the mean loss over the batch (a 0-d array), and it with its analytic gradient;
 ``train_loss(theta)``
@@ -40,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from paltest import backend
+from paltest.checks import check_int
 
 __all__ = ["Problem", "epoch_permutation"]
 
@@ -48,9 +53,10 @@ def epoch_permutation(n: int, epoch: int, seed: int) -> np.ndarray:
     """The host permutation of ``range(n)`` for ``epoch`` of a run with ``seed``.
 
     A pure function of its arguments (NumPy ``PCG64`` seeded with ``[seed, epoch]``), so
-    batches are identical on every backend and on resumption.
+    batches are identical on every backend and on resumption. ``seed`` and ``epoch`` must
+    be ints >= 0 (``TypeError``/``ValueError`` naming them; a float is not rounded).
     """
-    rng = np.random.default_rng([int(seed), int(epoch)])
+    rng = np.random.default_rng([check_int("seed", seed), check_int("epoch", epoch)])
     return rng.permutation(n)
 
 
@@ -82,7 +88,10 @@ class Problem(abc.ABC):
         return backend.dtype_name(self.dtype)
 
     def batches(self, epoch: int, seed: int, batch_size: int) -> Iterator[Any]:
-        """Index arrays (on the device) of the epoch's batches; last partial batch dropped."""
+        """Index arrays (on the device) of the epoch's batches; last partial batch dropped.
+
+        The arguments are checked when it is called (not at the first batch).
+        """
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
         batch_size = int(batch_size)
@@ -95,8 +104,7 @@ class Problem(abc.ABC):
         idx = backend.from_host(
             perm[: n_batches * batch_size], self.xp, device=self.device, dtype="int64"
         )
-        for i in range(n_batches):
-            yield idx[i * batch_size : (i + 1) * batch_size]
+        return (idx[i * batch_size : (i + 1) * batch_size] for i in range(n_batches))
 
     def n_batches(self, batch_size: int) -> int:
         """Batches per epoch at ``batch_size`` (the last partial batch is dropped)."""
@@ -104,7 +112,10 @@ class Problem(abc.ABC):
 
     @abc.abstractmethod
     def init_params(self, seed: int) -> Any:
-        """Initial parameters for ``seed`` (drawn on the host, moved to the device)."""
+        """Initial parameters for ``seed`` (drawn on the host, moved to the device).
+
+        ``seed`` must be an int >= 0 (``paltest.checks.check_int("seed", seed)``).
+        """
 
     @abc.abstractmethod
     def value(self, theta: Any, batch: Any) -> Any:

@@ -26,10 +26,16 @@ Download
     A missing file is fetched with :mod:`pooch` from the LIBSVM binary-classification
     page (:data:`LIBSVM_URL`), or from a mirror given by the ``base_url`` argument or the
     ``PALTEST_DATA_URL`` environment variable. Pooch writes to a temporary file and moves
-    it; the result is verified in a private staging folder and only then moved into the
-    data directory (one atomic rename), so a failed or corrupted download never leaves a
-    file behind. When the file is missing and cannot be fetched, :class:`DataNotFoundError`
-    says which file, where it looked, and how to get it.
+    it; the result is verified in a private staging folder (``.download-*`` in the data
+    directory) and only then moved into the data directory (one atomic rename), so a
+    failed or corrupted download never leaves a file behind, and a data directory
+    created for a download that failed is removed again. A download killed outright
+    (no chance to clean up) leaves its staging folder; every :func:`fetch` removes
+    staging folders untouched for :data:`STALE_DOWNLOAD_SECONDS` (an hour: a live
+    download writes at least every 30 s, pooch's network timeout). When the file is
+    missing and cannot be fetched, :class:`DataNotFoundError` says which file, where it
+    looked, and how to get it. A path that exists but is not a file (e.g. a directory
+    named ``mushrooms.bz2``) is reported as such (:class:`NotAFileError`).
 
 Example
 -------
@@ -50,6 +56,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +75,8 @@ __all__ = [
     "DatasetInfo",
     "FileInfo",
     "MalformedDataError",
+    "NotAFileError",
+    "STALE_DOWNLOAD_SECONDS",
     "fetch",
     "load_libsvm",
     "resolve_base_url",
@@ -93,6 +102,16 @@ class DataNotFoundError(FileNotFoundError):
 
 class MalformedDataError(ValueError):
     """A file is not valid LIBSVM/svmlight text."""
+
+
+class NotAFileError(OSError):
+    """A data file's path exists but is not a regular file (e.g. a directory)."""
+
+
+#: Staging folders (``.download-*``) untouched for this long are left over from a
+#: download that was killed, and are removed.
+STALE_DOWNLOAD_SECONDS = 3600.0
+_STAGE_PREFIX = ".download-"
 
 
 @dataclass(frozen=True)
@@ -247,21 +266,51 @@ def verify(path: str | os.PathLike, info: FileInfo | str | None) -> bool:
     )
 
 
+def _remove_stale_downloads(directory: Path, max_age: float = STALE_DOWNLOAD_SECONDS) -> None:
+    """Remove the staging folders in ``directory`` untouched for ``max_age`` seconds."""
+    try:
+        stages = [p for p in directory.glob(_STAGE_PREFIX + "*") if p.is_dir()]
+    except OSError:
+        return
+    now = time.time()
+    for stage in stages:
+        try:
+            newest = max([stage.stat().st_mtime]
+                         + [p.stat().st_mtime for p in stage.rglob("*")])
+        except OSError:  # removed meanwhile, or unreadable: not ours to judge
+            continue
+        if now - newest > max_age:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
 def _download(name: str, directory: Path, url: str, info: FileInfo | None) -> Path:
-    """Fetch ``url`` with pooch into a staging folder, verify, move into ``directory``."""
+    """Fetch ``url`` with pooch into a staging folder, verify, move into ``directory``.
+
+    Folders created for the download (``directory`` and missing parents) are removed
+    again, if still empty, when it fails.
+    """
     import pooch
 
+    created = [p for p in (directory, *directory.parents) if not p.exists()]
     directory.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".download-", dir=directory))
     try:
-        staged = Path(pooch.retrieve(url, known_hash=None, fname=name, path=stage,
-                                     progressbar=False))
-        verify(staged, info)
-        target = directory / name
-        os.replace(staged, target)
-        return target
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        stage = Path(tempfile.mkdtemp(prefix=_STAGE_PREFIX, dir=directory))
+        try:
+            staged = Path(pooch.retrieve(url, known_hash=None, fname=name, path=stage,
+                                         progressbar=False))
+            verify(staged, info)
+            target = directory / name
+            os.replace(staged, target)
+            return target
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    except BaseException:
+        for folder in created:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (another writer) or gone: keep the rest
+                break
+        raise
 
 
 def _not_found(names: tuple[str, ...], directory: Path, url: str, err: Any) -> str:
@@ -282,18 +331,29 @@ def fetch(name: str, *, data_dir: str | os.PathLike | None = None,
 
     Looks for the file(s) in :func:`resolve_data_dir`; downloads a missing one from
     :func:`resolve_base_url` when ``download`` is true. Raises :class:`DataNotFoundError`,
-    :class:`ChecksumError`. ``verify_file=False`` skips the checksum (not recommended).
+    :class:`ChecksumError`, and :class:`NotAFileError` when no candidate is a file but
+    one of their paths exists (a directory, say). ``verify_file=False`` skips the
+    checksum (not recommended). Stale staging folders of killed downloads are removed
+    first (see the module docstring).
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name: expected a data set or file name, got {name!r}")
     names = DATASETS[name].files if name in DATASETS else (name,)
     directory = resolve_data_dir(data_dir)
+    _remove_stale_downloads(directory)
     for candidate in names:
         path = directory / candidate
         if path.is_file():
             if verify_file:
                 verify(path, FILES.get(candidate))
             return path
+    for candidate in names:
+        path = directory / candidate
+        if path.exists():  # but not a file: say so, rather than "not found"
+            what = "a directory" if path.is_dir() else "not a regular file"
+            raise NotAFileError(
+                f"{path}: is {what}, not the data file {candidate!r}; remove or rename "
+                f"it, or set {ENV_DATA} to a folder that holds the file")
     url = resolve_base_url(base_url) + names[-1]
     if not download:
         raise DataNotFoundError(_not_found(names, directory, url, None))
@@ -329,6 +389,9 @@ def load_libsvm(name_or_path: str | os.PathLike, *, n_features: int | None = Non
                      verify_file=verify_file)
     else:
         path = Path(text).expanduser()
+        if path.exists() and not path.is_file():
+            raise NotAFileError(f"name_or_path: {text!r} is a directory or another "
+                                "non-file, not a LIBSVM file")
         if not path.is_file():
             raise FileNotFoundError(
                 f"name_or_path: {text!r} is neither an existing file nor a registered name "

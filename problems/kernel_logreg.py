@@ -54,8 +54,14 @@ kernels in float64), ``paltest run ijcnn pal``, seconds per epoch (280 PAL steps
 * float32, ``memory_budget=4.5e9`` (the Figure 9 setting): both kernels stored (3.9 GB):
   about 0.8 s per epoch, 4.1 GB.
 
-All modes agree up to rounding (1e-12 in float64); the stored kernels and every value
-are independent of the number of threads.
+All modes agree up to rounding (1e-12 in float64). The stored kernels are built with
+BLAS held to one thread in fixed chunks: bitwise independent of the thread count. The
+products of a call run at BLAS's own thread count and may differ in the last bits
+between counts (two BLAS threads changed 3 of mushrooms' 6,499 gradient entries by
+4e-20), which result files record (:func:`paltest.results.environment`).
+``blas_threads=n`` holds BLAS to ``n`` threads during every call (threadpoolctl,
+process-wide meanwhile), so the values no longer depend on the setting; ``1`` costs
+mushrooms 1.35x per PAL epoch on 2 idle cores.
 
 Example
 -------
@@ -80,13 +86,15 @@ from __future__ import annotations
 import math
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+import array_api_compat
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from paltest import backend
+from paltest.checks import check_int
 from problems.base import Problem
 from problems.splits import Split, load_split
 
@@ -110,12 +118,13 @@ _EXP_FLOOR = math.exp(LOG_FLOOR)
 _CONTROLLER: ThreadpoolController | None = None
 
 
-def _blas_one_thread() -> AbstractContextManager:
-    """Hold BLAS to one thread while kernel chunks run on several (no oversubscription)."""
+def _blas_one_thread(threads: int = 1) -> AbstractContextManager:
+    """Hold BLAS to ``threads`` threads (one while kernel chunks run on several host
+    threads: no oversubscription, and values independent of the thread count)."""
     global _CONTROLLER
     if _CONTROLLER is None:  # finding the loaded BLAS libraries once costs ~1 ms
         _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
+    return _CONTROLLER.limit(limits=threads, user_api="blas")
 
 
 def rbf_kernel(A: Any, B: Any, sigma: float, *, sq_a: Any = None, sq_b: Any = None) -> Any:
@@ -160,7 +169,7 @@ def plan_storage(n_train: int, n_test: int, itemsize: int, budget: float, mode: 
     See the module docstring for the rule. Raises ``ValueError`` (naming
     ``memory_budget``) when an explicit precompute mode does not fit.
     """
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
     row_cost = BYTES_PER_ENTRY * n_train
     row_b = n_train * itemsize
@@ -204,6 +213,8 @@ class KernelLogReg(Problem):
 
     After construction ``mode``, ``test_rows_stored`` and ``kernel_bytes`` say what is
     stored, ``rows_per_block`` and ``rows_per_chunk`` how the rest is computed.
+    ``blas_threads`` (``None``: BLAS's own setting) holds BLAS to that many threads in
+    every call, see the module docstring.
     Kernel rows of the last single-block batch are kept and reused when the *same*
     batch array object comes back (PAL's ``value_and_grad`` then ``value``); do not
     modify a batch array in place between calls.
@@ -211,14 +222,16 @@ class KernelLogReg(Problem):
 
     def __init__(self, split: Split, *, xp: Any = "numpy", device: Any = None,
                  dtype: Any = "float64", memory_budget: float = 2 * 2**30,
-                 mode: str = "auto") -> None:
-        if mode not in MODES:
+                 mode: str = "auto", blas_threads: int | None = None) -> None:
+        if not isinstance(mode, str) or mode not in MODES:
             raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
         if isinstance(memory_budget, bool) or not float(memory_budget) > 0:
             raise ValueError(f"memory_budget: must be a positive number of bytes, "
                              f"got {memory_budget!r}")
         if split.sigma is None:
             raise ValueError("sigma: required (the RBF width) when path is given")
+        self.blas_threads = None if blas_threads is None else check_int(
+            "blas_threads", blas_threads, 1)
         self.xp = xp = backend.resolve_namespace(xp)
         self.dtype = backend.float_dtype(xp, dtype)
         self.name, self.sigma = split.name, split.sigma
@@ -244,9 +257,18 @@ class KernelLogReg(Problem):
         self._cache: tuple[Any, Any] | None = None
         self._threads = min(backend.host_threads(xp),
                             max(1, self.rows_per_block // self.rows_per_chunk))
-        self._K_train = self._rows(self._Xtr) if store_train else None
-        self._K_test = (self._rows(self._Xte[: self.test_rows_stored, :])
-                        if self.test_rows_stored else None)
+        self._host_blas = (array_api_compat.is_numpy_namespace(xp)
+                           or array_api_compat.is_array_api_strict_namespace(xp))
+        with _blas_one_thread() if self._host_blas else nullcontext():
+            self._K_train = self._rows(self._Xtr) if store_train else None
+            self._K_test = (self._rows(self._Xte[: self.test_rows_stored, :])
+                            if self.test_rows_stored else None)
+
+    def _blas_limit(self) -> AbstractContextManager:
+        """BLAS held to ``blas_threads`` during a call (host namespaces; else nothing)."""
+        if self.blas_threads is None or not self._host_blas:
+            return nullcontext()
+        return _blas_one_thread(self.blas_threads)
 
     # -- kernel rows -------------------------------------------------------------------
     def _kernel(self, rows: Any) -> Any:
@@ -352,22 +374,26 @@ class KernelLogReg(Problem):
     def init_params(self, seed: int) -> Any:
         """``U(-1/sqrt(n), 1/sqrt(n))`` drawn on the host with ``default_rng(seed)``."""
         bound = 1.0 / math.sqrt(self.n_train)
-        theta = np.random.default_rng(seed).uniform(-bound, bound, self.n_train)
+        theta = np.random.default_rng(check_int("seed", seed)).uniform(-bound, bound,
+                                                                         self.n_train)
         return backend.from_host(theta, self.xp, device=self.device, dtype=self.dtype)
 
     def value(self, theta: Any, batch: Any) -> Any:
         self._check(theta, batch)
-        return self._loss(theta, batch, False)
+        with self._blas_limit():
+            return self._loss(theta, batch, False)
 
     def value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
         self._check(theta, batch)
-        return self._loss(theta, batch, True)
+        with self._blas_limit():
+            return self._loss(theta, batch, True)
 
     def train_loss(self, theta: Any) -> Any:
         backend.check_params(theta)
         total = self.xp.zeros((), dtype=self.dtype, device=self.device)
-        for z, y in self._logits("train", theta):
-            total = total + self.xp.sum(bce_with_logits(z, y))
+        with self._blas_limit():
+            for z, y in self._logits("train", theta):
+                total = total + self.xp.sum(bce_with_logits(z, y))
         return total / self.n_train
 
     def test_metrics(self, theta: Any) -> dict[str, Any]:
@@ -376,9 +402,10 @@ class KernelLogReg(Problem):
         backend.check_params(theta)
         loss = xp.zeros((), dtype=self.dtype, device=self.device)
         hits = xp.zeros((), dtype=self.dtype, device=self.device)
-        for z, y in self._logits("test", theta):
-            loss = loss + xp.sum(bce_with_logits(z, y))
-            hits = hits + xp.sum(xp.astype((z > 0) == (y > 0.5), self.dtype))
+        with self._blas_limit():
+            for z, y in self._logits("test", theta):
+                loss = loss + xp.sum(bce_with_logits(z, y))
+                hits = hits + xp.sum(xp.astype((z > 0) == (y > 0.5), self.dtype))
         return {"test_loss": loss / self.n_test, "test_accuracy": hits / self.n_test}
 
 
@@ -386,9 +413,9 @@ def make(*, dataset: str | None = None, path: Any = None, test_path: Any = None,
          sigma: float | None = None, n_rows: int | None = None, xp: Any = "numpy",
          device: Any = None, dtype: Any = "float64", memory_budget: float = 2 * 2**30,
          mode: str = "auto", data_dir: Any = None, base_url: str | None = None,
-         download: bool = True) -> KernelLogReg:
+         download: bool = True, blas_threads: int | None = None) -> KernelLogReg:
     """Build the problem: :func:`load_split` then :class:`KernelLogReg` (see the module)."""
-    if mode not in MODES:  # fail before loading data
+    if not isinstance(mode, str) or mode not in MODES:  # fail before loading data
         raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
     if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float)) \
             or not memory_budget > 0:
@@ -398,4 +425,4 @@ def make(*, dataset: str | None = None, path: Any = None, test_path: Any = None,
                        sigma=sigma, data_dir=data_dir, base_url=base_url,
                        download=download)
     return KernelLogReg(split, xp=xp, device=device, dtype=dtype,
-                        memory_budget=memory_budget, mode=mode)
+                        memory_budget=memory_budget, mode=mode, blas_threads=blas_threads)

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from paltest import backend
+from paltest.checks import check_int
 from problems.base import Problem
 
 __all__ = ["RANKS", "MatrixFactorization", "make", "make_data"]
@@ -152,7 +153,7 @@ class MatrixFactorization(Problem):
         Drawn on the host with ``np.random.default_rng(seed)``: ``W1`` (fan-in 6) first,
         then ``W2`` (fan-in ``k``); the true model draws ``W`` (fan-in 6).
         """
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_int("seed", seed))
         if self.rank is None:
             parts = [rng.uniform(-1, 1, N_OUT * N_IN) / np.sqrt(N_IN)]
         else:

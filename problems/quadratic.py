@@ -138,7 +138,7 @@ class _QuadraticBase(Problem):
 
     def init_params(self, seed: int) -> Any:
         """``theta_star + z`` with ``z ~ N(0, I)`` drawn by ``np.random.default_rng(seed)``."""
-        z = np.random.default_rng(seed).standard_normal(self.n_params)
+        z = np.random.default_rng(check_int("seed", seed)).standard_normal(self.n_params)
         return self._put(self.theta_star + z)
 
     def value(self, theta: Any, batch: Any) -> Any:

@@ -61,6 +61,9 @@ def describe(name: str) -> str:
 
 
 def _check(name: str) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"problem: expected a problem name (a str), got {name!r}; "
+                        f"choose one of {names()}")
     if name not in _ENTRIES:
         raise ValueError(f"problem: unknown name {name!r}; choose one of {names()}")
 

@@ -72,7 +72,9 @@ def load_split(*, dataset: str | None = None, path: Any = None, test_path: Any =
 
     ``dataset`` (a name in :data:`problems.datasets.DATASETS`) gives the file, ``sigma``
     and the rows used (ijcnn: the first 35,000); ``path`` (any LIBSVM file) overrides
-    the file, ``n_rows`` the rows. With ``test_path`` the whole first file is the
+    the file, ``n_rows`` the rows (the first ``n_rows`` of the file; more rows than the
+    file has is a ``ValueError`` naming ``n_rows`` and the file's row count, as an
+    oversized ``batch_size`` is, never a silent cap). With ``test_path`` the whole first file is the
     training set and ``test_path`` the test set; otherwise 80/20 with seed 9513451.
     The features are densified on the host; a file whose dense copy would exceed
     ``max_dense_bytes`` (rcv1: 7.6 GB) is rejected with an error.
@@ -97,6 +99,9 @@ def load_split(*, dataset: str | None = None, path: Any = None, test_path: Any =
     kw = dict(data_dir=data_dir, base_url=base_url, download=download)
     source = path if path is not None else dataset
     X, y = datasets.load_libsvm(source, **kw)
+    if n_rows is not None and n_rows > X.shape[0]:
+        raise ValueError(f"n_rows: {n_rows} exceeds the {X.shape[0]} rows of {source!r}; "
+                         f"pass at most {X.shape[0]} (or None for all of them)")
     X, y = X[:n_rows], y[:n_rows]
     test = datasets.load_libsvm(test_path, **kw) if test_path is not None else None
     n_feat = max(X.shape[1], test[0].shape[1] if test else 0)

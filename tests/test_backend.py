@@ -88,3 +88,21 @@ def test_host_threads_follow_the_affinity_mask():
     assert backend.host_threads(backend.resolve_namespace("numpy")) == cpus
     assert backend.host_threads(backend.resolve_namespace("array_api_strict")) == cpus
     assert backend.host_threads(types.ModuleType("cupy")) == 1
+
+
+def test_detach_passes_arrays_through(xp):
+    x = xp.asarray([1.0, 2.0])
+    assert backend.detach(x) is x
+    assert backend.detach(2.5) == 2.5
+
+
+def test_detach_removes_torch_autograd_history():
+    torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch)")
+    leaf = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    derived = 2 * leaf
+    for t in (leaf, derived):
+        d = backend.detach(t)
+        assert d.grad_fn is None and not d.requires_grad
+        assert d.data_ptr() == t.data_ptr()  # the same memory, no copy
+    plain = torch.ones(3)
+    assert backend.detach(plain) is plain

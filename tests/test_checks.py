@@ -37,3 +37,14 @@ def test_values_come_back_as_python_numbers():
 def test_errors_name_the_argument(call, exc, message):
     with pytest.raises(exc, match=message):
         call()
+
+
+@pytest.mark.parametrize("value", [np.True_, np.complex128(1.0), 1 + 0j, np.array(1 + 1j),
+                                   np.array([True]), np.array([0.5, 0.6])], ids=repr)
+def test_bool_complex_and_array_values_are_not_cast(value):
+    """Issue 12 D1 (same class): ``float()`` would turn these into a number silently
+    (np.True_ -> 1.0, complex -> its real part with a warning)."""
+    for check in (lambda v: check_positive("mu", v), lambda v: check_nonneg("gtol", v),
+                  lambda v: check_in_range("beta", v, 0.0, 1.0)):
+        with pytest.raises(TypeError, match="^(mu|gtol|beta): expected a real number"):
+            check(value)

@@ -222,3 +222,69 @@ def test_unknown_name_or_missing_path(tmp_path):
         ds.load_libsvm(tmp_path / "nope.txt")
     with pytest.raises(ValueError, match="n_features"):
         ds.load_libsvm(tmp_path / "nope.txt", n_features=0)
+
+
+# -- issue 12 D16: the data layer under faults --------------------------------------------
+@pytest.mark.parametrize("download", [False, True])
+def test_directory_in_place_of_a_file_is_reported_as_such(tmp_path, closed_url, download):
+    """A directory named mushrooms.bz2 was reported as "not found"."""
+    (tmp_path / "mushrooms.bz2").mkdir()
+    with pytest.raises(ds.NotAFileError, match=r"mushrooms.bz2: is a directory, not the data"):
+        ds.fetch("mushrooms", data_dir=tmp_path, base_url=closed_url, download=download)
+    with pytest.raises(ds.NotAFileError, match="name_or_path"):
+        ds.load_libsvm(tmp_path / "mushrooms.bz2")
+
+
+def test_a_file_next_to_the_directory_is_still_used(data_dir, tmp_path):
+    (tmp_path / "mushrooms.bz2").mkdir()
+    text = bz2.decompress((Path(data_dir) / "mushrooms.bz2").read_bytes())
+    (tmp_path / "mushrooms").write_bytes(text)
+    assert ds.fetch("mushrooms", data_dir=tmp_path, download=False).name == "mushrooms"
+
+
+@pytest.mark.parametrize("failure", ["offline", "corrupted", "interrupted"])
+def test_failed_download_creates_no_data_directory(serve, tmp_path, closed_url, monkeypatch,
+                                                   toy_registered, failure):
+    """A missing PALTEST_DATA folder (and its missing parents) was created even when the
+    download then failed; a Ctrl-C during the download must not leave it either."""
+    root, url = serve
+    target = tmp_path / "missing" / "data"
+    monkeypatch.setenv(ds.ENV_DATA, str(target))
+    if failure == "offline":
+        url = closed_url
+        expected = ds.DataNotFoundError
+    elif failure == "corrupted":
+        (root / "toy.bz2").write_bytes(toy_registered[:-3])
+        expected = ds.ChecksumError
+    else:
+        def interrupted(url, known_hash, fname, path, progressbar):
+            (Path(path) / "tmp-partial").write_bytes(b"half a file")
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(pooch, "retrieve", interrupted)
+        expected = KeyboardInterrupt
+    with pytest.raises(expected):
+        ds.fetch("toy.bz2", base_url=url)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_failed_download_keeps_an_existing_directory(tmp_path, closed_url):
+    with pytest.raises(ds.DataNotFoundError):
+        ds.fetch("toy.bz2", data_dir=tmp_path, base_url=closed_url)
+    assert tmp_path.is_dir() and _leftovers(tmp_path) == []
+
+
+def test_stale_staging_folders_of_killed_downloads_are_removed(data_dir, tmp_path):
+    """A download killed outright (SIGKILL) left its staging folder with the partial
+    file forever; the next fetch removes folders untouched for STALE_DOWNLOAD_SECONDS and
+    keeps a fresh one (a download in progress elsewhere)."""
+    shutil.copy(Path(data_dir) / "mushrooms.bz2", tmp_path / "mushrooms.bz2")
+    old, fresh = tmp_path / ".download-killed", tmp_path / ".download-running"
+    for stage in (old, fresh):
+        stage.mkdir()
+        (stage / "tmpabc123").write_bytes(b"partial")
+    then = os.path.getmtime(old) - ds.STALE_DOWNLOAD_SECONDS - 60
+    for p in (old / "tmpabc123", old):
+        os.utime(p, (then, then))
+    assert ds.fetch("mushrooms", data_dir=tmp_path, download=False).is_file()
+    assert not old.exists() and (fresh / "tmpabc123").is_file()

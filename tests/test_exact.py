@@ -239,3 +239,34 @@ def test_numpy_and_array_api_strict_agree():
     for (ta, sa, aa, na), (tb, sb, ab, nb) in zip(*trajectories, strict=True):
         np.testing.assert_allclose(ta, tb, rtol=1e-13, atol=1e-15)
         assert sa == sb and na == nb and aa == pytest.approx(ab, abs=1e-9)
+
+
+# --------------------------------------------------------------- issue 12 regressions
+
+
+@pytest.mark.parametrize("bad", [1.0, (1.0,), (1.0, np.ones(2), 0)])
+def test_value_and_grad_that_is_not_a_pair_is_named(bad):
+    """Issue 12 D3, at the start of the step and at the angle's second evaluation."""
+    theta = np.array([1.0, 2.0])
+    opt = ExactLineSearch(report_angle=True, max_steps=3)
+    f = lambda t: float(t @ t)  # noqa: E731
+    with pytest.raises(TypeError, match="^value_and_grad: must return a .loss, grad. pair"):
+        opt.step(theta, opt.init(theta), lambda t: bad, f)
+    calls = []
+
+    def second_call_bad(t):
+        calls.append(1)
+        return (f(t), 2 * t) if len(calls) == 1 else bad
+
+    with pytest.raises(TypeError, match="^value_and_grad: must return a .loss, grad. pair"):
+        opt.step(theta, opt.init(theta), second_call_bad, f)
+    assert len(calls) == 2
+
+
+def test_complex_probe_loss_is_rejected():
+    """Issue 12 D2: a probe's loss from ``value`` is checked like the start loss."""
+    theta = np.array([1.0, 2.0])
+    opt = ExactLineSearch(max_steps=2)
+    with pytest.raises(TypeError, match="^loss: dtype"):
+        opt.step(theta, opt.init(theta), lambda t: (float(t @ t), 2 * t),
+                 lambda t: np.asarray(float(t @ t) + 0j))

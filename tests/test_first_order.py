@@ -445,3 +445,48 @@ def test_select_is_where_for_a_scalar_condition(xp, ok):
     wide = xp.asarray([1.0, 2.0, 3.0], dtype=xp.float32)
     mixed = select(xp, cond, wide, old)
     assert mixed.dtype == xp.where(cond, wide, old).dtype
+
+
+# --------------------------------------------------------------- issue 12 regressions
+
+def _quadratic_step(opt, loss):
+    theta = np.array([1.0, 2.0])
+    A = np.diag([1.0, 3.0])
+    return opt.step(theta, opt.init(theta), lambda t: (loss, A @ t), None)
+
+
+@pytest.mark.parametrize("config", CONFIG_IDS)
+@pytest.mark.parametrize("bad", [np.asarray(1 + 2j), np.complex128(1.0), np.asarray(True),
+                                 np.bool_(False), np.asarray([1 + 0j]), np.asarray("1.0")],
+                         ids=repr)
+def test_bool_and_complex_losses_are_rejected(config, bad):
+    """Issue 12 D2: NumPy bool/complex losses are rejected naming ``loss``, as Python
+    bools and complex numbers are, instead of being cast (ComplexWarning; True -> 1.0)."""
+    with pytest.raises(TypeError, match="^loss: dtype"):
+        _quadratic_step(make(config), bad)
+    with pytest.raises(TypeError, match="^loss:"):
+        _quadratic_step(make(config), True)
+    with pytest.raises(TypeError, match="^loss:"):
+        _quadratic_step(make(config), 1 + 2j)
+
+
+@pytest.mark.parametrize("loss", [np.asarray(3), np.int32(3), np.asarray([3], dtype=np.int8),
+                                  np.asarray(3.0, dtype=np.float16)], ids=repr)
+def test_integer_and_half_losses_are_cast_like_python_ints(loss):
+    """Integer-dtype losses are accepted and cast to the parameters' dtype, as a Python
+    int is (consistent; exact for these values); float16 too."""
+    for config in CONFIG_IDS:
+        got = _quadratic_step(make(config), loss)
+        ref = _quadratic_step(make(config), 3)
+        assert np.array_equal(got[0], ref[0])
+        assert got[2].loss.dtype == np.float64 and float(got[2].loss) == 3.0
+
+
+@pytest.mark.parametrize("config", CONFIG_IDS)
+@pytest.mark.parametrize("bad", [1.0, (1.0,), (1.0, np.ones(2), 3), None])
+def test_value_and_grad_that_is_not_a_pair_is_named(config, bad):
+    """Issue 12 D3: an error naming ``value_and_grad``, not "cannot unpack ..."."""
+    theta = np.array([1.0, 2.0])
+    opt = make(config)
+    with pytest.raises(TypeError, match="^value_and_grad: must return a .loss, grad. pair"):
+        opt.step(theta, opt.init(theta), lambda t: bad, None)

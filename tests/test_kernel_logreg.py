@@ -324,3 +324,64 @@ def test_no_host_transfer_in_steps_and_evaluations(tmp_path, monkeypatch, forbid
     values = [p.train_loss(theta), *p.test_metrics(theta).values()]
     monkeypatch.undo()
     assert all(np.isfinite(float(_h(v))) for v in values)
+
+
+@pytest.mark.parametrize("bad", [np.array(["auto", "onthefly"]), ["auto"], None])
+def test_mode_that_is_not_a_string_is_named(tmp_path, bad):
+    """Issue 12 D1 class: an array of modes gave "The truth value of an array ..."."""
+    with pytest.raises(ValueError, match="^mode: must be one of"):
+        kl.make(path=_toy_file(tmp_path), sigma=1.0, mode=bad)
+    with pytest.raises(ValueError, match="^mode: must be one of"):
+        kl.plan_storage(10, 2, 8, 1e9, bad)
+
+
+def test_n_rows_beyond_the_file_is_an_error(data_dir):
+    """Issue 12 D15: ``problems.get("mushrooms", n_rows=10**6)`` silently used 8,124."""
+    import problems
+
+    with pytest.raises(ValueError, match=r"^n_rows: 1000000 exceeds the 8124 rows"):
+        problems.get("mushrooms", n_rows=10**6, data_dir=data_dir, download=False)
+
+
+def _every_value(p, theta, batches, full):
+    out = []
+    for b in batches:
+        loss, grad = p.value_and_grad(theta, b)
+        out += [_h(loss), _h(grad), _h(p.value(theta, b))]
+    if full:
+        out += [_h(p.train_loss(theta)), *(_h(v) for v in p.test_metrics(theta).values())]
+    return out
+
+
+@pytest.mark.parametrize(("mode", "full"), [("precompute", True), ("onthefly", False)])
+def test_blas_threads_option_makes_values_independent_of_the_setting(data_dir, mode, full):
+    """Issue 12 D14: with two BLAS threads 3 of mushrooms' 6,499 gradient entries came out
+    different (4e-20) from one thread. With ``blas_threads=1`` every value (losses,
+    gradients, full-set metrics; batch kernel rows computed on the fly) is bitwise the
+    same whatever the caller's BLAS setting, and that setting is restored after each
+    call. (By default the products run at the caller's setting, which result files
+    record: see tests/test_results.py.)"""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    if not any(lib["user_api"] == "blas" for lib in threadpool_info()):
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    p = kl.make(dataset="mushrooms", data_dir=data_dir, download=False, mode=mode,
+                blas_threads=1)
+    assert p.blas_threads == 1
+    rng = np.random.default_rng(3)
+    batches = [_batch(p, rng.choice(p.n_train, 100, replace=False)) for _ in range(4)]
+    theta = _theta(p, scale=1.0)
+    got = {}
+    for threads in (1, 2):
+        with threadpool_limits(threads, user_api="blas"):
+            got[threads] = _every_value(p, theta, batches, full)
+            assert all(lib["num_threads"] == threads
+                       for lib in threadpool_info() if lib["user_api"] == "blas")
+    for a, b in zip(got[1], got[2], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "1"])
+def test_blas_threads_is_checked(tmp_path, bad):
+    with pytest.raises((TypeError, ValueError), match="^blas_threads:"):
+        kl.make(path=_toy_file(tmp_path), sigma=1.0, blas_threads=bad)

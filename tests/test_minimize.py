@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from paltest import PAL, backend, minimize, scipy_method
+from paltest import PAL, SGD, backend, minimize, scipy_method
 
 
 def _problem(xp, n=5, seed=0):
@@ -107,3 +107,91 @@ def test_scipy_custom_method():
     with pytest.raises(ValueError, match="^bounds:"):
         scipy.optimize.minimize(rosen, np.zeros(2), jac=scipy.optimize.rosen_der,
                                 method=scipy_method, bounds=[(0, 1), (0, 1)])
+
+
+# --------------------------------------------------------------- issue 12 regressions
+
+
+def test_one_element_loss_is_accepted_as_a_step_accepts_it():
+    """D4: a 1-element loss crashed in backend.to_float although step() accepts it."""
+    res = minimize(lambda x: (np.array([x @ x]), 2 * x), np.ones(2), gtol=1e-10)
+    ref = minimize(lambda x: (x @ x, 2 * x), np.ones(2), gtol=1e-10)
+    assert res.success and isinstance(res.fun, float)
+    assert res.fun == ref.fun and np.array_equal(res.x, ref.x) and res.nit == ref.nit
+
+
+@pytest.mark.parametrize("bad", [np.asarray(1 + 2j), np.asarray(True)])
+def test_bool_or_complex_loss_names_fun(bad):
+    with pytest.raises(TypeError, match="^fun: returned an invalid loss; loss: dtype"):
+        minimize(lambda x: (bad, 2 * x), np.ones(2))
+
+
+def test_zero_d_x0_works_as_in_scipy():
+    """D4: a 0-d x0 through scipy.optimize.minimize (SciPy hands over shape (1,), so fun
+    returns a 1-element loss) and directly: treated as shape (1,), x returned 1-D."""
+    def fun(x):
+        return (x - 3.0) ** 2, 2.0 * (x - 3.0)
+
+    res = scipy.optimize.minimize(fun, np.array(1.0), jac=True, method=scipy_method,
+                                  options={"gtol": 1e-10, "beta": 0.0, "alpha": 1.0})
+    bfgs = scipy.optimize.minimize(fun, np.array(1.0), jac=True, method="BFGS")
+    assert res.success and res.x.shape == bfgs.x.shape == (1,)
+    np.testing.assert_allclose(res.x, [3.0], rtol=1e-12)
+    direct = minimize(fun, np.array(1.0), gtol=1e-10, beta=0.0, alpha=1.0)
+    assert direct.success and direct.x.shape == (1,) and np.array_equal(direct.x, res.x)
+
+
+def test_nonfinite_returns_the_last_finite_iterate_and_its_value():
+    """D5: fun is NaN for x[0] < 0.95; SGD(lr=0.1) from ones(2) steps to 0.8: the result
+    is the last finite iterate ones(2) with its value and gradient, not x = 0.8, fun NaN."""
+    def fun(x):
+        if x[0] < 0.95:
+            return np.nan, np.full_like(x, np.nan)
+        return x @ x, 2 * x
+
+    res = minimize(fun, np.ones(2), optimizer=SGD(lr=0.1), maxiter=10)
+    assert res.status == 3 and not res.success
+    assert np.array_equal(res.x, np.ones(2)) and res.fun == 2.0
+    assert np.array_equal(res.jac, 2 * np.ones(2))
+    assert res.nit == 1 and res.nfev == 2 and "last finite iterate" in res.message
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_nonfinite_fun_at_x0_takes_no_step(bad):
+    """D6: an infinite fun at x0 took a step (nit=1) while NaN did not."""
+    res = minimize(lambda x: (bad, 2 * x), np.ones(2))
+    assert res.status == 3 and res.nit == 0 and res.nfev == 1
+    assert np.array_equal(res.x, np.ones(2)) and "x0" in res.message
+    res = minimize(lambda x: (x @ x, np.full_like(x, bad)), np.ones(2))
+    assert res.status == 3 and res.nit == 0
+
+
+def test_callback_must_be_callable_up_front():
+    """D6: callback=5 failed only after the first step ("'int' object is not callable")."""
+    calls = []
+
+    def fun(x):
+        calls.append(1)
+        return x @ x, 2 * x
+
+    with pytest.raises(TypeError, match="^callback: expected a callable"):
+        minimize(fun, np.ones(2), callback=5)
+    assert calls == []
+
+
+def test_optimizer_by_registry_name():
+    """D6: optimizer="pal" (a registry name) gave AttributeError ('str' has no 'init')."""
+    fun = lambda x: (x @ x, 2 * x)  # noqa: E731
+    by_name = minimize(fun, np.ones(2), optimizer="pal", mu=0.5, gtol=1e-10)
+    by_object = minimize(fun, np.ones(2), optimizer=PAL(mu=0.5), gtol=1e-10)
+    assert by_name.success and np.array_equal(by_name.x, by_object.x)
+    assert minimize(fun, np.ones(2), optimizer="sls", gtol=1e-8).success  # SLS defaults
+    sgd = minimize(fun, np.ones(2), optimizer="sgd", lr=0.25, maxiter=3, gtol=0.0)
+    assert np.allclose(sgd.x, 0.5**3)
+    with pytest.raises(ValueError, match="^optimizer: unknown name 'nope'"):
+        minimize(fun, np.ones(2), optimizer="nope")
+    with pytest.raises(TypeError, match="^optimizer 'sgd': unknown hyperparameter"):
+        minimize(fun, np.ones(2), optimizer="sgd", mu=0.1)
+    for bad in (5, object(), PAL):
+        with pytest.raises(TypeError, match="^optimizer: expected a registry name"):
+            minimize(fun, np.ones(2), optimizer=bad)

@@ -87,3 +87,74 @@ def test_hyperparameters_of_a_plain_object_come_from_its_signature():
     assert registry.name_of(_Plain()) is None
     with pytest.raises(TypeError, match="'lr'"):
         registry.hyperparameters(_Plain(lr=object()))
+
+
+BAD_ON_NONFINITE = [np.array(["flag", "raise"]), np.array("flag"), ["flag"], ("raise",),
+                    None, 1, b"flag", "Flag"]
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("bad", BAD_ON_NONFINITE, ids=repr)
+def test_every_optimizer_names_a_bad_on_nonfinite(name, bad):
+    """Issue 12 D1: arrays, lists and other non-strings are rejected naming the argument,
+    never compared elementwise ("The truth value of an array ... is ambiguous")."""
+    with pytest.raises(ValueError, match="^on_nonfinite: must be one of"):
+        registry.get_class(name)(on_nonfinite=bad)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_optimizer_works_from_its_defaults(name):
+    """Issue 12: ``make(name)`` and ``Class()`` work without n_batches_per_epoch (SLS:
+    the reference package's 500 under reset option 1)."""
+    f = lambda th: 0.5 * float(th @ th)  # noqa: E731
+    for opt in (registry.make(name), registry.get_class(name)()):
+        theta = np.array([1.0, -2.0])
+        theta2, _, info = opt.step(theta, opt.init(theta), lambda th: (f(th), th.copy()), f)
+        assert float(info.loss) == 2.5 and f(theta2) < 2.5
+        json.dumps(registry.hyperparameters(opt))
+
+
+def _torch_objective(torch, recipe):
+    """0.5 th' A th - c' th with a gradient computed the two documented ways."""
+    A = torch.tensor([[2.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 3.0]], dtype=torch.float64)
+    c = torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)
+
+    def f(th):
+        return 0.5 * th @ A @ th - c @ th
+
+    def value_and_grad(th):
+        if recipe == "autograd":  # a detached leaf copy; the loss keeps its grad_fn
+            t = th.detach().requires_grad_()
+            loss = f(t)
+            (g,) = torch.autograd.grad(loss, t)
+            return loss, g
+        g, loss = torch.func.grad_and_value(f)(th)
+        return loss, g
+
+    return value_and_grad, f
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("recipe", ["autograd", "func"])
+def test_torch_steps_build_no_autograd_graph(name, recipe):
+    """Issue 12: a θ with requires_grad=True came back with a grad_fn and the graph grew
+    with every step. Now init and step take θ as data: no result has a grad_fn, and the
+    values are bitwise those of the same run on a plain tensor."""
+    torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch)")
+    value_and_grad, f = _torch_objective(torch, recipe)
+    runs = []
+    for requires_grad in (True, False):
+        opt = registry.make(name)
+        theta = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64,
+                             requires_grad=requires_grad)
+        state = opt.init(theta)
+        records = []
+        for _ in range(4):
+            theta, state, info = opt.step(theta, state, value_and_grad, f)
+            tensors = [theta, *(v for v in (*state, *info) if isinstance(v, torch.Tensor))]
+            assert all(t.grad_fn is None and not t.requires_grad for t in tensors)
+            records.append([t.clone() for t in tensors])
+        runs.append(records)
+    for with_grad, plain in zip(*runs, strict=True):
+        for a, b in zip(with_grad, plain, strict=True):  # bitwise (NaN angle of exact)
+            torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)

@@ -385,3 +385,42 @@ def test_no_host_transfer_on_the_device_path(beta, monkeypatch, forbid_value_rea
         theta, state, info = opt.step(theta, state, flaky_vg, f)
     monkeypatch.undo()
     assert np.all(np.isfinite(_h(theta)))
+
+
+# --------------------------------------------------------------- issue 12 regressions
+
+
+@pytest.mark.parametrize("bad", [np.array(["flag", "raise"]), ["flag"], None])
+def test_on_nonfinite_array_is_named(bad):
+    """Issue 12 D1: not "The truth value of an array ... is ambiguous"."""
+    with pytest.raises(ValueError, match="^on_nonfinite: must be one of"):
+        PAL(on_nonfinite=bad)
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"beta": np.array(["fr", "pr"])}, "beta"), ({"beta": ["fr"]}, "beta"),
+    ({"beta": np.complex128(0.4 + 1j)}, "beta"), ({"mu": np.complex128(1.0)}, "mu"),
+    ({"alpha": np.array([1.0, 2.0])}, "alpha"), ({"s_max": np.True_}, "s_max"),
+])
+def test_array_complex_and_bool_hyperparameters_are_named(kwargs, name):
+    """Issue 12 D1 (the same class of bug in the other arguments): never cast silently."""
+    with pytest.raises(TypeError, match=rf"^{name}: expected a real number"):
+        PAL(**kwargs)
+
+
+@pytest.mark.parametrize("bad", [1.0, (1.0,), (1.0, np.ones(2), 0)])
+def test_value_and_grad_that_is_not_a_pair_is_named(bad):
+    """Issue 12 D3: an error naming ``value_and_grad``, not "cannot unpack ..."."""
+    theta = np.array([1.0, 2.0])
+    with pytest.raises(TypeError, match="^value_and_grad: must return a .loss, grad. pair"):
+        PAL().step(theta, PAL().init(theta), lambda t: bad, lambda t: 0.0)
+
+
+@pytest.mark.parametrize("bad", [np.asarray(1.0 + 2.0j), np.asarray(True), np.bool_(True)])
+def test_bool_or_complex_measured_loss_is_rejected(bad):
+    """Issue 12 D2: ``l_mu`` from ``value`` is checked like ``l_0``."""
+    theta = np.array([1.0, 2.0])
+    with pytest.raises(TypeError, match="^loss: dtype"):
+        PAL().step(theta, PAL().init(theta), lambda t: (float(t @ t), 2 * t), lambda t: bad)
+    with pytest.raises(TypeError, match="^loss: dtype"):
+        PAL().step(theta, PAL().init(theta), lambda t: (bad, 2 * t), lambda t: 1.0)

@@ -149,3 +149,66 @@ def test_default_batch_size_fits_the_training_set(name, expected):
     assert p.default_batch_size == expected <= p.n_train
     assert len(list(p.batches(0, 0, p.default_batch_size))) >= 1
     assert Toy(7).default_batch_size == 7 and Toy(300).default_batch_size == 100
+
+
+# -- issue 12 D7: seeds, epochs and names are checked where they enter --------------------
+
+BAD_INTS = [(None, TypeError), (1.5, TypeError), (-1, ValueError), ("0", TypeError),
+            (True, TypeError), (np.float64(2.0), TypeError), ([0], TypeError)]
+
+
+@pytest.mark.parametrize(("bad", "err"), BAD_INTS, ids=repr)
+def test_epoch_permutation_names_a_bad_seed_or_epoch(bad, err):
+    with pytest.raises(err, match="^seed:"):
+        base.epoch_permutation(10, 0, bad)
+    with pytest.raises(err, match="^epoch:"):
+        base.epoch_permutation(10, bad, 0)
+
+
+@pytest.mark.parametrize(("bad", "err"), BAD_INTS, ids=repr)
+def test_batches_names_a_bad_seed_or_epoch_when_called(bad, err):
+    """``batches(0, 1.5, 400)`` ran as seed 1; seed or epoch -1 surfaced NumPy's message.
+    The check happens at the call, not at the first batch."""
+    p = Toy(10)
+    with pytest.raises(err, match="^seed:"):
+        p.batches(0, bad, 2)
+    with pytest.raises(err, match="^epoch:"):
+        p.batches(bad, 0, 2)
+
+
+def test_numpy_int_seeds_are_the_same_seeds():
+    """The normal path draws exactly what it drew before: NumPy ints are ints."""
+    p = Toy(10)
+    assert _epoch(p, np.int64(3), np.int32(7), 2) == _epoch(p, 3, 7, 2)
+    assert base.epoch_permutation(10, 3, 7).tolist() == \
+        np.random.default_rng([7, 3]).permutation(10).tolist()
+
+
+@pytest.mark.parametrize("name", sorted(MINE))
+@pytest.mark.parametrize(("bad", "err"), BAD_INTS, ids=repr)
+def test_init_params_rejects_a_bad_seed(name, bad, err):
+    """``init_params(None)`` gave a different start on every call (silently
+    non-deterministic); -1 and 1.5 surfaced NumPy's messages."""
+    p = registry.get(name)
+    with pytest.raises(err, match="^seed:"):
+        p.init_params(bad)
+    np.testing.assert_array_equal(backend.to_host(p.init_params(np.int64(3))),
+                                  backend.to_host(p.init_params(3)))
+
+
+@pytest.mark.parametrize("bad", [["mf-rank10"], np.array(["mf-rank10", "x"]), None, 3])
+def test_registry_names_a_non_string_problem(bad):
+    """``problems.get(["mf-rank10"])`` was "unhashable type: 'list'"."""
+    with pytest.raises(TypeError, match="^problem: expected a problem name"):
+        registry.get(bad)
+    with pytest.raises(TypeError, match="^problem: expected a problem name"):
+        registry.describe(bad)
+
+
+@pytest.mark.parametrize(("option", "bad", "match"), [
+    ("xp", ["numpy"], "^xp: unknown array namespace"),
+    ("dtype", np.array(["float32", "float64"]), "^dtype: must be"),
+])
+def test_registry_names_array_and_list_options(option, bad, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        registry.get("mf-rank10", **{option: bad})

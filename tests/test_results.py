@@ -240,3 +240,30 @@ def test_environment_records_versions():
     for key in ("paltest", "numpy", "scipy", "array-api-compat"):
         assert env["versions"][key]
     assert env["python"] and env["platform"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_environment_records_the_thread_counts(threads):
+    """Issue 12 D14: results can differ in the last bits between BLAS thread counts
+    (mushrooms' gradient), so every result file says which counts produced it."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from paltest import backend
+
+    if not any(lib["user_api"] == "blas" for lib in threadpool_info()):
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    xp = backend.resolve_namespace("numpy")
+    with threadpool_limits(threads, user_api="blas"):
+        env = results.environment(xp, "cpu", "float64")
+    blas = [pool for pool in env["threadpools"] if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == threads and pool["internal_api"]
+                        for pool in blas)
+    assert env["host_threads"] == backend.host_threads(xp) >= 1
+    json.dumps(env)
+
+
+def test_run_result_files_record_the_thread_counts(tmp_path):
+    r = run("quadratic", "sgd", epochs=1, batch_size=1, seed=0)
+    env = load(save(r, tmp_path)).environment
+    assert env["threadpools"] == results.environment()["threadpools"]
+    assert env["host_threads"] >= 1

@@ -286,7 +286,6 @@ def test_polyak_momentum_hand_computed(xp):
     (SLS, {"gamma": 0}, "gamma"),
     (SLS, {"init_step_size": -1}, "init_step_size"),
     (SLS, {"reset_option": 3, "n_batches_per_epoch": 2}, "reset_option"),
-    (SLS, {}, "n_batches_per_epoch"),
     (SLS, {"n_batches_per_epoch": 0}, "n_batches_per_epoch"),
     (SLS, {"n_batches_per_epoch": 2, "eta_max": 0}, "eta_max"),
     (SLS, {"n_batches_per_epoch": 2, "max_trials": 0}, "max_trials"),
@@ -337,3 +336,43 @@ def test_numpy_and_array_api_strict_agree(make):
     for (ta, na, la), (tb, nb, lb) in zip(*trajectories, strict=True):
         np.testing.assert_allclose(ta, tb, rtol=1e-13, atol=1e-15)
         assert na == nb and la == lb
+
+
+# --------------------------------------------------------------- issue 12 regressions
+
+
+def test_default_n_batches_per_epoch_is_the_reference_packages(xp):
+    """``SLS()`` works: reset option 1 assumes 500 batches per epoch (the authors' ``Sls``
+    default), i.e. it is ``SLS(n_batches_per_epoch=500)`` step for step."""
+    from paltest.optimizers.sls import DEFAULT_N_BATCHES_PER_EPOCH
+
+    assert DEFAULT_N_BATCHES_PER_EPOCH == 500
+    assert SLS().n_batches_per_epoch == 500 and SLS().hyperparameters["n_batches_per_epoch"] == 500
+    assert SLSGoldstein(reset_option=1).n_batches_per_epoch == 500
+    assert SLSPolyak(reset_option=1).n_batches_per_epoch == 500
+    assert SLSGoldstein().n_batches_per_epoch is None  # reset option 0 does not use it
+    theta, vg, value, _ = least_squares(xp)
+    a = run(SLS(), theta, vg, value, 8)
+    b = run(SLS(n_batches_per_epoch=500), theta, vg, value, 8)
+    for (_, ta, sa, ia), (_, tb, sb, ib) in zip(a, b, strict=True):
+        assert np.array_equal(host(ta), host(tb)) and sa == sb
+        assert float(host(ia.lr)) == float(host(ib.lr))
+
+
+@pytest.mark.parametrize("make", [lambda: SLS(), lambda: SLSGoldstein(), lambda: SLSPolyak()])
+@pytest.mark.parametrize("bad", [1.0, (1.0,), (1.0, 2.0, 3.0), [1.0]])
+def test_value_and_grad_that_is_not_a_pair_is_named(make, bad):
+    """Issue 12 D3: not "cannot unpack non-iterable float" but an error naming it."""
+    theta = np.array([1.0, 2.0])
+    opt = make()
+    with pytest.raises(TypeError, match="^value_and_grad: must return a .loss, grad. pair"):
+        opt.step(theta, opt.init(theta), lambda th: bad, lambda th: 0.0)
+
+
+@pytest.mark.parametrize("bad", [np.asarray(1.0 + 2.0j), np.asarray(True), np.bool_(False)])
+def test_bool_or_complex_trial_loss_is_rejected(bad):
+    """Issue 12 D2: a trial loss from ``value`` is checked like the start loss."""
+    theta = np.array([1.0, 2.0])
+    opt = SLS()
+    with pytest.raises(TypeError, match="^loss: dtype"):
+        opt.step(theta, opt.init(theta), lambda th: (float(th @ th), 2 * th), lambda th: bad)

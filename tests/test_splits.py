@@ -75,3 +75,17 @@ def test_argument_errors_name_the_argument(tmp_path, kwargs, match):
     args = dict(path=_toy_file(tmp_path), sigma=1.0) | kwargs
     with pytest.raises(ValueError, match=match):
         splits.load_split(**args)
+
+
+def test_more_rows_than_the_file_has_is_an_error(tmp_path):
+    """Issue 12 D15: n_rows above the file's row count was silently capped."""
+    path = _toy_file(tmp_path)  # 60 rows
+    with pytest.raises(ValueError, match=r"^n_rows: 61 exceeds the 60 rows of"):
+        splits.load_split(path=path, sigma=1.0, n_rows=61)
+    assert splits.load_split(path=path, sigma=1.0, n_rows=60).X_train.shape[0] == 48
+
+
+def test_mushrooms_n_rows_beyond_the_file(data_dir):
+    with pytest.raises(ValueError, match=r"^n_rows: 1000000 exceeds the 8124 rows of"):
+        splits.load_split(dataset="mushrooms", n_rows=10**6, data_dir=data_dir,
+                          download=False)

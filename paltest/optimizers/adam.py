@@ -28,6 +28,7 @@ from paltest.optimizers.base import (
     optimizer_repr,
     scalar,
     select,
+    takes_theta_as_data,
 )
 
 __all__ = ["Adam", "AdamInfo", "AdamState"]
@@ -54,6 +55,7 @@ class AdamState(NamedTuple):
 AdamInfo = StepInfo
 
 
+@takes_theta_as_data
 class Adam:
     r"""Adam with bias correction.
 

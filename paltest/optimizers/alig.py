@@ -33,6 +33,7 @@ from paltest.optimizers.base import (
     first_order_start,
     optimizer_repr,
     select,
+    takes_theta_as_data,
 )
 
 __all__ = ["ALIG", "ALIGInfo", "ALIGState"]
@@ -69,6 +70,7 @@ class ALIGInfo(NamedTuple):
     n_grad: int
 
 
+@takes_theta_as_data
 class ALIG:
     r"""ALI-G with momentum.
 

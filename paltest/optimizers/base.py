@@ -27,6 +27,14 @@ step needs no device-to-host transfer) and which has at least these fields:
     gradient evaluations the step used; Python ints when they are fixed, 0-d arrays
     when they depend on data.
 
+Autograd (PyTorch): every optimizer class is decorated with
+:func:`takes_theta_as_data`, so ``init`` and ``step`` detach a ``theta`` that requires
+grad, and losses and gradients are detached when they are read: a step never records an
+autograd graph, and the returned ``theta`` never has a ``grad_fn``. ``value_and_grad``
+therefore receives a tensor without ``requires_grad`` and computes its gradient itself,
+e.g. with ``torch.func.grad_and_value`` or ``torch.autograd.grad`` on a detached leaf
+copy ``t = theta.detach().requires_grad_()``. NumPy arrays pass with one type check.
+
 Non-finite rule (all optimizers): when the loss or gradient at ``theta`` is not finite,
 ``theta`` is returned bitwise unchanged, the state is not updated with the non-finite
 values, and the record says so; ``on_nonfinite="raise"`` raises
@@ -35,6 +43,7 @@ values, and the record says so; ``on_nonfinite="raise"`` raises
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -51,6 +60,7 @@ __all__ = [
     "NonFiniteError",
     "Optimizer",
     "StepInfo",
+    "call_value_and_grad",
     "check_bool",
     "check_grad",
     "check_in_range",
@@ -63,6 +73,7 @@ __all__ = [
     "optimizer_repr",
     "raise_if_nonfinite",
     "scalar",
+    "takes_theta_as_data",
 ]
 
 ON_NONFINITE = ("flag", "raise")
@@ -104,11 +115,42 @@ class Optimizer(Protocol):
         """One update: ``(theta_next, state_next, info)``."""
 
 
+def _detaching(method: Any) -> Any:
+    """``method(self, theta, ...)`` called with :func:`paltest.backend.detach` (theta)."""
+    if getattr(method, "_detaches_theta", False):
+        return method
+
+    @functools.wraps(method)
+    def wrapper(self: Any, theta: Any, *args: Any, **kwargs: Any) -> Any:
+        return method(self, backend.detach(theta), *args, **kwargs)
+
+    wrapper._detaches_theta = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def takes_theta_as_data(cls: type) -> type:
+    """Class decorator for optimizers: ``init`` and ``step`` never build an autograd graph.
+
+    Both receive ``theta`` through :func:`paltest.backend.detach`: a PyTorch tensor that
+    requires grad is replaced by its detached view (same memory, no history), so no
+    operation of the step is recorded and the returned parameters and state carry no
+    ``grad_fn`` (without it the graph would grow with every step). Every other array
+    passes unchanged; the values are bitwise the same either way.
+    """
+    for name in ("init", "step"):
+        setattr(cls, name, _detaching(getattr(cls, name)))
+    return cls
+
+
 def check_on_nonfinite(value: Any) -> str:
-    """``on_nonfinite`` must be ``"flag"`` or ``"raise"``."""
-    if value not in ON_NONFINITE:
+    """``on_nonfinite`` must be the string ``"flag"`` or ``"raise"``.
+
+    Anything else (another string, ``None``, a list, an array of names) raises
+    ``ValueError`` naming ``on_nonfinite``; the value is never compared elementwise.
+    """
+    if not (isinstance(value, str) and value in ON_NONFINITE):
         raise ValueError(f"on_nonfinite: must be one of {ON_NONFINITE}, got {value!r}")
-    return value
+    return str(value)
 
 
 def check_grad(theta: Any, grad: Any, xp: Any) -> None:
@@ -139,8 +181,13 @@ def check_grad(theta: Any, grad: Any, xp: Any) -> None:
 def as_loss(loss: Any, xp: Any, like: Any) -> Any:
     """A loss value as a 0-d array of ``xp`` on ``like``'s device.
 
-    Python floats are placed on the device in ``like``'s dtype; arrays must be 0-d (a
-    1-element array is accepted and reshaped) and keep their own floating dtype.
+    Python floats and ints are placed on the device in ``like``'s dtype. Arrays must be
+    0-d (a 1-element array is accepted and reshaped); float32 and float64 arrays keep
+    their dtype, other real floating (e.g. float16) and integer arrays are cast to
+    ``like``'s dtype, as Python ints are. Bool and complex losses are rejected, as
+    Python bools and complex numbers are, never cast (a complex loss would lose its
+    imaginary part, a bool would become 0 or 1). A PyTorch loss that carries autograd
+    history is detached (:func:`paltest.backend.detach`).
     """
     if isinstance(loss, (int, float)) and not isinstance(loss, bool):
         return xp.asarray(float(loss), dtype=like.dtype, device=backend.device(like))
@@ -159,8 +206,13 @@ def as_loss(loss: Any, xp: Any, like: Any) -> Any:
             raise ValueError(f"loss: expected a scalar, got shape {tuple(loss.shape)}")
         loss = xp.reshape(loss, ())
     if loss.dtype not in (xp.float32, xp.float64):
+        if not xp.isdtype(loss.dtype, ("real floating", "integral")):
+            raise TypeError(
+                f"loss: dtype {loss.dtype} is not a real number type; expected a real "
+                "floating (or integer) loss, bool and complex losses are not accepted"
+            )
         loss = xp.astype(loss, like.dtype)
-    return loss
+    return backend.detach(loss)
 
 
 def raise_if_nonfinite(ok: Any, what: str) -> None:
@@ -169,13 +221,32 @@ def raise_if_nonfinite(ok: Any, what: str) -> None:
         raise NonFiniteError(f"non-finite {what}; parameters left unchanged")
 
 
+def call_value_and_grad(value_and_grad: Any, theta: Any, xp: Any) -> tuple[Any, Any]:
+    """``value_and_grad(theta)``, checked to be a ``(loss, grad)`` pair; ``grad`` checked.
+
+    Anything but a tuple or list of two items raises ``TypeError`` naming
+    ``value_and_grad``; the gradient is checked by :func:`check_grad` and, on PyTorch,
+    detached from any autograd history (:func:`paltest.backend.detach`). The loss is
+    returned as given (see :func:`as_loss`).
+    """
+    out = value_and_grad(theta)
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        got = (f"a {type(out).__name__} of {len(out)} items"
+               if isinstance(out, (tuple, list)) else f"a {type(out).__name__}")
+        raise TypeError(f"value_and_grad: must return a (loss, grad) pair, got {got}")
+    loss, g = out
+    check_grad(theta, g, xp)
+    return loss, backend.detach(g)
+
+
 def evaluate(theta: Any, state: Any, value_and_grad: Any) -> tuple[Any, Any, Any]:
     """The start of every step: ``(xp, loss, grad)`` at ``theta``, validated.
 
     Checks ``theta`` (:func:`paltest.backend.check_params`), that every vector in
     ``state`` (a NamedTuple, or ``None``) has ``theta``'s shape, calls
-    ``value_and_grad(theta)`` once, checks the gradient (:func:`check_grad`) and makes
-    the loss a 0-d array (:func:`as_loss`). Only metadata is read: no host transfer.
+    ``value_and_grad(theta)`` once (:func:`call_value_and_grad`: a ``(loss, grad)``
+    pair, the gradient checked by :func:`check_grad`) and makes the loss a 0-d array
+    (:func:`as_loss`). Only metadata is read: no host transfer.
     """
     xp = backend.check_params(theta)
     fields = state._asdict().items() if state is not None else ()
@@ -185,8 +256,7 @@ def evaluate(theta: Any, state: Any, value_and_grad: Any) -> tuple[Any, Any, Any
                 f"state: {name} of shape {tuple(field.shape)} does not match theta of "
                 f"shape {tuple(theta.shape)}; call init(theta) first"
             )
-    loss, g = value_and_grad(theta)
-    check_grad(theta, g, xp)
+    loss, g = call_value_and_grad(value_and_grad, theta, xp)
     return xp, as_loss(loss, xp, theta), g
 
 

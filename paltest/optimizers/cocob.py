@@ -39,6 +39,7 @@ from paltest.optimizers.base import (
     first_order_start,
     optimizer_repr,
     select,
+    takes_theta_as_data,
 )
 
 __all__ = ["COCOBBackprop", "COCOBInfo", "COCOBState"]
@@ -68,6 +69,7 @@ class COCOBState(NamedTuple):
 COCOBInfo = StepInfo
 
 
+@takes_theta_as_data
 class COCOBBackprop:
     r"""COCOB-Backprop (per-coordinate coin betting, no learning rate).
 

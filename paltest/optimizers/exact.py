@@ -40,8 +40,8 @@ from typing import Any, NamedTuple
 from paltest import backend
 from paltest.optimizers.base import (
     as_loss,
+    call_value_and_grad,
     check_bool,
-    check_grad,
     check_int,
     check_on_nonfinite,
     check_positive,
@@ -49,6 +49,7 @@ from paltest.optimizers.base import (
     optimizer_repr,
     raise_if_nonfinite,
     scalar,
+    takes_theta_as_data,
 )
 
 __all__ = ["ExactLineSearch", "ExactLineSearchInfo", "ExactLineSearchState"]
@@ -91,6 +92,7 @@ class ExactLineSearchInfo(NamedTuple):
     n_extrapolation: int
 
 
+@takes_theta_as_data
 class ExactLineSearch:
     r"""Binary line search for the minimum of the batch loss along the negative gradient.
 
@@ -213,8 +215,7 @@ class ExactLineSearch:
             if s == 0.0:
                 g_new = g
             else:
-                _, g_new = value_and_grad(theta_next)
-                check_grad(theta, g_new, xp)
+                _, g_new = call_value_and_grad(value_and_grad, theta_next, xp)
                 n_fun, n_grad = n_fun + 1, n_grad + 1
             cos = -xp.vecdot(u, g_new) / xp.linalg.vector_norm(g_new)
             cos = xp.clip(cos, -1.0, 1.0)

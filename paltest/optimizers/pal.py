@@ -41,6 +41,7 @@ from paltest.optimizers.base import (
     evaluate,
     raise_if_nonfinite,
     select,
+    takes_theta_as_data,
 )
 
 __all__ = ["CASE_NAMES", "PAL", "PALCase", "PALInfo", "PALState", "pal_case"]
@@ -214,6 +215,7 @@ def _check_beta(beta: Any) -> float | str:
     return check_in_range("beta", beta, 0.0, 1.0)
 
 
+@takes_theta_as_data
 class PAL:
     r"""PAL, Algorithm 2 with all additions: direction adaptation :math:`\beta`, update
     step adaptation :math:`\alpha`, maximum step :math:`s_{max}`, measuring step

@@ -2,8 +2,10 @@
 hyperparameter record of an optimizer for result files.
 
 Modules are imported only when an optimizer is asked for. Optimizers whose constructor
-takes ``n_batches_per_epoch`` (the SLS family) get it from :func:`make`; the others never
-see it.
+takes ``n_batches_per_epoch`` (the SLS family) get it from :func:`make` when it is given
+(the runner always gives the true number); without it they use their own default (SLS:
+500, see :data:`paltest.optimizers.sls.DEFAULT_N_BATCHES_PER_EPOCH`), so ``make("sls")``
+works. The others never see it.
 
 >>> from paltest.optimizers import registry
 >>> opt = registry.make("pal", mu=0.1)
@@ -11,6 +13,8 @@ see it.
 0.1
 >>> registry.make("sls", n_batches_per_epoch=8).n_batches_per_epoch
 8
+>>> registry.make("sls").n_batches_per_epoch
+500
 """
 
 from __future__ import annotations
@@ -86,7 +90,8 @@ def _parameters(cls: type) -> dict[str, inspect.Parameter]:
 def make(name: str, *, n_batches_per_epoch: int | None = None, **hyperparameters: Any) -> Any:
     """Build optimizer ``name`` with ``hyperparameters``.
 
-    ``n_batches_per_epoch`` is passed on only to optimizers whose constructor takes it.
+    ``n_batches_per_epoch`` is passed on only to optimizers whose constructor takes it
+    (``None``: the optimizer's default).
     Unknown names raise ``ValueError``; unknown hyperparameters ``TypeError``; invalid
     values the optimizer's own ``ValueError``/``TypeError``, prefixed with the name.
     """

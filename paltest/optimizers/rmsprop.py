@@ -36,6 +36,7 @@ from paltest.optimizers.base import (
     optimizer_repr,
     scalar,
     select,
+    takes_theta_as_data,
 )
 
 __all__ = ["RMSProp", "RMSPropInfo", "RMSPropState"]
@@ -62,6 +63,7 @@ class RMSPropState(NamedTuple):
 RMSPropInfo = StepInfo
 
 
+@takes_theta_as_data
 class RMSProp:
     r"""RMSProp, optionally with momentum and centered.
 

@@ -30,6 +30,7 @@ from paltest.optimizers.base import (
     optimizer_repr,
     scalar,
     select,
+    takes_theta_as_data,
 )
 
 __all__ = ["SGD", "SGDInfo", "SGDState"]
@@ -50,6 +51,7 @@ class SGDState(NamedTuple):
 SGDInfo = StepInfo
 
 
+@takes_theta_as_data
 class SGD:
     r"""Stochastic gradient descent with heavy-ball or Nesterov momentum.
 

@@ -38,6 +38,7 @@ from paltest.optimizers.base import (
     optimizer_repr,
     scalar,
     select,
+    takes_theta_as_data,
 )
 
 __all__ = ["SGDHD", "SGDHDInfo", "SGDHDState"]
@@ -79,6 +80,7 @@ class SGDHDInfo(NamedTuple):
     n_grad: int
 
 
+@takes_theta_as_data
 class SGDHD:
     r"""SGD with hypergradient descent on a global learning rate.
 

@@ -12,11 +12,13 @@ One SLS step on the loss :math:`L` of the current batch:
 
 with the resets ``reset_option`` 0: keep :math:`\eta_{prev}`; 1 (default):
 :math:`\eta_{prev}\,\gamma^{1/n_b}` with :math:`n_b` = ``n_batches_per_epoch`` (so
-:math:`\eta` grows by :math:`\gamma` per epoch unless the search shrinks it); 2: the
-initial step size :math:`\eta_0`. When :math:`\lVert g\rVert < 10^{-8}` there is no
-update (and no trial). When all trials fail, :math:`\theta \leftarrow \theta - 10^{-6}g`
-and :math:`\eta` keeps its last shrunk value :math:`\beta_b^{100}\eta`, as in the authors'
-``sls`` package. A trial whose loss is not finite fails.
+:math:`\eta` grows by :math:`\gamma` per epoch unless the search shrinks it; when
+``n_batches_per_epoch`` is not given, :math:`n_b` = 500, the reference package's
+default, :data:`DEFAULT_N_BATCHES_PER_EPOCH`); 2: the initial step size :math:`\eta_0`.
+When :math:`\lVert g\rVert < 10^{-8}` there is no update (and no trial). When all
+trials fail, :math:`\theta \leftarrow \theta - 10^{-6}g` and :math:`\eta` keeps its last
+shrunk value :math:`\beta_b^{100}\eta`, as in the authors' ``sls`` package. A trial
+whose loss is not finite fails.
 
 Backtracking is an inherent loop on the host: a step makes one device-to-host transfer
 for the finiteness of :math:`l_0, g` and :math:`\lVert g\rVert^2`, then one per trial (the
@@ -47,15 +49,22 @@ from paltest.optimizers.base import (
     optimizer_repr,
     raise_if_nonfinite,
     scalar,
+    takes_theta_as_data,
 )
 
-__all__ = ["FALLBACK_LR", "GRAD_NORM_TOL", "SLS", "SLSInfo", "SLSState"]
+__all__ = ["DEFAULT_N_BATCHES_PER_EPOCH", "FALLBACK_LR", "GRAD_NORM_TOL", "SLS", "SLSInfo",
+           "SLSState"]
 
 #: Below this gradient norm a step does not move (no trial is made).
 GRAD_NORM_TOL = 1e-8
 #: The learning rate applied when every trial of a search failed.
 FALLBACK_LR = 1e-6
 RESET_OPTIONS = (0, 1, 2)
+#: The batches per epoch that reset option 1 assumes when ``n_batches_per_epoch`` is not
+#: given: 500, the default of the reference package's ``Sls``. The step size then grows
+#: by ``gamma`` every 500 steps; pass the true number (the runner does) to make that
+#: once per epoch.
+DEFAULT_N_BATCHES_PER_EPOCH = 500
 
 
 class SLSState(NamedTuple):
@@ -176,12 +185,9 @@ class _SLSBase:
             raise ValueError(f"reset_option: must be one of {RESET_OPTIONS}, got {reset_option!r}")
         self.reset_option = option
         if n_batches_per_epoch is None:
-            if option == 1:
-                raise ValueError(
-                    "n_batches_per_epoch: required when reset_option=1 (the step size "
-                    "grows by gamma**(1/n_batches_per_epoch) per step)"
-                )
-            self.n_batches_per_epoch = None
+            # Reset option 1 needs a number: the reference package's default. Other
+            # options ignore it, and record None.
+            self.n_batches_per_epoch = DEFAULT_N_BATCHES_PER_EPOCH if option == 1 else None
         else:
             self.n_batches_per_epoch = check_int("n_batches_per_epoch", n_batches_per_epoch, 1)
         self.eta_max = None if eta_max is None else check_positive("eta_max", eta_max)
@@ -216,12 +222,16 @@ class _SLSBase:
         return SLSState(step_size=self.init_step_size)
 
 
+@takes_theta_as_data
 class SLS(_SLSBase):
     r"""SGD with the stochastic Armijo line search ("Painless SGD", Vaswani et al. 2019).
 
     Args:
-        n_batches_per_epoch: batches per epoch :math:`n_b`; needed by reset option 1
-            (required then), ignored otherwise.
+        n_batches_per_epoch: batches per epoch :math:`n_b` of reset option 1; ``None``
+            (default) means :data:`DEFAULT_N_BATCHES_PER_EPOCH` (500, the reference
+            package's default) under reset option 1 and is ignored otherwise. Pass the
+            true number of batches per epoch (the runner, :func:`paltest.run`, does),
+            so that :math:`\eta` grows by :math:`\gamma` once per epoch.
         init_step_size: initial step size :math:`\eta_0 > 0`.
         c: Armijo constant in :math:`(0, 1)`.
         beta_b: backtracking factor :math:`\beta_b \in (0, 1)`.
@@ -234,7 +244,8 @@ class SLS(_SLSBase):
         on_nonfinite: ``"flag"`` (default) or ``"raise"``.
 
     Defaults are the reference package's: :math:`\eta_0 = 1`, :math:`c = 0.1`,
-    :math:`\beta_b = 0.9`, :math:`\gamma = 2`, reset option 1, 100 trials. (Its published
+    :math:`\beta_b = 0.9`, :math:`\gamma = 2`, reset option 1 with :math:`n_b = 500`,
+    100 trials, so ``SLS()`` works as it is. (Its published
     configs ask for :math:`\gamma = 1.5`, a value that never reached the optimizer.)
 
     Cost per step: one ``value_and_grad`` call and ``n_trials`` ``value`` calls (at most
@@ -253,6 +264,8 @@ class SLS(_SLSBase):
         ...     theta, state, info = opt.step(theta, state, vg, f)
         >>> bool(f(theta) < 1e-8), info.n_fun == 1 + info.n_trials
         (True, True)
+        >>> SLS().n_batches_per_epoch   # the reference package's default
+        500
     """
 
     def __init__(

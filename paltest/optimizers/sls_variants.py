@@ -13,7 +13,13 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from paltest import backend
-from paltest.optimizers.base import as_loss, check_in_range, check_positive, scalar
+from paltest.optimizers.base import (
+    as_loss,
+    check_in_range,
+    check_positive,
+    scalar,
+    takes_theta_as_data,
+)
 from paltest.optimizers.sls import (
     FALLBACK_LR,
     GRAD_NORM_TOL,
@@ -32,6 +38,7 @@ __all__ = ["ETA_MIN", "SLSGoldstein", "SLSPolyak", "SLSPolyakState"]
 ETA_MIN = 1e-8
 
 
+@takes_theta_as_data
 class SLSGoldstein(_SLSBase):
     r"""SGD with a stochastic Goldstein line search.
 
@@ -50,7 +57,8 @@ class SLSGoldstein(_SLSBase):
     step, with the reset of :class:`~paltest.optimizers.sls.SLS`.
 
     Args:
-        n_batches_per_epoch: batches per epoch, needed by reset option 1 only.
+        n_batches_per_epoch: batches per epoch, used by reset option 1 only (``None``:
+            500, as for :class:`~paltest.optimizers.sls.SLS`).
         init_step_size: :math:`\eta_0 > 0`.
         c: Goldstein constant in :math:`(0, 1/2)` (so that the band is not empty).
         beta_b: shrink factor in :math:`(0, 1)`.
@@ -151,6 +159,7 @@ class SLSPolyakState(NamedTuple):
     theta_prev: Any
 
 
+@takes_theta_as_data
 class SLSPolyak(_SLSBase):
     r"""SGD with the stochastic Armijo line search and Polyak (heavy-ball) momentum.
 
@@ -164,7 +173,8 @@ class SLSPolyak(_SLSBase):
     the reference's ``SlsAcc(acceleration_method="polyak")``).
 
     Args:
-        n_batches_per_epoch: batches per epoch, needed by reset option 1 only.
+        n_batches_per_epoch: batches per epoch, used by reset option 1 only (``None``:
+            500, as for :class:`~paltest.optimizers.sls.SLS`).
         init_step_size: :math:`\eta_0 > 0`.
         c: Armijo constant in :math:`(0, 1)`.
         beta_b: backtracking factor in :math:`(0, 1)`.
