@@ -21,26 +21,22 @@ __all__ = ["joblib_backend", "key_value", "n_jobs", "nonneg_int", "out_dir", "po
            "positive_int"]
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (``--epochs``, ``--batch-size``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _int_at_least(minimum: int, expected: str) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse
 
 
-def nonneg_int(text: str) -> int:
-    """An integer >= 0 (``--seed``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+#: An integer >= 1 (``--epochs``, ``--batch-size``).
+positive_int = _int_at_least(1, "a positive integer")
+#: An integer >= 0 (``--seed``).
+nonneg_int = _int_at_least(0, "an integer >= 0")
 
 
 def positive_bytes(text: str) -> float:
