@@ -246,7 +246,14 @@ def report(result: FigureResult) -> FigureResult:
     p, out = result.plan, result.out_dir
     table = result.labelled()
     targets, acc = _targets(p)
-    result.summary = metrics.summary_table(table, result.floors, targets, acc)
+    summ = metrics.summary_table(table, result.floors, targets, acc)
+    if not summ.empty:  # the plan's order: problems, then final before reference, optimizers
+        order = {q: i for i, q in enumerate(p.problems)}
+        opts = {o: i for i, o in enumerate(p.optimizers)}
+        key = summ["problem"].map(order).astype(float) * 1e4 + (
+            summ["role"] == "reference") * 1e2 + summ["optimizer"].map(opts).astype(float)
+        summ = summ.iloc[key.argsort(kind="stable")].reset_index(drop=True)
+    result.summary = summ
     result.claims = _claims.evaluate(p.figure, table, result.floors, full_scale=p.full_scale)
     results.write_text_atomic(out / "summary.csv", result.summary.to_csv(index=False))
     doc = {"figure": p.figure, "scale": p.scale, "seeds": list(p.seeds), "epochs": p.epochs,
