@@ -1,10 +1,15 @@
 """Execute every notebook in notebooks/ top to bottom (nbclient, kernel "python3").
 
-New notebooks are picked up automatically. A notebook that stops because a data file is
-missing (``DataNotFoundError``, e.g. a LIBSVM set with no ``PALTEST_DATA`` and no network)
-is skipped with that reason, like the data tests. The notebooks are stored without outputs;
-they run with the non-interactive Matplotlib backend and the repository root as working
-directory, so ``import paltest`` and ``import problems`` resolve as in the tests.
+New notebooks are picked up automatically. The figure notebooks run their full protocol
+when a person runs them; here they run at the quick scale (``PALTEST_NOTEBOOK_SCALE=quick``,
+results in a temporary folder), in memory: the committed files are never rewritten. A
+notebook that stops because a data file is missing (``DataNotFoundError``, e.g. a LIBSVM
+set with no ``PALTEST_DATA`` and no network) is skipped with that reason, like the data
+tests. They run with the non-interactive Matplotlib backend and the repository root as
+working directory, so ``import paltest`` and ``import problems`` resolve as in the tests.
+
+The figure notebooks are committed with the outputs of a full run (so a reader sees the
+figures, the summary and the claims without running them); the others without outputs.
 """
 
 from __future__ import annotations
@@ -21,14 +26,17 @@ CELL_TIMEOUT_S = 120
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path, monkeypatch):
+def test_notebook_runs(path, monkeypatch, tmp_path):
     nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed")
     nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed")
     pytest.importorskip("ipykernel", reason="ipykernel is not installed (python3 kernel)")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("PALTEST_NOTEBOOK_SCALE", "quick")
+    monkeypatch.setenv("PALTEST_RESULTS_DIR", str(tmp_path))
     # the kernel inherits the environment: make the repository importable in it
     path_var = os.environ.get("PYTHONPATH", "")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), path_var) if p))
+    committed = path.read_bytes()
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
@@ -43,11 +51,49 @@ def test_notebook_runs(path, monkeypatch):
     errors = [o for cell in nb.cells if cell.cell_type == "code"
               for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    if path.name.startswith("figure"):
+        assert "scale: quick" in _text(nb)
+        assert _images(nb) >= 2 and "claims of Section 7" in _text(nb)
+    assert path.read_bytes() == committed  # executed in memory only
 
 
-def test_notebooks_are_stored_without_outputs():
+def _text(nb) -> str:
+    out = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            out.append(o.get("text", ""))
+            out += [str(v) for k, v in o.get("data", {}).items() if k.startswith("text/")]
+    return "\n".join(out)
+
+
+def _images(nb) -> int:
+    return sum("image/png" in o.get("data", {}) for cell in nb.cells
+               if cell.cell_type == "code" for o in cell.get("outputs", []))
+
+
+FIGURE_NOTEBOOKS = [p for p in NOTEBOOKS if p.name.startswith("figure")]
+
+
+@pytest.mark.parametrize("path", FIGURE_NOTEBOOKS, ids=[p.name for p in FIGURE_NOTEBOOKS])
+def test_figure_notebooks_are_committed_with_a_full_run(path):
+    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed")
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), "every cell executed"
+    text = _text(nb)
+    assert "scale: full" in text and "(full scale" in text
+    assert "**holds**" in text or "**does not hold**" in text
+    assert "not measurable" not in text  # every claim was decided by the full run
+    assert _images(nb) >= 3  # the figure, against cost, and the selection plots
+    assert not [o for c in code for o in c.get("outputs", [])
+                if o.get("output_type") == "error"]
+
+
+def test_other_notebooks_are_stored_without_outputs():
     nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed")
     for path in NOTEBOOKS:
+        if path in FIGURE_NOTEBOOKS:
+            continue
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             if cell.cell_type == "code":
