@@ -7,7 +7,6 @@ float computation, whose size follows from the cancellation in l_mu - l0 - b*mu.
 
 from __future__ import annotations
 
-import functools
 import math
 from fractions import Fraction
 
@@ -15,7 +14,6 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
-from hypothesis.extra.array_api import make_strategies_namespace
 
 from paltest import backend, pal_case
 
@@ -27,11 +25,6 @@ ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=64)
 # ... and finite magnitudes spread over the whole exponent range.
 FINITE = st.floats(allow_nan=False, allow_infinity=False, width=64)
 HYPER = st.floats(min_value=1e-4, max_value=1e4, allow_nan=False, allow_infinity=False)
-
-
-@functools.cache
-def _xps(xp_module):
-    return make_strategies_namespace(xp_module)
 
 
 def _arrays(xps, elements, shape):
@@ -102,8 +95,8 @@ def test_case_examples(xp):
 
 
 @given(data=st.data())
-def test_step_in_range_and_never_nan(xp, xp_module, data):
-    l0, l_mu, b, mu, alpha, s_max = data.draw(case_inputs(_xps(xp_module)))
+def test_step_in_range_and_never_nan(xp, xps, data):
+    l0, l_mu, b, mu, alpha, s_max = data.draw(case_inputs(xps))
     _, (step, a, case, clipped) = _run(xp, l0, l_mu, b, mu, alpha, s_max)
     assert not np.any(np.isnan(step))
     assert np.all(step >= 0) and np.all(step <= s_max)
@@ -113,9 +106,9 @@ def test_step_in_range_and_never_nan(xp, xp_module, data):
 
 
 @given(data=st.data())
-def test_each_case_formula(xp, xp_module, data):
+def test_each_case_formula(xp, xps, data):
     elements = data.draw(st.sampled_from([ANY_FLOAT, FINITE]))
-    l0, l_mu, b, mu, alpha, s_max = data.draw(case_inputs(_xps(xp_module), elements))
+    l0, l_mu, b, mu, alpha, s_max = data.draw(case_inputs(xps, elements))
     (l0, l_mu, b), (step, a, case, clipped) = _run(xp, l0, l_mu, b, mu, alpha, s_max)
     for i in range(l0.shape[0]):
         ref_case, ref_s, raw, tol, ambiguous = _reference(
@@ -137,7 +130,7 @@ def test_each_case_formula(xp, xp_module, data):
 
 
 @given(data=st.data())
-def test_degenerate_curvatures(xp, xp_module, data):
+def test_degenerate_curvatures(xp, xps, data):
     """Zero curvature (l_mu on the tangent line) and negative curvature give case 2."""
     l0 = data.draw(st.floats(-1e6, 1e6))
     b = data.draw(st.floats(-1e6, -1e-6))
@@ -153,10 +146,10 @@ def test_degenerate_curvatures(xp, xp_module, data):
 
 
 @given(data=st.data())
-def test_scale_invariance_power_of_two_is_exact(xp, xp_module, data):
+def test_scale_invariance_power_of_two_is_exact(xp, xps, data):
     """Scaling the loss by 2^k (no overflow or underflow) leaves s bitwise unchanged."""
     l0, l_mu, b, mu, alpha, s_max = data.draw(
-        case_inputs(_xps(xp_module), st.floats(-1e100, 1e100))
+        case_inputs(xps, st.floats(-1e100, 1e100))
     )
     k = data.draw(st.integers(-200, 200))
     (h0, hmu, hb), (s, _, case, _) = _run(xp, l0, l_mu, b, mu, alpha, s_max)
@@ -171,10 +164,10 @@ def test_scale_invariance_power_of_two_is_exact(xp, xp_module, data):
 
 
 @given(data=st.data())
-def test_scale_invariance_any_factor(xp, xp_module, data):
+def test_scale_invariance_any_factor(xp, xps, data):
     """Scaling l0, l_mu and b by any c > 0 changes s only by rounding."""
     l0, l_mu, b, mu, alpha, s_max = data.draw(
-        case_inputs(_xps(xp_module), st.floats(-1e100, 1e100))
+        case_inputs(xps, st.floats(-1e100, 1e100))
     )
     c = data.draw(st.floats(1e-100, 1e100))
     (h0, hmu, hb), (s, _, case, _) = _run(xp, l0, l_mu, b, mu, alpha, s_max)
@@ -196,9 +189,9 @@ def test_scale_invariance_any_factor(xp, xp_module, data):
 
 
 @given(data=st.data())
-def test_float32_inputs(xp, xp_module, data):
+def test_float32_inputs(xp, xps, data):
     """float32 inputs give float32 steps in [0, s_max], never NaN."""
-    xps = _xps(xp_module)
+    xps = xps
     n = data.draw(st.integers(1, 8))
     el = st.floats(allow_nan=True, allow_infinity=True, width=32)
     arrs = [data.draw(xps.arrays("float32", n, elements=el)) for _ in range(3)]
