@@ -7,13 +7,16 @@
 # 1. installs the package with the gpu and test extras (offline: set WHEELHOUSE to a
 #    folder of wheels; a CuPy that is already importable is kept);
 # 2. runs the whole test suite with `pytest --xp cupy` (every namespace-aware test on
-#    CuPy, the GPU tests with `cupyx.allow_synchronize(False)`);
+#    CuPy, the GPU tests with `cupyx.allow_synchronize(False)`), and, when a JAX that
+#    sees a CUDA GPU is installed, again with `pytest --xp jax` (the compiled-step tests
+#    among them; the test session turns on JAX's 64-bit mode);
 # 3. runs the benchmark with `--xp cupy --quick` (the overhead curve and the CuPy/NumPy
 #    speed-up of one epoch of the ijcnn and mushrooms protocols), JSON into $OUT.
 #
 # Everything it writes goes to $OUT: nvidia-smi.txt, install.log, pytest.log,
-# pytest.xml, bench.log, bench/cupy-quick.json, summary.txt. Each part has a time
-# limit, so the whole script stays within about 10 minutes.
+# pytest.xml, pytest-jax.log (when JAX sees a GPU), bench.log, bench/cupy-quick.json,
+# summary.txt. Each part has a time limit, so the whole script stays within about 10
+# minutes (14 with the JAX leg).
 set -u
 OUT="${OUT:?set OUT to the folder for the results}"
 PY="${PYTHON:-python3}"
@@ -54,6 +57,13 @@ fi
 timeout 330 "$PY" -m pytest -q -p no:warnings --xp cupy -rs --junitxml "$OUT/pytest.xml" \
   tests > "$OUT/pytest.log" 2>&1
 note "pytest --xp cupy: exit $? ($(tail -n 1 "$OUT/pytest.log"))"
+if "$PY" -c "import jax, sys; sys.exit(not any(d.platform == 'gpu' for d in jax.devices()))" \
+    >> "$OUT/install.log" 2>&1; then
+  timeout 240 "$PY" -m pytest -q -p no:warnings --xp jax -rs tests > "$OUT/pytest-jax.log" 2>&1
+  note "pytest --xp jax (CUDA): exit $? ($(tail -n 1 "$OUT/pytest-jax.log"))"
+else
+  note "no JAX with a CUDA GPU: pytest --xp jax not run (pip install 'jax[cuda12]' to add it)"
+fi
 
 # -- 3. benchmark --------------------------------------------------------------------
 timeout 240 "$PY" benchmarks/run.py --quick --xp cupy --only overhead speedup \

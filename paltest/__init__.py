@@ -10,7 +10,7 @@ from paltest import backend
 from paltest.minimize import minimize, scipy_method
 from paltest.optimizers.adam import Adam
 from paltest.optimizers.alig import ALIG
-from paltest.optimizers.base import NonFiniteError, Optimizer
+from paltest.optimizers.base import NonFiniteError, Optimizer, TraceError
 from paltest.optimizers.cocob import COCOBBackprop
 from paltest.optimizers.exact import ExactLineSearch
 from paltest.optimizers.pal import PAL, PALInfo, PALState, pal_case
@@ -39,6 +39,7 @@ __all__ = [
     "RMSProp",
     "SLSGoldstein",
     "SLSPolyak",
+    "TraceError",
     "backend",
     "minimize",
     "load",

@@ -6,7 +6,10 @@ module holds the few helpers the rest of the package shares:
 
 * :func:`namespace` and :func:`device` - where an array lives;
 * :func:`resolve_namespace` - a namespace from a name (``"numpy"``, ``"array_api_strict"``,
-  ``"cupy"``, ``"torch"``) for command lines and test options;
+  ``"cupy"``, ``"torch"``, ``"jax"``) or an array-API module object, for command lines
+  and test options;
+* :func:`float64_unavailable` - why a namespace cannot hold float64 right now (JAX
+  without 64-bit mode), or ``None``;
 * :func:`from_host` - move host (NumPy) data to a namespace / device / dtype. Random
   numbers are always drawn on the host with NumPy and moved with this function, so the
   same seed gives the same numbers on every backend;
@@ -15,6 +18,10 @@ module holds the few helpers the rest of the package shares:
 * :func:`on_host` - whether a namespace is NumPy (a branch on a value is free);
 * :func:`detach` - an array without autograd history (PyTorch tensors that require
   grad; everything else is returned as it is);
+* :func:`is_traced` - whether an array is an abstract value being traced (JAX's
+  ``jit``, ``lax.scan``, ``vmap``), whose value cannot be read on the host;
+* :func:`copies_host_memory` - whether moving host data to a namespace makes a second
+  copy in host memory (JAX on the CPU), which memory budgets must count;
 * :func:`host_threads` - how many threads host-memory work may use (NumPy-backed
   namespaces: the CPUs this process may run on; others: 1);
 * :func:`check_params` and :func:`float_dtype` - the dtype policy: parameters are 1-D
@@ -49,9 +56,12 @@ __all__ = [
     "detach",
     "device",
     "float_dtype",
+    "copies_host_memory",
+    "float64_unavailable",
     "from_host",
     "host_threads",
     "is_floating_array",
+    "is_traced",
     "namespace",
     "on_host",
     "resolve_namespace",
@@ -67,7 +77,24 @@ _NAMESPACE_MODULES = {
     "array_api_strict": "array_api_strict",
     "cupy": "cupy",
     "torch": "torch",
+    "jax": "jax.numpy",
 }
+
+#: How to install each optional backend (for the error when it is missing).
+_INSTALL_HINTS = {
+    "cupy": "pip install 'paltest[gpu]' (and a CUDA GPU)",
+    "array_api_strict": "pip install array-api-strict",
+    "torch": "pip install 'paltest[torch]'",
+    "jax": "pip install 'paltest[jax]'",
+}
+
+#: The instructions in the error for float64 on JAX without 64-bit mode.
+JAX_X64_HINT = (
+    "JAX computes in float32 unless 64-bit mode is on, and would silently make float32 "
+    "arrays; enable it before any JAX array is created: set the environment variable "
+    "JAX_ENABLE_X64=1, or call jax.config.update('jax_enable_x64', True) at the start "
+    "of the program (paltest never changes JAX's global configuration)"
+)
 
 
 def namespace(*arrays: Any) -> ModuleType:
@@ -125,12 +152,48 @@ def detach(x: Any) -> Any:
     return x.detach()
 
 
-def resolve_namespace(name: str | ModuleType) -> ModuleType:
-    """An array-API namespace from a name such as ``"numpy"`` or ``"cupy"``.
+def is_traced(x: Any) -> bool:
+    """Whether ``x`` is an abstract value being traced: a JAX tracer inside ``jax.jit``,
+    ``lax.scan``, ``vmap`` or ``grad``. Its value cannot be read on the host, so code
+    that branches on values on the host (the SLS family's trial loops, the exact line
+    search, ``on_nonfinite="raise"``) cannot be traced. Everything else answers
+    ``False`` at the cost of one type check.
+    """
+    if not type(x).__module__.startswith("jax"):
+        return False
+    import jax
 
-    A module passed in is returned as its array-API compatible namespace. Unknown names
-    raise ``ValueError``; a known backend that is not installed raises ``ImportError``
-    with the install hint.
+    return isinstance(x, jax.core.Tracer)
+
+
+def copies_host_memory(xp: ModuleType, device: Any = None) -> bool:
+    """Whether :func:`from_host` makes a second copy *in host memory* on ``xp``/``device``.
+
+    NumPy, array-api-strict and PyTorch on the CPU take a host array as it is (no copy);
+    CuPy and GPU tensors copy it into device memory (host memory is freed when the host
+    array is); JAX on the CPU copies it into its own host buffer, so while both exist
+    the data is held twice. Found by moving an 8-element probe (once per call).
+    """
+    host = np.zeros(8, dtype=np.float32)
+    moved = from_host(host, xp, device=device)
+    try:
+        kind = moved.__dlpack_device__()[0]
+    except (AttributeError, TypeError):  # pragma: no cover - no DLPack: assume a copy
+        return True
+    if kind != 1:  # 1 = kDLCPU: other memory (a GPU), not host memory
+        return False
+    return not np.shares_memory(host, to_host(moved))
+
+
+def resolve_namespace(name: str | ModuleType) -> ModuleType:
+    """An array-API namespace from a name such as ``"numpy"``, ``"jax"`` or ``"torch"``.
+
+    A module passed in (``numpy``, ``jax.numpy``, ``torch``, ``cupy``,
+    ``array_api_strict``, an array-api-compat wrapper, ...) is returned as its array-API
+    compatible namespace: the one :func:`namespace` finds for its arrays (``jax.numpy``
+    for JAX, ``array_api_compat.torch`` for PyTorch). Unknown names raise
+    ``ValueError``; a known backend that is not installed raises ``ImportError`` with the
+    install hint.
     """
     if isinstance(name, ModuleType):
         mod = name
@@ -138,37 +201,61 @@ def resolve_namespace(name: str | ModuleType) -> ModuleType:
         if not isinstance(name, str) or name not in _NAMESPACE_MODULES:
             raise ValueError(
                 f"xp: unknown array namespace {name!r}; choose one of "
-                f"{sorted(_NAMESPACE_MODULES)}"
+                f"{sorted(_NAMESPACE_MODULES)} or pass an array-API module"
             )
         try:
             mod = importlib.import_module(_NAMESPACE_MODULES[name])
         except ImportError as err:  # pragma: no cover - depends on the environment
-            hint = {"cupy": "pip install 'paltest[gpu]'",
-                    "array_api_strict": "pip install array-api-strict"}.get(name, "")
-            raise ImportError(f"xp: backend {name!r} is not installed. {hint}") from err
+            raise ImportError(f"xp: backend {name!r} is not installed; "
+                              f"{_INSTALL_HINTS.get(name, '')}") from err
     probe = mod.asarray(0.0) if hasattr(mod, "asarray") else None
     if probe is None:
-        raise ValueError(f"xp: {mod!r} is not an array namespace")
+        raise ValueError(f"xp: {mod!r} is not an array namespace (no asarray)")
     return array_api_compat.array_namespace(probe)
+
+
+def float64_unavailable(xp: ModuleType) -> str | None:
+    """Why ``xp`` cannot hold float64 arrays right now, or ``None`` when it can.
+
+    Only JAX without 64-bit mode (``jax_enable_x64``) answers: it would silently make
+    float32 arrays from float64 data. The answer is read from JAX's configuration at
+    each call (the mode can be switched at run time), and is the instruction to give.
+    """
+    if array_api_compat.is_jax_namespace(xp):
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            return JAX_X64_HINT
+    return None
 
 
 def float_dtype(xp: ModuleType, dtype: Any) -> Any:
     """The namespace's dtype for ``dtype`` (a name like ``"float32"`` or a dtype object).
 
     Only ``float32`` and ``float64`` are accepted; anything else raises ``TypeError``.
+    ``float64`` on a namespace that cannot hold it now (JAX without 64-bit mode, see
+    :func:`float64_unavailable`) raises ``ValueError`` saying how to enable it.
     """
     if isinstance(dtype, str):
         if dtype not in FLOAT_DTYPES:
             raise TypeError(f"dtype: must be one of {FLOAT_DTYPES}, got {dtype!r}")
-        return getattr(xp, dtype)
+        return _available(xp, dtype, getattr(xp, dtype))
     for name in FLOAT_DTYPES:
         try:
             same = dtype == getattr(xp, name)
         except Exception:  # e.g. an array of names: no elementwise comparison
             same = False
         if same is True:
-            return dtype
+            return _available(xp, name, dtype)
     raise TypeError(f"dtype: must be float32 or float64, got {dtype!r}")
+
+
+def _available(xp: ModuleType, name: str, dtype: Any) -> Any:
+    if name == "float64":
+        why = float64_unavailable(xp)
+        if why is not None:
+            raise ValueError(f"dtype: float64 is not available on {xp.__name__}: {why}")
+    return dtype
 
 
 def dtype_name(dtype: Any) -> str:
@@ -185,7 +272,9 @@ def from_host(data: Any, xp: ModuleType, *, device: Any = None, dtype: Any = Non
 
     ``dtype`` may be a NumPy dtype name (``"float32"``, ``"int64"``), a floating dtype of
     ``xp``, or ``None`` to keep the host dtype. The host array is made contiguous first,
-    so views and transposes move correctly on every backend.
+    so views and transposes move correctly on every backend. float64 data for a
+    namespace that would silently make it float32 (JAX without 64-bit mode) raises
+    ``ValueError`` with the instructions (:func:`float64_unavailable`).
     """
     host = np.asarray(data)
     if not host.flags.c_contiguous:  # (np.ascontiguousarray would make 0-d arrays 1-d)
@@ -196,15 +285,24 @@ def from_host(data: Any, xp: ModuleType, *, device: Any = None, dtype: Any = Non
         # (e.g. "int64" for index arrays).
         name = dtype if isinstance(dtype, str) else dtype_name(dtype)
         host = host.astype(name, copy=False)
+    if host.dtype == np.float64 and not on_host(xp):
+        _available(xp, "float64", None)
     if device is None:
         return xp.asarray(host)
     return xp.asarray(host, device=device)
 
 
 def to_host(x: Any) -> np.ndarray:
-    """Copy an array of any namespace to a NumPy array on the host (one transfer)."""
+    """Copy an array of any namespace to a NumPy array on the host (one transfer).
+
+    A traced value (:func:`is_traced`) has no value to copy: ``TypeError`` says so.
+    """
     if isinstance(x, np.ndarray):
         return x
+    if is_traced(x):
+        raise TypeError(
+            "to_host: the value is being traced (jax.jit, lax.scan, vmap, grad) and has no "
+            "value to read on the host; read it outside the traced function")
     if isinstance(x, (int, float, bool, np.generic)):
         return np.asarray(x)
     if array_api_compat.is_cupy_array(x):

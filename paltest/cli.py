@@ -39,7 +39,7 @@ from paltest.cli_args import (
 
 __all__ = ["build_parser", "main", "parse_seeds"]
 
-XP_CHOICES = ("numpy", "array_api_strict", "cupy", "torch")
+XP_CHOICES = ("numpy", "array_api_strict", "jax", "torch", "cupy")
 X_CHOICES = ("epochs", "evaluations", "seconds")
 
 
@@ -224,12 +224,17 @@ def _options(pairs: list[tuple[str, Any]], option: str,
 
 
 def _check_xp(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """``--xp`` installed and ``--dtype`` available on it (float64 on JAX needs x64)."""
     from paltest import backend
 
     try:
-        backend.resolve_namespace(args.xp)
+        xp = backend.resolve_namespace(args.xp)
     except (ImportError, ValueError) as err:
         parser.error(f"--xp: {err}")
+    try:
+        backend.float_dtype(xp, args.dtype)
+    except (TypeError, ValueError) as err:
+        parser.error(f"--dtype: {str(err).removeprefix('dtype: ')}")
 
 
 def _figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -77,9 +77,11 @@ class IncompleteResultError(ValueError):
 
 
 def xp_name(xp: Any) -> str:
-    """A short namespace name: ``"numpy"``, ``"array_api_strict"``, ``"cupy"``, ..."""
+    """A short namespace name, as :func:`paltest.backend.resolve_namespace` takes it:
+    ``"numpy"``, ``"array_api_strict"``, ``"cupy"``, ``"torch"``, ``"jax"``, ..."""
     name = xp if isinstance(xp, str) else getattr(xp, "__name__", str(xp))
-    return name.removeprefix("array_api_compat.")
+    name = name.removeprefix("array_api_compat.")
+    return "jax" if name == "jax.numpy" else name
 
 
 def make_config(

@@ -19,14 +19,24 @@ Memory. Kernel entries are computed in float64 on the device from the raw featur
 (moved once with ``backend.from_host``) by the norm expansion of ``||a - b||^2`` (see
 :func:`rbf_kernel`), then cast to ``dtype``, in chunks of at most 500,000 entries (under
 4 MiB of float64, so the allocator reuses the memory instead of faulting in fresh pages)
-that run on all the process's CPUs for NumPy. ``memory_budget`` (bytes, default 2 GiB)
-caps what the problem holds beyond the raw data: stored kernels plus temporaries,
-counted as 32 bytes per kernel entry in flight (four float64 arrays) for a block of at
-most 2**22 entries (a batch's rows; the chunks in flight fit in one block). Modes:
+that run on all the process's CPUs for NumPy. (JAX needs 64-bit mode for that, even for
+a float32 problem; without it the constructor says how to enable it.)
+``memory_budget`` (bytes, default 2 GiB) caps what the problem holds beyond the raw
+data: stored kernels plus temporaries, counted as 32 bytes per kernel entry in flight
+(four float64 arrays) for a block of at most 2**22 entries (a batch's rows; the chunks
+in flight fit in one block).
+
+No array of the namespace is written in place (JAX's arrays cannot be): a stored kernel
+is assembled chunk by chunk in one host (NumPy) array and moved to the namespace once
+(on NumPy that array is the kernel itself; array-api-strict and PyTorch on the CPU take
+it without a copy; CuPy copies it to the GPU). JAX on the CPU copies it into host memory
+of its own, so there the budget counts each stored kernel twice (``staged``). A batch's
+rows computed during a step are assembled the same way on NumPy, and joined with
+``concat`` on the device elsewhere (no host transfer inside a step). Modes:
 
 ``"precompute"``
     stores the train kernel (n x n) and the test kernel (m x n) in ``dtype``, each built
-    chunk by chunk into a preallocated array (peak = kernels + one block); needs
+    chunk by chunk into one host array (peak = kernels + one block); needs
     ``(n + m) n itemsize`` plus one block row under the budget, else ``ValueError``.
 ``"precompute-train"``
     stores only the train kernel; test metrics are computed chunk by chunk.
@@ -96,10 +106,11 @@ from threadpoolctl import ThreadpoolController
 from paltest import backend
 from paltest.checks import check_int
 from problems.base import Problem
+from problems.kernel_math import LOG_FLOOR, bce_with_logits, rbf_kernel, sigmoid
 from problems.splits import Split, load_split
 
-__all__ = ["KernelLogReg", "Split", "bce_with_logits", "load_split", "make", "rbf_kernel",
-           "sigmoid"]
+__all__ = ["LOG_FLOOR", "KernelLogReg", "Split", "bce_with_logits", "load_split", "make",
+           "plan_storage", "rbf_kernel", "sigmoid"]
 
 MODES = ("auto", "precompute", "precompute-train", "onthefly")
 #: Bytes of temporaries per kernel entry computed in a block (four float64 arrays).
@@ -110,9 +121,6 @@ BLOCK_ENTRIES = 2**22
 #: larger arrays huge pages, and the allocator returns freed ones to the system, so
 #: each larger block was faulted in afresh (measured: 2x the time per entry).
 CHUNK_ENTRIES = 500_000
-#: Kernel entries below ``exp(LOG_FLOOR)`` (about 1e-304) are 0; see :func:`rbf_kernel`.
-LOG_FLOOR = -700.0
-_EXP_FLOOR = math.exp(LOG_FLOOR)
 
 
 _CONTROLLER: ThreadpoolController | None = None
@@ -127,92 +135,50 @@ def _blas_one_thread(threads: int = 1) -> AbstractContextManager:
     return _CONTROLLER.limit(limits=threads, user_api="blas")
 
 
-def rbf_kernel(A: Any, B: Any, sigma: float, *, sq_a: Any = None, sq_b: Any = None) -> Any:
-    """``K[i, j] = exp(-||A_i - B_j||^2 / (2 sigma^2))`` via the norm expansion, clamped.
-
-    With ``g = 1 / (2 sigma^2)`` and ``e = 2g A_i.B_j - g||A_i||^2 - g||B_j||^2``, the
-    entries are
-
-        K = exp(max(min(e, 0), L)) - exp(L),   L = LOG_FLOOR = -700,
-
-    so ``0 <= K <= 1`` (the ``min`` absorbs the rounding of the expansion at
-    ``A_i = B_j``), ``K`` is exactly 0 where ``exp(e) < exp(L)`` (about 1e-304), and
-    the subtraction leaves every entry above ``2**53 exp(L)`` (about 9e-289) bitwise
-    equal to ``exp(min(e, 0))``. The floor keeps ``exp`` off its slow path: x86 SIMD
-    ``exp`` is about 5x slower per entry when results are subnormal or zero, which a
-    tenth of ijcnn's entries (``sigma`` = 0.05) are. In float32 the cast makes the
-    result bitwise equal to the unfloored one.
-
-    Array API only (in-place operators cut the temporaries); ``sq_a``/``sq_b`` are the
-    precomputed squared row norms of ``A``/``B``.
-    """
-    xp = backend.namespace(A, B)
-    if sq_a is None:
-        sq_a = xp.sum(A * A, axis=1)
-    if sq_b is None:
-        sq_b = xp.sum(B * B, axis=1)
-    g = 0.5 / (sigma * sigma)
-    e = xp.matmul(A * (2.0 * g), B.T)
-    e -= (sq_a * g)[:, None]
-    e -= (sq_b * g)[None, :]
-    # minimum/maximum, not clip: array-api-compat's clip indexes with a boolean mask,
-    # which synchronizes CuPy with the host.
-    K = xp.exp(xp.maximum(xp.minimum(e, 0.0), LOG_FLOOR))
-    K -= _EXP_FLOOR
-    return K
-
-
-def plan_storage(n_train: int, n_test: int, itemsize: int, budget: float, mode: str
-                 ) -> tuple[bool, int, int]:
+def plan_storage(n_train: int, n_test: int, itemsize: int, budget: float, mode: str,
+                 staged: bool = False) -> tuple[bool, int, int]:
     """``(store_train, test_rows_stored, rows_per_block)`` for ``mode`` under ``budget``.
 
-    See the module docstring for the rule. Raises ``ValueError`` (naming
-    ``memory_budget``) when an explicit precompute mode does not fit.
+    See the module docstring for the rule. ``staged``: the namespace copies host arrays
+    into other host memory (JAX on the CPU, :func:`paltest.backend.copies_host_memory`),
+    so a stored kernel is held twice while it moves from its host array, and counts
+    twice. Raises ``ValueError`` (naming ``memory_budget``) when an explicit precompute
+    mode does not fit.
     """
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
+    copies = 2 if staged else 1
     row_cost = BYTES_PER_ENTRY * n_train
     row_b = n_train * itemsize
     train_b = n_train * row_b
     if mode == "auto":
         spare = max(row_cost, BLOCK_ENTRIES * BYTES_PER_ENTRY)
-        store_train = train_b + spare <= budget
+        store_train = copies * train_b + spare <= budget
         left = budget - spare - train_b * store_train
-        test_rows = int(min(n_test, max(0, left // row_b)))
+        test_rows = int(min(n_test, max(0, left // (copies * row_b))))
     else:
         store_train = mode in ("precompute", "precompute-train")
         test_rows = n_test if mode == "precompute" else 0
         need = train_b * store_train + test_rows * row_b
-        if store_train and need + row_cost > budget:
+        peak = need + (copies - 1) * max(train_b * store_train, test_rows * row_b)
+        if store_train and peak + row_cost > budget:
+            twice = " (each held twice while it is moved)" if staged else ""
             raise ValueError(
-                f"memory_budget: mode {mode!r} stores {need / 1e9:.2f} GB of kernels plus "
-                f"temporaries, over the budget {budget / 1e9:.2f} GB; raise memory_budget "
-                "or use mode='onthefly'")
+                f"memory_budget: mode {mode!r} stores {need / 1e9:.2f} GB of kernels"
+                f"{twice} plus temporaries, over the budget {budget / 1e9:.2f} GB; raise "
+                "memory_budget or use mode='onthefly'")
     left = budget - train_b * store_train - test_rows * row_b
     rows = int(max(1, min(n_train, left // row_cost, BLOCK_ENTRIES // n_train)))
     return store_train, test_rows, rows
-
-
-def bce_with_logits(z: Any, y: Any) -> Any:
-    """Elementwise ``softplus(z) - y z``, finite for any finite ``z``."""
-    xp = backend.namespace(z, y)
-    # maximum, not clip (no host synchronization on CuPy); the same bits: they differ
-    # at most in the sign of a zero, and then z * y is -0 and the difference is +0.
-    return xp.maximum(z, 0.0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
-
-
-def sigmoid(z: Any) -> Any:
-    """The logistic function ``1 / (1 + exp(-z))`` without overflow."""
-    xp = backend.namespace(z)
-    e = xp.exp(-xp.abs(z))
-    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 class KernelLogReg(Problem):
     """RBF-kernel logistic regression; see the module docstring for math and modes.
 
     After construction ``mode``, ``test_rows_stored`` and ``kernel_bytes`` say what is
-    stored, ``rows_per_block`` and ``rows_per_chunk`` how the rest is computed.
+    stored, ``rows_per_block`` and ``rows_per_chunk`` how the rest is computed, and
+    ``staged`` whether the budget counted each stored kernel twice (the namespace copies
+    the host array it is assembled in: JAX on the CPU).
     ``blas_threads`` (``None``: BLAS's own setting) holds BLAS to that many threads in
     every call, see the module docstring.
     Kernel rows of the last single-block batch are kept and reused when the *same*
@@ -234,6 +200,11 @@ class KernelLogReg(Problem):
             "blas_threads", blas_threads, 1)
         self.xp = xp = backend.resolve_namespace(xp)
         self.dtype = backend.float_dtype(xp, dtype)
+        why = backend.float64_unavailable(xp)
+        if why is not None:  # a float32 problem still computes its kernels in float64
+            raise ValueError(f"xp: the kernel entries are computed in float64 (then cast to "
+                             f"{backend.dtype_name(self.dtype)}), which {xp.__name__} "
+                             f"cannot do now: {why}")
         self.name, self.sigma = split.name, split.sigma
         n, m = split.X_train.shape[0], split.X_test.shape[0]
         self.n_train = self.n_params = n
@@ -248,8 +219,9 @@ class KernelLogReg(Problem):
         self._sq_tr = xp.sum(self._Xtr * self._Xtr, axis=1)
         itemsize = 4 if self.dtype_name == "float32" else 8
         self.memory_budget = float(memory_budget)
+        self.staged = backend.copies_host_memory(xp, self.device)
         store_train, self.test_rows_stored, self.rows_per_block = plan_storage(
-            n, m, itemsize, self.memory_budget, mode)
+            n, m, itemsize, self.memory_budget, mode, self.staged)
         self.mode = ("onthefly" if not store_train else
                      "precompute" if self.test_rows_stored == m else "precompute-train")
         self.kernel_bytes = (n * store_train + self.test_rows_stored) * n * itemsize
@@ -257,6 +229,7 @@ class KernelLogReg(Problem):
         self._cache: tuple[Any, Any] | None = None
         self._threads = min(backend.host_threads(xp),
                             max(1, self.rows_per_block // self.rows_per_chunk))
+        self._on_host = backend.on_host(xp)
         self._host_blas = (array_api_compat.is_numpy_namespace(xp)
                            or array_api_compat.is_array_api_strict_namespace(xp))
         with _blas_one_thread() if self._host_blas else nullcontext():
@@ -312,15 +285,30 @@ class KernelLogReg(Problem):
                 yield pending.popleft().result()
 
     def _rows(self, X: Any, threaded: bool = True) -> Any:
-        """The kernel rows of all of ``X``, chunk by chunk into one new array."""
-        K = self.xp.empty((X.shape[0], self.n_train), dtype=self.dtype, device=self.device)
+        """The kernel rows of all of ``X`` as one new array, assembled on the host.
+
+        The chunks are computed by the namespace (on its device), copied into one host
+        (NumPy) array and moved to the namespace once, so no array of the namespace is
+        ever written in place (JAX's cannot be). On NumPy the host array is the result:
+        no copy and no transfer, as fast as writing into the array itself.
+        """
+        buf = np.empty((X.shape[0], self.n_train), dtype=self.dtype_name)
 
         def put(s: slice, rows: Any) -> None:
-            K[s, :] = rows
+            buf[s, :] = backend.to_host(rows)
 
         for _ in self._map_chunks(X, put, threaded):
             pass
-        return K
+        return backend.from_host(buf, self.xp, device=self.device)
+
+    def _batch_rows(self, X: Any) -> Any:
+        """A batch's kernel rows inside a step: on NumPy assembled on the host (see
+        :meth:`_rows`); elsewhere the chunks are joined on the device (one block's
+        temporaries: no host transfer, no synchronization)."""
+        if self._on_host:
+            return self._rows(X, threaded=False)
+        parts = [k for k in self._map_chunks(X, lambda s, k: k, threaded=False)]
+        return parts[0] if len(parts) == 1 else self.xp.concat(parts, axis=0)
 
     def _logits(self, which: str, theta: Any) -> Any:
         """Yield ``(z, y)`` over the whole train or test set: stored rows, then computed."""
@@ -345,7 +333,7 @@ class KernelLogReg(Problem):
         for i in range(0, n, r):
             j = idx[i : min(i + r, n)]
             rows = xp.take(K, j, axis=0) if K is not None else \
-                self._rows(xp.take(self._Xtr, j, axis=0), threaded=False)
+                self._batch_rows(xp.take(self._Xtr, j, axis=0))
             if n <= r:  # one block: keep it for the next call with this batch object
                 self._cache = (idx, rows)
             yield rows, xp.take(self._ytr, j)

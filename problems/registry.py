@@ -114,5 +114,5 @@ def validate(name: str, **options: Any) -> int:
     prob = get(name, **{**options, "mode": "onthefly"})
     itemsize = 4 if prob.dtype_name == "float32" else 8
     plan_storage(prob.n_train, prob.n_test, itemsize, prob.memory_budget,
-                 options.get("mode", "auto"))
+                 options.get("mode", "auto"), prob.staged)
     return int(prob.n_train)

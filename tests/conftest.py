@@ -1,10 +1,21 @@
 """Shared test configuration: the ``--xp`` backend option and the Hypothesis profiles.
 
 ``xp`` is a fixture parametrized over the namespaces chosen with ``--xp`` (a
-comma-separated list; default ``numpy,array_api_strict``). ``--xp cupy`` runs the
-backend-aware tests on the GPU; without CuPy or without a GPU those tests are skipped
-with the reason. Tests that need the shared LIBSVM files read them from the data
-directory (``PALTEST_DATA``) and are skipped, with the reason, when a file is absent.
+comma-separated list from numpy, array_api_strict, jax, torch, cupy; default
+``numpy,array_api_strict``). ``--xp cupy`` runs the backend-aware tests on the GPU;
+without CuPy or without a GPU those tests are skipped with the reason, as are the tests
+of any chosen backend that is not installed. ``xps`` is the Hypothesis strategies
+namespace (``hypothesis.extra.array_api``) of the backend under test, so property tests
+draw their arrays through its array-API namespace.
+
+JAX: when ``jax`` is among the chosen namespaces, the test session turns on JAX's 64-bit
+mode (``jax_enable_x64``) before any test runs, since most tests work in float64. The
+library itself never changes it: a float64 problem on JAX without it is an error that
+says how to enable it (``tests/test_backend.py`` checks that error with the mode
+switched off for the test).
+
+Tests that need the shared LIBSVM files read them from the data directory
+(``PALTEST_DATA``) and are skipped, with the reason, when a file is absent.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from hypothesis import HealthCheck, settings
 from paltest import backend
 
 DEFAULT_XP = "numpy,array_api_strict"
-KNOWN_XP = ("numpy", "array_api_strict", "cupy", "torch")
+KNOWN_XP = ("numpy", "array_api_strict", "jax", "torch", "cupy")
 
 settings.register_profile(
     "ci",
@@ -55,10 +66,17 @@ def _xp_names(config) -> list[str]:
     return names
 
 
+def pytest_configure(config):
+    if "jax" in _xp_names(config) and _unavailable("jax") is None:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # the tests work in float64
+
+
 def _unavailable(name: str) -> str | None:
     """Why backend ``name`` can't run here, or None."""
     try:
-        mod = importlib.import_module(name)
+        mod = importlib.import_module("jax.numpy" if name == "jax" else name)
     except ImportError as err:
         return f"{name} is not installed ({err})"
     if name == "cupy":
@@ -85,9 +103,21 @@ def xp(xp_name):
 
 
 @pytest.fixture(scope="session")
-def xp_module(xp, xp_name):
-    """The raw module of the namespace under test (for hypothesis.extra.array_api)."""
-    return importlib.import_module(xp_name)
+def xps(xp):
+    """Hypothesis strategies (``hypothesis.extra.array_api``) drawing arrays of ``xp``.
+
+    Built on the array-API namespace itself (array-api-compat's wrapper for NumPy,
+    PyTorch and CuPy), with the standard's 2023.12 version named explicitly, since the
+    wrappers do not all declare one that Hypothesis recognises.
+    """
+    import warnings
+
+    from hypothesis.errors import HypothesisWarning
+    from hypothesis.extra.array_api import make_strategies_namespace
+
+    with warnings.catch_warnings():  # "could not determine whether ... is an Array API"
+        warnings.simplefilter("ignore", HypothesisWarning)
+        return make_strategies_namespace(xp, api_version="2023.12")
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ def test_command_help(command, words, capsys):
 @pytest.mark.parametrize("argv, option", [
     (["figure", "7"], "FIGURE"),
     (["figure", "8", "--dtype", "float16"], "--dtype"),
-    (["figure", "8", "--xp", "jax"], "--xp"),
+    (["figure", "8", "--xp", "mxnet"], "--xp"),
     (["figure", "8", "--seeds", "abc"], "--seeds"),
     (["figure", "8", "--seeds", "0"], "--seeds"),
     (["figure", "8", "--epochs", "-3"], "--epochs"),
@@ -115,6 +115,18 @@ GOOD_GRID = {"epochs": 1, "batch_size": 1, "problems": [{"name": "quadratic"}],
 
 def _must_not_run(*args, **kwargs):
     raise AssertionError("a run started before the options were checked")
+
+
+def test_float64_on_jax_without_x64_is_a_usage_error(capsys, tmp_path):
+    """Issue 13: the error says how to enable x64 (the library never does)."""
+    jax = pytest.importorskip("jax", reason="jax is not installed (pip install 'paltest[jax]')")
+    with jax.enable_x64(False):
+        code, _, err = _exit(["run", "mf-rank4", "pal", "--xp", "jax", "--dtype", "float64",
+                              "--out", str(tmp_path)], capsys)
+    assert code == 2
+    assert "--dtype: float64 is not available on jax.numpy" in err
+    assert "JAX_ENABLE_X64=1" in err
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("command", [["run", "quadratic", "sgd"], ["figure", "8", "--quick"],

@@ -35,6 +35,14 @@ therefore receives a tensor without ``requires_grad`` and computes its gradient 
 e.g. with ``torch.func.grad_and_value`` or ``torch.autograd.grad`` on a detached leaf
 copy ``t = theta.detach().requires_grad_()``. NumPy arrays pass with one type check.
 
+Compiled steps (JAX): the step of PAL and of every first-order optimizer is branch-free
+on device values, so ``jax.jit`` of ``step`` traces it once per shape and dtype, and
+``jax.lax.scan`` runs an epoch of steps in one compiled call. Steps that read values on
+the host by design cannot be traced: the SLS family and the exact line search (their
+trial loops decide on the host), and any optimizer with ``on_nonfinite="raise"``.
+:func:`host_reads` says why for an optimizer, and tracing such a step raises
+:class:`TraceError` naming the reason before any work is done.
+
 Non-finite rule (all optimizers): when the loss or gradient at ``theta`` is not finite,
 ``theta`` is returned bitwise unchanged, the state is not updated with the non-finite
 values, and the record says so; ``on_nonfinite="raise"`` raises
@@ -70,10 +78,12 @@ __all__ = [
     "check_positive",
     "evaluate",
     "first_order_start",
+    "host_reads",
     "optimizer_repr",
     "raise_if_nonfinite",
     "scalar",
     "takes_theta_as_data",
+    "TraceError",
 ]
 
 ON_NONFINITE = ("flag", "raise")
@@ -102,6 +112,26 @@ class NonFiniteError(FloatingPointError):
     """A loss or gradient was NaN or infinite and the optimizer was asked to raise."""
 
 
+class TraceError(TypeError):
+    """A step that reads values on the host was traced (``jax.jit``, ``lax.scan``, ...)."""
+
+
+def host_reads(opt: Any) -> str | None:
+    """Why ``opt.step`` reads values on the host, so that it cannot be traced; or ``None``.
+
+    An optimizer class that is host-driven by design says why in its ``host_driven``
+    attribute (the SLS family, the exact line search); ``on_nonfinite="raise"`` reads
+    one flag per step on any optimizer.
+    """
+    why = getattr(opt, "host_driven", None)
+    if why:
+        return str(why)
+    if getattr(opt, "on_nonfinite", "flag") == "raise":
+        return ("on_nonfinite='raise' reads the finiteness of the loss and gradient on the "
+                "host (on_nonfinite='flag' traces)")
+    return None
+
+
 @runtime_checkable
 class Optimizer(Protocol):
     """What the runner and the SciPy driver need from an optimizer."""
@@ -115,13 +145,23 @@ class Optimizer(Protocol):
         """One update: ``(theta_next, state_next, info)``."""
 
 
-def _detaching(method: Any) -> Any:
-    """``method(self, theta, ...)`` called with :func:`paltest.backend.detach` (theta)."""
+def _detaching(method: Any, step: bool = False) -> Any:
+    """``method(self, theta, ...)`` called with :func:`paltest.backend.detach` (theta).
+
+    For ``step``, a traced ``theta`` of a host-driven optimizer (:func:`host_reads`)
+    raises :class:`TraceError` first.
+    """
     if getattr(method, "_detaches_theta", False):
         return method
 
     @functools.wraps(method)
     def wrapper(self: Any, theta: Any, *args: Any, **kwargs: Any) -> Any:
+        if step and backend.is_traced(theta):
+            why = host_reads(self)
+            if why is not None:
+                raise TraceError(
+                    f"{type(self).__name__}.step: cannot be traced (jax.jit, lax.scan, "
+                    f"vmap): {why}; call step eagerly, outside the traced function")
         return method(self, backend.detach(theta), *args, **kwargs)
 
     wrapper._detaches_theta = True  # type: ignore[attr-defined]
@@ -135,10 +175,11 @@ def takes_theta_as_data(cls: type) -> type:
     requires grad is replaced by its detached view (same memory, no history), so no
     operation of the step is recorded and the returned parameters and state carry no
     ``grad_fn`` (without it the graph would grow with every step). Every other array
-    passes unchanged; the values are bitwise the same either way.
+    passes unchanged; the values are bitwise the same either way. ``step`` also refuses
+    to be traced when the optimizer reads values on the host (:func:`host_reads`).
     """
     for name in ("init", "step"):
-        setattr(cls, name, _detaching(getattr(cls, name)))
+        setattr(cls, name, _detaching(getattr(cls, name), step=name == "step"))
     return cls
 
 

@@ -123,6 +123,10 @@ class ExactLineSearch:
         (90.0, True)
     """
 
+    #: Why a step cannot be traced (see :func:`paltest.optimizers.base.host_reads`).
+    host_driven = ("its line search reads each trial loss on the host to choose the next "
+                   "trial point")
+
     def __init__(
         self,
         initial_step: float = 1.0,

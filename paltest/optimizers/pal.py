@@ -111,35 +111,57 @@ def pal_case(l0: Any, l_mu: Any, b: Any, mu: float, alpha: float, s_max: float) 
     return _pal_case(xp, l0, l_mu, b, mu, alpha, s_max, finite)
 
 
-_E_MIN: dict[Any, float] = {}
+_TINY: dict[Any, tuple[float, float]] = {}
 
 
-def _e_min(xp: Any, dtype: Any) -> float:
-    """``log2`` of the smallest normal number of ``dtype`` (cached: ``finfo`` is slow)."""
+def _tiny(xp: Any, dtype: Any) -> tuple[float, float]:
+    """``(smallest normal, its log2)`` of ``dtype`` (cached: ``finfo`` is slow)."""
     key = (xp.__name__, str(dtype))
-    if key not in _E_MIN:
-        _E_MIN[key] = math.log2(float(xp.finfo(dtype).smallest_normal))
-    return _E_MIN[key]
+    if key not in _TINY:
+        tiny = float(xp.finfo(dtype).smallest_normal)
+        _TINY[key] = (tiny, math.log2(tiny))
+    return _TINY[key]
+
+
+def _flush(xp: Any, host: bool, x: Any, tiny: float) -> Any:
+    """``x`` with every entry of magnitude below ``tiny`` (a subnormal) made a zero of
+    its sign: what a backend that flushes subnormals (FTZ/DAZ) computes.
+
+    On NumPy (``host``) a 0-d ``x`` is read as a Python float (free on the host) and
+    returned itself unless it is subnormal, so normal values cost no array operation.
+    """
+    if host and x.ndim == 0:
+        v = float(x)
+        return x if v == 0.0 or not abs(v) < tiny else x * 0.0
+    return xp.where(xp.abs(x) < tiny, x * 0.0, x)
 
 
 def _pal_case(xp: Any, l0: Any, l_mu: Any, b: Any, mu: float, alpha: float, s_max: float,
               finite: Any) -> PALCase:
     """:func:`pal_case` with the namespace and the finiteness of the inputs given."""
+    host = backend.on_host(xp)
+    tiny, e_min = _tiny(xp, l0.dtype)
+
+    def ftz(x: Any) -> Any:
+        return _flush(xp, host, x, tiny)
+
+    # Subnormal inputs and intermediates count as zeros (see pal_case), so a backend that
+    # flushes them (JAX on the CPU) decides every case as one that does not.
+    l0, l_mu, b = ftz(l0), ftz(l_mu), ftz(b)
     m = xp.maximum(xp.maximum(xp.abs(l0), xp.abs(l_mu)), xp.abs(b))
     m = xp.where(finite & (m > 0), m, xp.ones_like(m))
     # A power of two in [m/4, m] (log2 may round up near 2^k, hence the -1), at least the
     # smallest normal number: dividing by it is exact and never overflows.
-    e_min = _e_min(xp, m.dtype)
     m = 2.0 ** xp.maximum(xp.floor(xp.log2(m)) - 1.0, xp.full_like(m, e_min))
-    l0n, lmun, bn = l0 / m, l_mu / m, b / m
+    l0n, lmun, bn = ftz(l0 / m), ftz(l_mu / m), ftz(b / m)
     # D = a * mu^2 / m; its sign is the sign of a.
-    dn = (lmun - l0n) - bn * mu
-    a = dn * (m / (mu * mu))
-    descent = finite & (b < 0)  # the raw b: b/m may underflow to 0
+    dn = ftz(ftz(lmun - l0n) - ftz(bn * mu))
+    a = ftz(dn * ftz(m / (mu * mu)))
+    descent = finite & (b < 0)  # b itself: b/m may underflow to 0
     case1 = descent & (dn > 0)
     case2 = descent & (dn <= 0)
     one = xp.ones_like(dn)
-    s1 = (alpha * mu * mu) * (-bn) / (2.0 * xp.where(case1, dn, one))
+    s1 = ftz(ftz((alpha * mu * mu) * (-bn)) / (2.0 * xp.where(case1, dn, one)))
     zero = xp.zeros_like(s1)
     s_raw = xp.where(case1, s1, xp.where(case2, mu * one, zero))
     clipped = s_raw > s_max

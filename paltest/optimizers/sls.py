@@ -169,6 +169,10 @@ def armijo_search(
 class _SLSBase:
     """Hyperparameter checks and the step-size reset shared by the SLS family."""
 
+    #: Why a step cannot be traced (see :func:`paltest.optimizers.base.host_reads`).
+    host_driven = ("its backtracking line search reads each trial's loss on the host to "
+                   "decide whether to try a smaller step size")
+
     _c_hi = 1.0
 
     def __init__(
