@@ -152,17 +152,12 @@ def _floor_claim(runs: Any, problem: str, full_scale: bool) -> Claim:
     for rec in nums.values():
         rec["epochs_to_target_median"] = _median(rec["epochs_to_target"])
         rec["final_rel_gap_mean"] = sum(rec["final_rel_gap"]) / len(rec["final_rel_gap"])
-    miss = _missing(nums, ("pal", "sls", "sgd", "adam"))
-    ok = False
-    if not miss:
-        fast = max(nums[o]["epochs_to_target_median"] for o in ("pal", "sls"))
-        slow = min(nums[o]["epochs_to_target_median"] for o in ("sgd", "adam"))
-        ok = fast < slow
-        if math.isinf(fast) and math.isinf(slow):
-            miss = []  # nobody reached it: a comparison of "never" with "never"
+    four = ("pal", "sls", "sgd", "adam")
+    miss = _missing(nums, four)
+    ok = not miss and (max(nums[o]["epochs_to_target_median"] for o in ("pal", "sls"))
+                       < min(nums[o]["epochs_to_target_median"] for o in ("sgd", "adam")))
     verdict, reason = _verdict(ok, full_scale, miss, bool(nums))
-    if verdict == FAILS and not miss and all(
-            math.isinf(nums[o]["epochs_to_target_median"]) for o in ("pal", "sls", "sgd", "adam")):
+    if verdict == FAILS and all(math.isinf(nums[o]["epochs_to_target_median"]) for o in four):
         verdict, reason = NOT_MEASURABLE, "no optimizer came within the distance"
     return Claim(f"8-floor/{problem}", 8, problem, _QUOTES["8-floor"],
                  f"median epochs to L <= (1 + {FLOOR_GAP:g}) L* of PAL and of SLS both below "

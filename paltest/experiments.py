@@ -134,7 +134,7 @@ def _select(p: Plan, runs: Path, fl: dict, jobs: dict) -> dict[str, dict[str, di
         run_configs([c for _, _, c in todo], runs, **jobs)
         for (q, o), hp, cfg in todo:
             rid = results.run_id(cfg)
-            loss = results.load(runs / f"{rid}.npz").epochs["train_loss"]
+            loss = results.load(results.result_path(runs, rid)).epochs["train_loss"]
             brackets[q, o].tell(hp, metrics.score(loss, fl[q], dtype),
                                 metrics.score_rounding(loss, fl[q], dtype), run_id=rid,
                                 final_train_loss=_finite(loss[-1]))

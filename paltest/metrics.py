@@ -94,19 +94,24 @@ def gap_curve(losses: Any, floor: float | None) -> np.ndarray:
     return out - float(floor) if floor else out.copy()
 
 
+def _clipped_gaps(losses: Any, floor: float | None, dtype: Any) -> np.ndarray | None:
+    r""":math:`\max(g_e, C)` for epochs ``1..E`` (float64), or ``None`` when a loss is not
+    finite or there is no epoch after 0."""
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.size < 2 or not np.all(np.isfinite(losses)):
+        return None
+    c = clip_level(floor, losses[0], dtype)
+    # a zero start on a zero floor leaves nothing to resolve: keep the log finite
+    return np.maximum(gap_curve(losses[1:], floor), c if c > 0 else np.finfo(np.float64).tiny)
+
+
 def score(losses: Any, floor: float | None, dtype: Any) -> float:
     """The selection score of one run's per-epoch losses (epoch 0 first); see the module.
 
     ``+inf`` when any loss is not finite or there is no epoch after 0.
     """
-    losses = np.asarray(losses, dtype=np.float64)
-    if losses.size < 2 or not np.all(np.isfinite(losses)):
-        return math.inf
-    c = clip_level(floor, losses[0], dtype)
-    g = np.maximum(gap_curve(losses[1:], floor), c)
-    if c <= 0:  # a zero start on a zero floor: nothing to resolve
-        g = np.maximum(g, np.finfo(np.float64).tiny)
-    return float(np.mean(np.log10(g)))
+    g = _clipped_gaps(losses, floor, dtype)
+    return math.inf if g is None else float(np.mean(np.log10(g)))
 
 
 def score_rounding(losses: Any, floor: float | None, dtype: Any) -> float:
@@ -117,14 +122,11 @@ def score_rounding(losses: Any, floor: float | None, dtype: Any) -> float:
     >>> score_rounding([1.0, 0.5], None, "float64") < 1e-15
     True
     """
-    losses = np.asarray(losses, dtype=np.float64)
-    if losses.size < 2 or not np.all(np.isfinite(losses)):
+    g = _clipped_gaps(losses, floor, dtype)
+    if g is None:
         return 0.0
+    losses = np.asarray(losses, dtype=np.float64)
     e = eps(dtype)
-    c = clip_level(floor, losses[0], dtype)
-    g = np.maximum(gap_curve(losses[1:], floor), c)
-    if c <= 0:
-        g = np.maximum(g, np.finfo(np.float64).tiny)
     delta = e * np.abs(losses[1:]) + e * e * abs(losses[0])
     return float(min(np.mean(np.log10(1.0 + delta / g)), MAX_ROUNDING))
 

@@ -55,6 +55,7 @@ __all__ = [
     "load_steps",
     "load_table",
     "make_config",
+    "result_path",
     "run_id",
     "save",
     "write_text_atomic",
@@ -133,8 +134,13 @@ def save(result: RunResult, directory: str | os.PathLike) -> Path:
         "complete": True,
     }
     arrays["__meta__"] = np.asarray(json.dumps(meta, allow_nan=True))
-    return _replace_atomically(path / f"{result.run_id}{_SUFFIX}",
+    return _replace_atomically(result_path(path, result.run_id),
                                lambda fh: np.savez(fh, **arrays))
+
+
+def result_path(directory: str | os.PathLike, run_id: str) -> Path:
+    """Where :func:`save` puts the run ``run_id`` in ``directory``: ``<run_id>.npz``."""
+    return Path(directory) / f"{run_id}{_SUFFIX}"
 
 
 def _replace_atomically(target: Path, write: Any) -> Path:

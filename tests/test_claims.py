@@ -84,6 +84,14 @@ def test_floor_claim_not_measurable_without_sgd_or_at_reduced_scale():
     assert c.verdict == claims.NOT_MEASURABLE
 
 
+def test_floor_claim_not_measurable_when_no_optimizer_gets_there():
+    fl = 0.1
+    never = {o: (lambda seed: [fl + 1.0] * 12) for o in ("pal", "sls", "sgd", "adam")}
+    c = _by_id(claims.evaluate(8, _table(never, "mf-rank4"), {"mf-rank4": fl}))[
+        "8-floor/mf-rank4"]
+    assert c.verdict == claims.NOT_MEASURABLE and "no optimizer" in c.reason
+
+
 def _linear(rate, floor_at=None, plateau=None):
     """10**(-rate e) until machine precision, then flat; ``plateau`` stops it early."""
     def fn(seed):

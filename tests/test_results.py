@@ -41,19 +41,25 @@ def test_run_id_is_a_stable_hash_of_the_config():
         results.make_config("p", {"x": object()}, "sgd", {}, 1, 1, 0)
 
 
+def assert_identical(a, b):
+    assert a.config == b.config and a.environment == b.environment
+    assert a.timings == b.timings and a.totals == b.totals
+    for group in ("epochs", "steps"):
+        x, y = getattr(a, group), getattr(b, group)
+        assert x.keys() == y.keys()
+        for k in x:
+            assert x[k].dtype == y[k].dtype and x[k].shape == y[k].shape, (group, k)
+            assert x[k].tobytes() == y[k].tobytes(), (group, k)
+
+
 def test_save_load_roundtrip(runs, tmp_path):
     r = runs[0]
     path = save(r, tmp_path)
     assert path.name == f"{r.run_id}.npz"
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
     back = load(path)
-    assert back.config == r.config and back.run_id == r.run_id
-    assert back.environment == r.environment and back.totals == r.totals
-    for group in ("epochs", "steps"):
-        a, b = getattr(r, group), getattr(back, group)
-        assert a.keys() == b.keys()
-        for k in a:
-            assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), k
+    assert back.run_id == r.run_id
+    assert_identical(back, r)
     save(r, tmp_path)  # saving again replaces, one file per run
     assert len(list(tmp_path.iterdir())) == 1
 
@@ -135,17 +141,6 @@ def tiny():
     """A small real result (about 10 kB): one epoch of SGD on a 2-D quadratic."""
     return run("quadratic", "sgd", epochs=1, batch_size=1, seed=0,
                problem_options={"n": 2}, hyperparameters={"lr": 0.1})
-
-
-def assert_identical(a, b):
-    assert a.config == b.config and a.environment == b.environment
-    assert a.timings == b.timings and a.totals == b.totals
-    for group in ("epochs", "steps"):
-        x, y = getattr(a, group), getattr(b, group)
-        assert x.keys() == y.keys()
-        for k in x:
-            assert x[k].dtype == y[k].dtype and x[k].shape == y[k].shape, (group, k)
-            assert x[k].tobytes() == y[k].tobytes(), (group, k)
 
 
 def test_every_flipped_bit_is_caught_or_harmless(tiny, tmp_path):
