@@ -293,7 +293,7 @@ def bench_peers(xp_name: str, quick: bool) -> dict[str, Any]:
 # -- 3. time to target ----------------------------------------------------------------
 
 def bench_target(xp_name: str, quick: bool) -> dict[str, Any]:
-    from paltest.runner import run
+    from paltest.testbed.runner import run
 
     cases = [("mf-rank10", 1e-10, 100 if quick else 400),
              ("mushrooms", 1e-3, 15 if quick else 35)]
@@ -387,7 +387,7 @@ def bench_figures(xp_name: str, quick: bool, timeout: float) -> dict[str, Any]:
 
 def bench_speedup(xp_name: str, quick: bool) -> dict[str, Any]:
     """Seconds per epoch of the Figure 9 protocol (PAL, batch 100) on NumPy and on ``xp``."""
-    from paltest.runner import run
+    from paltest.testbed.runner import run
 
     out = []
     for pname in ("ijcnn", "mushrooms"):

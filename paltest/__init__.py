@@ -19,9 +19,9 @@ from paltest.optimizers.sgd import SGD
 from paltest.optimizers.sgdhd import SGDHD
 from paltest.optimizers.sls import SLS
 from paltest.optimizers.sls_variants import SLSGoldstein, SLSPolyak
-from paltest.results import RunResult, load, load_steps, load_table, save
-from paltest.runner import run
-from paltest.sweep import load_config, sweep
+from paltest.testbed.results import RunResult, load, load_steps, load_table, save
+from paltest.testbed.runner import run
+from paltest.testbed.sweep import load_config, sweep
 
 __all__ = [
     "ALIG",

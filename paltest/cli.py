@@ -10,8 +10,9 @@ Examples::
     paltest sweep --example > grid.toml   # a commented example grid to start from
     paltest plot results/figure8
 
-Every command is a thin layer over the library (:mod:`paltest.experiments`,
-:mod:`paltest.figures`, :func:`paltest.runner.run`, :func:`paltest.sweep.sweep`). Bad
+Every command is a thin layer over the library (:mod:`paltest.testbed.experiments`,
+:mod:`paltest.testbed.figures`, :func:`paltest.testbed.runner.run`,
+:func:`paltest.testbed.sweep.sweep`). Bad
 options exit with status 2, before anything runs, with the command's usage line and a
 message naming the option (an unwritable ``--out``, an unknown ``--backend``, every bad
 entry of a sweep grid); failures while running (e.g. a data file that cannot be found or
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     Each subcommand's parser is in its namespace as ``command_parser``.
     """
-    from paltest.sweep import example_grid
+    from paltest.testbed.sweep import example_grid
 
     top = argparse.ArgumentParser(
         prog="paltest", description=__doc__.split("\n\n")[0],
@@ -238,7 +239,7 @@ def _check_xp(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
 
 
 def _figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from paltest import experiments
+    from paltest.testbed import experiments
 
     for opt in ("dataset", "data_dir", "memory_budget"):
         if args.number == 8 and getattr(args, opt) is not None:
@@ -274,9 +275,9 @@ def _figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import problems
-    from paltest import results
     from paltest.optimizers import registry
-    from paltest.runner import run
+    from paltest.testbed import results
+    from paltest.testbed.runner import run
 
     _check_xp(args, parser)
     if args.problem not in problems.names():
@@ -318,8 +319,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from paltest import experiments, metrics, results
-    from paltest.sweep import example_grid, expand, load_config, sweep
+    from paltest.testbed import experiments, metrics, results
+    from paltest.testbed.sweep import example_grid, expand, load_config, sweep
 
     if args.example:
         if args.config is not None:
@@ -351,7 +352,7 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from paltest import experiments, figures, results
+    from paltest.testbed import experiments, figures, results
 
     src = Path(args.results_dir)
     if not src.is_dir():

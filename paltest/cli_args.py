@@ -51,8 +51,8 @@ def positive_bytes(text: str) -> float:
 
 
 def joblib_backend(text: str) -> str:
-    """A registered joblib backend name (see :func:`paltest.sweep.backends`)."""
-    from paltest.sweep import check_backend
+    """A registered joblib backend name (see :func:`paltest.testbed.sweep.backends`)."""
+    from paltest.testbed.sweep import check_backend
 
     try:
         return check_backend(text)

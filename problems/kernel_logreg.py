@@ -68,7 +68,7 @@ All modes agree up to rounding (1e-12 in float64). The stored kernels are built 
 BLAS held to one thread in fixed chunks: bitwise independent of the thread count. The
 products of a call run at BLAS's own thread count and may differ in the last bits
 between counts (two BLAS threads changed 3 of mushrooms' 6,499 gradient entries by
-4e-20), which result files record (:func:`paltest.results.environment`).
+4e-20), which result files record (:func:`paltest.testbed.results.environment`).
 ``blas_threads=n`` holds BLAS to ``n`` threads during every call (threadpoolctl,
 process-wide meanwhile), so the values no longer depend on the setting; ``1`` costs
 mushrooms 1.35x per PAL epoch on 2 idle cores.

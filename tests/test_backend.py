@@ -112,7 +112,7 @@ def test_detach_removes_torch_autograd_history():
 def test_names_round_trip(xp, xp_name):
     """The name under test resolves to the namespace of its arrays, and results record
     that name (so a run's config rebuilds its problem on the same backend)."""
-    from paltest import results
+    from paltest.testbed import results
 
     assert backend.namespace(xp.zeros(2)) is xp
     assert results.xp_name(xp) == xp_name

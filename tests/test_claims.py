@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paltest import claims
+from paltest.testbed import claims
 
 E32 = float(np.finfo(np.float32).eps)
 

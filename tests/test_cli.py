@@ -16,7 +16,8 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("pandas")
 
 import problems  # noqa: E402
-from paltest import cli, results  # noqa: E402
+from paltest import cli
+from paltest.testbed import results  # noqa: E402
 
 
 def _exit(argv, capsys):
@@ -99,7 +100,7 @@ def test_bad_values_are_usage_errors_before_anything_runs(argv, message, capsys,
                                                           monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "grid.json").write_text(json.dumps(GOOD_GRID))
-    monkeypatch.setattr("paltest.runner.run", _must_not_run)
+    monkeypatch.setattr("paltest.testbed.runner.run", _must_not_run)
     code, _, err = _exit(argv, capsys)
     assert code == 2
     assert err.startswith(f"usage: paltest {argv[0]} ")
@@ -136,7 +137,7 @@ def test_an_out_that_cannot_be_created_fails_before_anything_runs(command, tmp_p
     monkeypatch.chdir(tmp_path)
     (tmp_path / "grid.json").write_text(json.dumps(GOOD_GRID))
     (tmp_path / "a-file").write_text("")
-    monkeypatch.setattr("paltest.runner.run", _must_not_run)
+    monkeypatch.setattr("paltest.testbed.runner.run", _must_not_run)
     code, _, err = _exit([*command, "--out", "a-file/results"], capsys)
     assert code == 2
     assert (f"paltest {command[0]}: error: argument --out: cannot create 'a-file/results': "
@@ -151,7 +152,7 @@ def test_a_read_only_out_fails_before_training(tmp_path, capsys, monkeypatch):
     real_access = os.access
     monkeypatch.setattr("paltest.cli_args.os.access",
                         lambda path, mode: False if Path(path) == ro else real_access(path, mode))
-    monkeypatch.setattr("paltest.runner.run", _must_not_run)
+    monkeypatch.setattr("paltest.testbed.runner.run", _must_not_run)
     code, _, err = _exit(["run", "quadratic", "sgd", "--out", str(ro / "x")], capsys)
     assert code == 2 and "argument --out: cannot write in" in err
 
@@ -178,9 +179,9 @@ def test_bad_sweep_grid_exits_2_naming_every_bad_key_before_any_run(tmp_path, ca
 def test_sweep_example_prints_the_shipped_grid_and_it_runs(tmp_path, capsys):
     from importlib import resources
 
-    from paltest.sweep import example_grid, expand, load_config
+    from paltest.testbed.sweep import example_grid, expand, load_config
 
-    text = resources.files("paltest").joinpath("example_grid.toml").read_text()
+    text = resources.files("paltest.testbed").joinpath("example_grid.toml").read_text()
     assert example_grid() == text
     assert cli.main(["sweep", "--example"]) == 0
     assert capsys.readouterr().out == text

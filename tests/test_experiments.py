@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from paltest import experiments
+from paltest.testbed import experiments
 
 
 def test_figure8_protocol():

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from paltest import figures, metrics  # noqa: E402
+from paltest.testbed import figures, metrics  # noqa: E402
 
 EPOCHS = 5
 
@@ -231,7 +231,7 @@ def test_empty_table_is_an_error():
 
 
 def test_importing_figures_does_not_import_matplotlib():
-    code = "import sys, paltest.figures; print('matplotlib' in sys.modules)"
+    code = "import sys, paltest.testbed.figures; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"

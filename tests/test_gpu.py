@@ -21,7 +21,8 @@ import warnings
 import numpy as np
 import pytest
 
-from paltest import PAL, backend, runner
+from paltest import PAL, backend
+from paltest.testbed import runner
 
 GPU_ONLY = "GPU test: run with --xp cupy on a machine with a CUDA GPU"
 

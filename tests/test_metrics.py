@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paltest import metrics
+from paltest.testbed import metrics
 
 
 def test_clip_level_is_ten_resolutions():

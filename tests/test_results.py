@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import problems
-from paltest import results
-from paltest.results import IncompleteResultError, load, load_steps, load_table, save
-from paltest.runner import run
+from paltest.testbed import results
+from paltest.testbed.results import IncompleteResultError, load, load_steps, load_table, save
+from paltest.testbed.runner import run
 
 EPOCHS = 2
 

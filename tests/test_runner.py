@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import problems
-from paltest import backend, results
-from paltest.runner import run
+from paltest import backend
+from paltest.testbed import results
+from paltest.testbed.runner import run
 
 TIMING = results.TIMING_ARRAYS
 

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from paltest.selection import Bracket, Grid, Scale, Trial, choose, tied
+from paltest.testbed.selection import Bracket, Grid, Scale, Trial, choose, tied
 
 
 def drive(bracket, surface, rounding=0.02):

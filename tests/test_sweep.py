@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paltest import results
-from paltest.results import load, load_table
-from paltest.runner import run
-from paltest.sweep import GridError, backends, expand, load_config, sweep
+from paltest.testbed import results
+from paltest.testbed.results import load, load_table
+from paltest.testbed.runner import run
+from paltest.testbed.sweep import GridError, backends, expand, load_config, sweep
 
 TIMING = results.TIMING_ARRAYS
 
@@ -241,7 +241,7 @@ def test_dask_backend_matches_sequential(sequential, tmp_path):
 
 SCRIPT = """
 import sys
-from paltest.sweep import sweep
+from paltest.testbed.sweep import sweep
 sweep(sys.argv[1], sys.argv[2], backend="sequential")
 """
 

@@ -18,7 +18,7 @@ sweep --example`` prints it).
 
 The whole grid is validated before any run starts (:func:`expand`): every bad entry is
 reported at once in a :class:`GridError`, each message starting with its key. Each run
-is identified by the hash of its config (:func:`paltest.results.run_id`) and written to
+is identified by the hash of its config (:func:`paltest.testbed.results.run_id`) and written to
 ``out_dir/<run_id>.npz`` atomically; runs whose intact file is already there are
 skipped, so a sweep that was killed simply runs again to finish (a damaged file is
 skipped with a warning and its run is run again).
@@ -52,9 +52,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from paltest import results
 from paltest.checks import check_int
 from paltest.optimizers import registry
+from paltest.testbed import results
 
 __all__ = ["EXAMPLE_GRID", "GridError", "SweepSummary", "backends", "check_backend",
            "example_grid", "expand", "load_config", "run_configs", "sweep"]
@@ -81,7 +81,7 @@ def example_grid() -> str:
     >>> print(example_grid().splitlines()[0])
     # An example grid for `paltest sweep` (print it with `paltest sweep --example`).
     """
-    return resources.files("paltest").joinpath(EXAMPLE_GRID).read_text(encoding="utf-8")
+    return resources.files("paltest.testbed").joinpath(EXAMPLE_GRID).read_text(encoding="utf-8")
 
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -190,7 +190,7 @@ def _train_size(name: str, options_json: str, data_dir: str | None) -> int:
 
 
 def expand(grid: dict[str, Any]) -> list[dict[str, Any]]:
-    """The run configs of ``grid`` (see :func:`paltest.results.make_config`), in order.
+    """The run configs of ``grid`` (see :func:`paltest.testbed.results.make_config`), in order.
 
     The whole grid is validated before anything runs, and every bad entry is reported at
     once in a :class:`GridError` naming its key: unknown keys, problem and optimizer
@@ -298,7 +298,7 @@ def _run_one(cfg: dict[str, Any], out_dir: str) -> str:
     """Run one config and save it; returns its run id. (Executed by the workers.)"""
     import numpy as np
 
-    from paltest.runner import run
+    from paltest.testbed.runner import run
 
     opts = cfg["problem_options"]
     prob = _problem(cfg["problem"], json.dumps(opts, sort_keys=True))
@@ -365,7 +365,7 @@ def sweep(grid: dict[str, Any] | str | os.PathLike, out_dir: str | os.PathLike, 
 def run_configs(configs: list[dict[str, Any]], out_dir: str | os.PathLike, *,
                 n_jobs: int = 1, backend: str = "loky",
                 progress: bool = False) -> SweepSummary:
-    """Run the given run configs (:func:`paltest.results.make_config`, e.g. from
+    """Run the given run configs (:func:`paltest.testbed.results.make_config`, e.g. from
     :func:`expand`, already validated) that are not yet in ``out_dir``, in parallel; see
     :func:`sweep`."""
     import joblib

@@ -1,17 +1,17 @@
-"""Running the Figure 8 and Figure 9 protocols (:mod:`paltest.protocols`): selection,
+"""Running the Figure 8 and Figure 9 protocols (:mod:`paltest.testbed.protocols`): selection,
 final runs, the report files and the figures.
 
-A figure is run in two stages through :func:`paltest.sweep.run_configs` (parallel,
+A figure is run in two stages through :func:`paltest.testbed.sweep.run_configs` (parallel,
 resumable, one result file per run, all in ``out_dir/runs``):
 
 1. **selection** - for every problem, each optimizer with a grid (PAL, SGD, Adam) is tuned
-   on ONE seed (``tune_seed``, 0) by a bracketed search (:mod:`paltest.selection`): the
+   on ONE seed (``tune_seed``, 0) by a bracketed search (:mod:`paltest.testbed.selection`): the
    grid, then its step-size axis (SGD's and Adam's ``lr``, PAL's ``mu``) extended half a
    decade at a time beyond an edge winner until the winner has tried neighbours on both
    sides (a neighbour that diverged counts; reaching the cap on extensions is recorded),
    then refined to a quarter decade around the winner. The score is the mean over epochs
    of log10 of the gap to the floor, clipped at the dtype's resolution
-   (:func:`paltest.metrics.score`), so configurations whose final losses tie at machine
+   (:func:`paltest.testbed.metrics.score`), so configurations whose final losses tie at machine
    precision are ranked by speed; scores within rounding tie, and ties go to the
    configuration tried first (grid order, then extensions);
 2. **final** - every optimizer runs on all seeds with its chosen configuration (SLS and
@@ -23,8 +23,8 @@ What was tried and chosen is kept in ``out_dir/selection.json`` (written atomica
 plan, the floors, and for every problem and optimizer every configuration tried (stage,
 score, final loss, run id), the chosen one, whether it is bracketed and whether the cap
 was reached, plus the final and reference run ids. :func:`report` writes
-``summary.csv`` (:func:`paltest.metrics.summary_table`), ``claims.json`` and
-``claims.md`` (:mod:`paltest.claims`) beside it; :func:`draw` the figures;
+``summary.csv`` (:func:`paltest.testbed.metrics.summary_table`), ``claims.json`` and
+``claims.md`` (:mod:`paltest.testbed.claims`) beside it; :func:`draw` the figures;
 :func:`load_figure` reads a figure back. Outputs of a run that is not at the protocol's
 scale say so (titles, file metadata, claims).
 
@@ -44,10 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paltest import claims as _claims
-from paltest import metrics
 from paltest.optimizers import registry
-from paltest.protocols import (  # noqa: F401 - the protocols, as before, from here too
+from paltest.testbed import claims as _claims
+from paltest.testbed import metrics
+from paltest.testbed.protocols import (  # noqa: F401 - the protocols, as before, from here too
     DEFAULT_OPTIMIZERS,
     FIGURE9_MEMORY_BUDGET,
     MAX_EXTENSIONS,
@@ -63,8 +63,8 @@ from paltest.protocols import (  # noqa: F401 - the protocols, as before, from h
     plan,
     scale_note,
 )
-from paltest.selection import Bracket
-from paltest.sweep import run_configs
+from paltest.testbed.selection import Bracket
+from paltest.testbed.sweep import run_configs
 
 __all__ = ["FigureResult", "SelectionFileError", "draw", "final_losses", "load_figure",
            "plan", "report", "run_figure", "summary", "sweep_summary"]
@@ -108,7 +108,7 @@ class FigureResult:
 
 
 def _config(p: Plan, problem: str, optimizer: str, hp: dict[str, Any], seed: int) -> dict:
-    from paltest import results
+    from paltest.testbed import results
 
     return results.make_config(problem, p.options(problem), optimizer,
                                registry.canonical_hyperparameters(optimizer, **hp),
@@ -121,7 +121,7 @@ def _finite(v: Any) -> float | None:
 
 def _select(p: Plan, runs: Path, fl: dict, jobs: dict) -> dict[str, dict[str, dict]]:
     """The bracketed searches of every tuned optimizer on every problem, in rounds."""
-    from paltest import results
+    from paltest.testbed import results
 
     brackets = {(q, o): Bracket(p.grids[o], max_extensions=p.max_extensions, refine=p.refine)
                 for q in p.problems for o in p.optimizers if o in p.grids}
@@ -159,7 +159,7 @@ def run_figure(p: Plan, out_dir: str | Path, *, n_jobs: int = 1, backend: str = 
                progress: bool = False) -> FigureResult:
     """Run (or resume) the plan: selection, then final and reference runs (see the
     module); writes ``selection.json`` and the :func:`report` files."""
-    from paltest import results
+    from paltest.testbed import results
 
     out = Path(out_dir)
     runs = out / "runs"
@@ -189,7 +189,7 @@ def load_figure(out_dir: str | Path) -> FigureResult:
     another format, :class:`SelectionFileError` (running the figure again rebuilds it,
     reusing every finished run).
     """
-    from paltest import results
+    from paltest.testbed import results
 
     out = Path(out_dir)
     path = out / "selection.json"
@@ -227,7 +227,7 @@ def final_losses(table: Any, metric: str = "train_loss") -> Any:
 
 
 def sweep_summary(table: Any) -> Any:
-    """:func:`paltest.metrics.summary_table` of any results table (e.g. a sweep's), with
+    """:func:`paltest.testbed.metrics.summary_table` of any results table (e.g. a sweep's), with
     the floors of its problems; one row per configuration, seeds counted per
     configuration."""
     return metrics.summary_table(table, floors(sorted(set(table["problem"]))))
@@ -241,7 +241,7 @@ def _targets(p: Plan) -> tuple[dict, dict]:
 def report(result: FigureResult) -> FigureResult:
     """Compute the summary table and the claims and write ``summary.csv``,
     ``claims.json`` and ``claims.md`` into ``out_dir`` (atomically)."""
-    from paltest import results
+    from paltest.testbed import results
 
     p, out = result.plan, result.out_dir
     table = result.labelled()
@@ -273,7 +273,7 @@ def draw(result: FigureResult, formats: tuple[str, ...] = ("png", "pdf"),
     ``"seconds"``), and the sensitivity plot of every tuned optimizer, into ``out_dir``."""
     import matplotlib.pyplot as plt
 
-    from paltest import figures
+    from paltest.testbed import figures
 
     p, out = result.plan, result.out_dir
     table = result.labelled()

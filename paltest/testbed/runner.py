@@ -22,7 +22,7 @@ What is logged:
   learning rate was exactly 0 (the optimizer did not move).
 
 Example:
-    >>> from paltest.runner import run
+    >>> from paltest.testbed.runner import run
     >>> r = run("quadratic", "pal", epochs=2, batch_size=1, seed=0,
     ...         problem_options={"n": 4}, hyperparameters={"mu": 0.1})
     >>> r.epochs["train_loss"].shape, int(r.totals["n_steps"])
@@ -36,9 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from paltest import backend, results
+from paltest import backend
 from paltest.checks import check_int
 from paltest.optimizers import registry
+from paltest.testbed import results
 
 __all__ = ["run"]
 
@@ -166,7 +167,7 @@ def run(
     config: dict[str, Any] | None = None, problem_options: dict[str, Any] | None = None,
     hyperparameters: dict[str, Any] | None = None, problem_name: str | None = None,
 ) -> results.RunResult:
-    """Train ``optimizer`` on ``problem`` and return the :class:`~paltest.results.RunResult`.
+    """Train ``optimizer`` on ``problem``; return a :class:`~paltest.testbed.results.RunResult`.
 
     Args:
         problem: a :class:`problems.base.Problem`, or a registry name built with

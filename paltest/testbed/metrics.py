@@ -1,9 +1,9 @@
 r"""Measures of runs on a results table: the gap to the floor, its resolution, the selection
 score, epochs to a target, and the per-configuration summary table (pure pandas/NumPy).
 
-Every function takes a :func:`paltest.results.load_table` table (one row per run and
+Every function takes a :func:`paltest.testbed.results.load_table` table (one row per run and
 epoch; epoch 0 is before the first step) and the problems' analytic floors
-(``{problem: L* or None}``, see :func:`paltest.experiments.floors`).
+(``{problem: L* or None}``, see :func:`paltest.testbed.experiments.floors`).
 
 **Gap and resolution.** The gap of a run at epoch :math:`e` is :math:`g_e = L_e - L^*`
 (the loss itself where the floor is unknown or 0). A computed loss cannot resolve a gap
@@ -31,7 +31,7 @@ plus the residual floor), so the term :math:`\log_{10}\max(g_e, C)` by at most
 rounding. Near the floor a term moves by at most :math:`\log_{10}(1 + 1/10)`
 (:data:`MAX_ROUNDING`, since :math:`C = 10\rho`); far above it, by about
 :math:`\varepsilon`. Two scores closer than the sum of their roundings are ties
-(:mod:`paltest.selection` says how they are resolved).
+(:mod:`paltest.testbed.selection` says how they are resolved).
 
 **Targets** (:class:`Target`): where the floor is positive, 2 % above it
 (:math:`L \le 1.02\,L^*`); where it is 0, machine precision (:math:`L \le C`); else none

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from paltest.runconfig import environment, make_config, run_id, xp_name
+from paltest.testbed.runconfig import environment, make_config, run_id, xp_name
 
 __all__ = [
     "FORMAT_VERSION",

@@ -1,9 +1,9 @@
 """The Figure 8 and Figure 9 protocols of the PAL paper (Section 7) as data: problems,
 epochs, seeds, the selection grids and the plan of a figure run.
 
-:func:`plan` builds a :class:`Plan`; :func:`paltest.experiments.run_figure` runs it.
+:func:`plan` builds a :class:`Plan`; :func:`paltest.testbed.experiments.run_figure` runs it.
 
-Grids (half a decade apart; :class:`paltest.selection.Scale` ``(lo, hi)`` in decades):
+Grids (half a decade apart; :class:`paltest.testbed.selection.Scale` ``(lo, hi)`` in decades):
 PAL ``mu`` 10^-1 .. 10^0 x ``alpha`` {1, 1/0.6} x ``beta`` {0, 0.4}; SGD ``lr`` 10^-2 .. 10^0;
 Adam ``lr`` 10^-3 .. 10^-1; the step-size axes (``mu``, ``lr``) grow by at most
 :data:`MAX_EXTENSIONS` points per end and are refined :data:`REFINE` time(s); the bounded
@@ -28,10 +28,10 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from paltest import claims as _claims
-from paltest import metrics
 from paltest.optimizers import registry
-from paltest.selection import Grid, Scale
+from paltest.testbed import claims as _claims
+from paltest.testbed import metrics
+from paltest.testbed.selection import Grid, Scale
 
 __all__ = ["DEFAULT_OPTIMIZERS", "FIGURE9_MEMORY_BUDGET", "MAX_EXTENSIONS", "PROTOCOLS",
            "QUICK_GRIDS", "REFERENCES", "REFINE", "TUNING_GRIDS", "Plan", "Protocol",
@@ -42,7 +42,7 @@ __all__ = ["DEFAULT_OPTIMIZERS", "FIGURE9_MEMORY_BUDGET", "MAX_EXTENSIONS", "PRO
 class Protocol:
     """A figure's fixed protocol: its problems, epochs, batch size, seeds, and the targets
     its summary reports epochs to (``{problem: Target}``; problems with a known floor
-    default to :func:`paltest.metrics.default_target`) and test-accuracy targets."""
+    default to :func:`paltest.testbed.metrics.default_target`) and test-accuracy targets."""
 
     figure: int
     problems: tuple[str, ...]

@@ -1,6 +1,6 @@
 r"""The statements of the PAL paper's Section 7 about Figures 8 and 9, evaluated on runs.
 
-:func:`evaluate` takes a :func:`paltest.results.load_table` table of a figure's runs (a
+:func:`evaluate` takes a :func:`paltest.testbed.results.load_table` table of a figure's runs (a
 ``role`` column says ``"final"`` for the chosen configurations and ``"reference"`` for
 PAL's default configuration, which may repeat final runs; without it every run is final),
 the problems' floors and the
@@ -16,7 +16,7 @@ The tests (thresholds stated before the runs, in this module's constants):
   the same for SLS, are both below the medians of SGD and of Adam (a seed that never
   gets there counts as never). Every optimizer's final relative gap is reported beside.
 * **8-precision** (``mf-rank10``, ``mf-true``; interpolation): PAL and SLS reach machine
-  precision, :math:`L \le C = 10\,\varepsilon^2 L_0` (:mod:`paltest.metrics`: the
+  precision, :math:`L \le C = 10\,\varepsilon^2 L_0` (:mod:`paltest.testbed.metrics`: the
   relative residual :math:`\sqrt{L/L_0} \le \sqrt{10}\,\varepsilon`), on every seed within
   the protocol, and decrease linearly until then: the least-squares line of
   :math:`\log_{10} L` against the epoch, from epoch 0 to the first epoch at precision,
@@ -48,7 +48,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from paltest import metrics
+from paltest.testbed import metrics
 
 __all__ = ["FAILS", "FLOOR_GAP", "HOLDS", "LINEAR_R2", "MUSHROOMS_ACCURACY",
            "MUSHROOMS_LOSS", "NOT_MEASURABLE", "Claim", "evaluate", "to_markdown"]

@@ -1,6 +1,6 @@
 """Plots of run tables: Figure 8, Figure 9, curves of any sweep, and the selection plots.
 
-All functions take a :func:`paltest.results.load_table` table (one row per run and
+All functions take a :func:`paltest.testbed.results.load_table` table (one row per run and
 epoch), draw with matplotlib (imported inside the functions, on the Agg backend when no
 backend was chosen), save the figure as ``<out>.png`` and ``<out>.pdf`` when ``out`` is
 given (with ``metadata`` such as the scale in the files' metadata), and return
@@ -10,7 +10,7 @@ What the panels show:
 
 * **training loss** - on problems with a known floor :math:`L^*` the gap
   :math:`L - L^*` (log axis), clipped at the resolution :math:`C` of
-  :func:`paltest.metrics.clip_level` (the clip is drawn dotted; gaps below it are drawn
+  :func:`paltest.testbed.metrics.clip_level` (the clip is drawn dotted; gaps below it are drawn
   on it), with the target 2 % above a positive floor dashed; elsewhere the loss itself;
 * **learning rate** (mean per epoch, log axis) - an epoch in which every step of every
   seed had learning rate exactly 0 is a filled triangle on the axis floor, one in which
@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from paltest import metrics
+from paltest.testbed import metrics
 
 __all__ = ["COLORS", "XAXES", "band", "curves", "figure8", "figure9", "label_runs", "save",
            "sensitivity"]
@@ -326,7 +326,7 @@ def sensitivity(records: dict[str, dict[str, Any]], out: str | os.PathLike | Non
                 ) -> tuple[Any, list[Path]]:
     """The whole tried grid of ``optimizer``'s selection, one panel per problem.
 
-    ``records[problem]`` is a selection record of :mod:`paltest.experiments` (its
+    ``records[problem]`` is a selection record of :mod:`paltest.testbed.experiments` (its
     ``trials`` with hyperparameters, stage and score, its ``chosen`` configuration and
     ``grid``). The score is drawn against the step-size axis (log), one line per setting
     of the other hyperparameters; diverged trials are crosses at the top of the panel,

@@ -4,7 +4,7 @@
 hyperparameters, epochs, batch size, seed, extra entries), normalized to JSON;
 :func:`run_id` hashes it, so the same config always gets the same id and result file
 name; :func:`environment` records package versions, backend, device, dtype, Python,
-platform and thread counts. :mod:`paltest.results` re-exports all three.
+platform and thread counts. :mod:`paltest.testbed.results` re-exports all three.
 
 >>> cfg = make_config("quadratic", {}, "sgd", {"lr": 0.1}, 1, 1, 0)
 >>> cfg["problem_options"], len(run_id(cfg))

@@ -20,9 +20,9 @@ Adam's ``lr`` or PAL's ``mu``), each a geometric sequence :math:`10^{j/d}` for i
    so a half-decade grid chooses to a quarter decade with one refinement. A refined
    winner always lies between tried points.
 
-**Scores and ties.** Lower scores win (:func:`paltest.metrics.score`). Each score comes
-with its rounding (:func:`paltest.metrics.score_rounding`, at most
-:data:`paltest.metrics.MAX_ROUNDING`): a trial whose score exceeds the best one by no more
+**Scores and ties.** Lower scores win (:func:`paltest.testbed.metrics.score`). Each score comes
+with its rounding (:func:`paltest.testbed.metrics.score_rounding`, at most
+:data:`paltest.testbed.metrics.MAX_ROUNDING`): a trial whose score exceeds the best one by no more
 than the two roundings together ties with it. Ties are resolved by taking the tied
 configuration that was tried first: the grid in its order (the product of the axes, the
 first axis varying slowest, each axis increasing), then the extensions and refinements
