@@ -30,7 +30,13 @@ included (which would draw a fresh, irreproducible start), raises an error namin
     a dict of 0-d arrays (for example ``test_loss``, ``test_accuracy``); empty when the
     problem has no test set;
 ``floor``
-    the analytic optimum of the training loss when known (a Python float), else ``None``.
+    the analytic optimum of the training loss when known (a Python float), else ``None``;
+``line(theta, direction, batch)``
+    the batch loss along a line, :math:`l(s) = L_B(\theta + s d)`, as a
+    :class:`Line`: called with a 1-d array of steps ``s`` it returns the losses at all of
+    them (a 1-d array). The base class evaluates each point directly (one ``value`` per
+    point, ``cheap`` false); a problem may override it with a cheaper evaluation
+    (``cheap`` true) whose values equal direct evaluation up to rounding.
 
 None of these methods transfers data from the device to the host.
 """
@@ -46,7 +52,7 @@ import numpy as np
 from paltest import backend
 from paltest.checks import check_int
 
-__all__ = ["Problem", "epoch_permutation"]
+__all__ = ["DirectLine", "Line", "Problem", "epoch_permutation"]
 
 
 def epoch_permutation(n: int, epoch: int, seed: int) -> np.ndarray:
@@ -58,6 +64,64 @@ def epoch_permutation(n: int, epoch: int, seed: int) -> np.ndarray:
     """
     rng = np.random.default_rng([check_int("seed", seed), check_int("epoch", epoch)])
     return rng.permutation(n)
+
+
+class Line(abc.ABC):
+    r"""The batch loss along one line, :math:`s \mapsto L_B(\theta + s\,d)`, for a fixed
+    ``theta``, direction ``d`` and batch.
+
+    Calling it with a 1-d array ``s`` of steps (the problem's namespace and dtype; a
+    Python float or a sequence of floats is converted) returns a 1-d array of the batch
+    losses at :math:`\theta + s_i d`, in the order of ``s``.
+
+    Attributes:
+        cheap: whether the values come from a set-up done once for the line (true) rather
+            than from one direct evaluation per point (false).
+        n_points: how many points have been evaluated on this line so far.
+    """
+
+    cheap: bool = False
+    n_points: int = 0
+
+    def __init__(self, problem: Problem, theta: Any, direction: Any, batch: Any) -> None:
+        self.problem, self.theta, self.direction, self.batch = problem, theta, direction, batch
+        self.n_points = 0
+
+    def steps(self, s: Any) -> Any:
+        """``s`` as a 1-d array of the problem's namespace, device and dtype."""
+        p = self.problem
+        if isinstance(s, (int, float)) and not isinstance(s, bool):
+            s = [float(s)]
+        if not hasattr(s, "shape"):
+            s = backend.from_host(np.asarray(s, dtype=np.float64), p.xp, device=p.device,
+                                  dtype=backend.dtype_name(p.dtype))
+        if s.ndim != 1:
+            raise ValueError(f"s: must be 1-d, got shape {tuple(s.shape)}")
+        return s
+
+    def __call__(self, s: Any) -> Any:
+        s = self.steps(s)
+        self.n_points += int(s.shape[0])
+        return self.values(s)
+
+    @abc.abstractmethod
+    def values(self, s: Any) -> Any:
+        """The losses at the 1-d array of steps ``s`` (already converted)."""
+
+
+class DirectLine(Line):
+    """A :class:`Line` evaluated directly: one ``problem.value`` per point."""
+
+    cheap = False
+
+    def values(self, s: Any) -> Any:
+        p, xp = self.problem, self.problem.xp
+        s_host = backend.to_host(s)  # the steps are the caller's numbers: read them once
+        losses = [p.value(self.theta + float(si) * self.direction, self.batch)
+                  for si in s_host]
+        if not losses:
+            return xp.zeros((0,), dtype=p.dtype, device=p.device)
+        return xp.stack([xp.reshape(v, ()) for v in losses])
 
 
 class Problem(abc.ABC):
@@ -132,6 +196,13 @@ class Problem(abc.ABC):
     def test_metrics(self, theta: Any) -> dict[str, Any]:
         """Test-set metrics as 0-d arrays (empty when there is no test set)."""
         return {}
+
+    def line(self, theta: Any, direction: Any, batch: Any) -> Line:
+        """The batch loss along ``theta + s * direction`` (see :class:`Line`).
+
+        The base class evaluates each point directly (:class:`DirectLine`).
+        """
+        return DirectLine(self, theta, direction, batch)
 
     def bind(self, batch: Any) -> tuple[Any, Any]:
         """``(value_and_grad, value)`` callables of ``theta`` bound to ``batch``."""

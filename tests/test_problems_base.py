@@ -212,3 +212,21 @@ def test_registry_names_a_non_string_problem(bad):
 def test_registry_names_array_and_list_options(option, bad, match):
     with pytest.raises((TypeError, ValueError), match=match):
         registry.get("mf-rank10", **{option: bad})
+
+
+def test_direct_line_equals_value_at_each_step(xp):
+    """The base class's line is one direct evaluation per step, in order, bitwise."""
+    p = registry.get("mf-rank1", xp=xp)
+    theta = p.init_params(0)
+    batch = next(iter(p.batches(0, 0, 50)))
+    _, g = p.value_and_grad(theta, batch)
+    line = p.line(theta, -g, batch)
+    assert not line.cheap
+    steps = [0.0, 0.25, -1.0, 3.0]
+    got = backend.to_host(line(steps))
+    want = [backend.to_float(p.value(theta + s * (-g), batch)) for s in steps]
+    assert got.tolist() == want
+    assert line.n_points == 4
+    assert line(0.5).shape == (1,)
+    with pytest.raises(ValueError, match="s: must be 1-d"):
+        line(xp.zeros((2, 2), dtype=p.dtype))
