@@ -153,3 +153,29 @@ def test_argument_errors_name_the_argument(mf_np):
         run(object(), "pal", epochs=1, batch_size=10, seed=0)
     with pytest.raises(ValueError, match="optimizer"):
         run(mf_np, "palx", epochs=1, batch_size=10, seed=0)
+
+
+def test_observe_sees_every_step_and_leaves_the_run_unchanged():
+    """``observe`` is called once per step with the step's inputs and outputs, in order,
+    and the run's arrays are bitwise those of a run without it."""
+    from paltest import PAL
+    from paltest.testbed.runner import run
+
+    seen = []
+
+    def observe(step, batch, theta, state, theta_next, state_next, info):
+        seen.append((step, int(batch.shape[0]), theta.copy(), theta_next.copy()))
+
+    kw = dict(epochs=2, batch_size=100, seed=3)
+    plain = run("mf-rank1", PAL(), **kw)
+    watched = run("mf-rank1", PAL(), observe=observe, **kw)
+    n = int(plain.epochs["n_steps"][-1])
+    assert [s[0] for s in seen] == list(range(n))
+    assert all(s[1] == 100 for s in seen)
+    for (_, _, _, after), (_, _, before, _) in zip(seen, seen[1:], strict=False):
+        assert after.tobytes() == before.tobytes()  # each step starts where the last ended
+    for key, arr in plain.epochs.items():
+        if key not in results.TIMING_ARRAYS:
+            assert arr.tobytes() == watched.epochs[key].tobytes(), key
+    with pytest.raises(TypeError, match="observe"):
+        run("mf-rank1", PAL(), observe=1, **kw)

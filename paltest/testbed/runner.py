@@ -166,6 +166,7 @@ def run(
     progress: bool = False, optimizer_name: str | None = None,
     config: dict[str, Any] | None = None, problem_options: dict[str, Any] | None = None,
     hyperparameters: dict[str, Any] | None = None, problem_name: str | None = None,
+    observe: Any = None,
 ) -> results.RunResult:
     """Train ``optimizer`` on ``problem``; return a :class:`~paltest.testbed.results.RunResult`.
 
@@ -186,9 +187,18 @@ def run(
         hyperparameters: see ``optimizer``.
         problem_name: the name recorded for the problem (default: the registry name, or
             a Problem object's ``name``).
+        observe: ``None``, or a callable ``observe(step, batch, theta, state, theta_next,
+            state_next, info)`` called after every optimizer step (``step`` counts from
+            0 over the whole run) with the batch, the parameters and state before and
+            after the step and its record. Its return value is ignored; it must not
+            modify the arrays it is given (the run's trajectory is then the same with
+            and without it, which is how :mod:`paltest.testbed.lines` samples lines).
+            Its time counts in ``step_time``.
     """
     t_start = time.perf_counter()
     epochs = check_int("epochs", epochs, 0)
+    if observe is not None and not callable(observe):
+        raise TypeError(f"observe: must be None or callable, got {type(observe).__name__}")
     batch_size = check_int("batch_size", batch_size, 1)
     seed = check_int("seed", seed, 0)
     prob, prob_name, prob_opts = _resolve_problem(problem, problem_options, problem_name)
@@ -216,12 +226,19 @@ def run(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=epochs, desc=f"{opt_name} on {prob_name}", unit="epoch")
+    n_step = 0
     for k in range(epochs):
         t0 = time.perf_counter()
         buf = _EpochBuffer(xp)
         for batch in prob.batches(k, seed, batch_size):
             value_and_grad, value = prob.bind(batch)
-            theta, state, info = opt.step(theta, state, value_and_grad, value)
+            if observe is None:
+                theta, state, info = opt.step(theta, state, value_and_grad, value)
+            else:
+                theta_next, state_next, info = opt.step(theta, state, value_and_grad, value)
+                observe(n_step, batch, theta, state, theta_next, state_next, info)
+                theta, state = theta_next, state_next
+                n_step += 1
             buf.add(info)
         step_time.append(time.perf_counter() - t0)
         names_k, values = _evaluate(prob, theta)
