@@ -322,3 +322,38 @@ def test_pal_trains_it(xp, xp_name):
     assert np.all(np.diff(loss) < 0) and loss[-1] < 0.5 * loss[0]
     assert acc[0] < 0.2 and acc[-1] > 0.7
     assert np.all(r.epochs["nonfinite"] == 0)
+
+
+# -- device discipline ------------------------------------------------------------------
+
+@pytest.mark.parametrize("activation", mlp.ACTIVATIONS)
+def test_no_host_transfer_and_no_in_place_write(monkeypatch, forbid_value_reads,
+                                                activation):
+    """On array-api-strict (a stand-in for a device, with item assignment refused) PAL
+    steps, ``value``, ``train_loss`` and ``test_metrics`` neither read a value back to
+    Python nor write an array in place; the result equals NumPy's to rounding."""
+    pytest.importorskip("array_api_strict")
+    xs = backend.resolve_namespace("array_api_strict")
+
+    def refuse(self, key, value):
+        raise AssertionError("__setitem__: an array of the namespace written in place")
+
+    want = mlp.make(activation=activation)
+    monkeypatch.setattr(type(xs.asarray(0.0)), "__setitem__", refuse)
+    p = mlp.make(activation=activation, xp=xs)
+    out = []
+    for q, strict in ((want, False), (p, True)):
+        theta, opt = q.init_params(0), paltest.PAL()
+        state = opt.init(theta)
+        batches = list(q.batches(0, 0, 100))[:4]
+        if strict:
+            forbid_value_reads()
+        for batch in batches:
+            theta, state, _ = opt.step(theta, state, *q.bind(batch))
+        vals = [theta, q.value(theta, batches[0]), q.train_loss(theta),
+                *q.test_metrics(theta).values()]
+        if strict:
+            monkeypatch.undo()
+        out.append([_host(v) for v in vals])
+    for a, b in zip(*out, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
