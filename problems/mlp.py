@@ -79,22 +79,19 @@ def _split() -> tuple[np.ndarray, ...]:
     from sklearn.model_selection import train_test_split
 
     X, y = load_digits(return_X_y=True)
-    parts = train_test_split(X / 16.0, y, test_size=TEST_SIZE, stratify=y,
-                             random_state=SPLIT_SEED)
-    for a in parts:
-        a.flags.writeable = False  # shared by every problem built (cached)
-    return tuple(parts)
+    return tuple(train_test_split(X / 16.0, y, test_size=TEST_SIZE, stratify=y,
+                                  random_state=SPLIT_SEED))
 
 
 def load_data() -> dict[str, np.ndarray]:
     """The digits split on the host: float64 features in [0, 1], int64 labels 0..9.
 
     Returns a dict with ``x_train`` (1437, 64), ``y_train`` (1437,), ``x_test``
-    (360, 64), ``y_test`` (360,) (read-only arrays, loaded once per process).
+    (360, 64), ``y_test`` (360,): fresh copies of a split loaded once per process.
     """
     x_train, x_test, y_train, y_test = _split()
-    return {"x_train": x_train, "y_train": y_train.astype(np.int64),
-            "x_test": x_test, "y_test": y_test.astype(np.int64)}
+    return {"x_train": x_train.copy(), "y_train": y_train.astype(np.int64),
+            "x_test": x_test.copy(), "y_test": y_test.astype(np.int64)}
 
 
 def _check_hidden(hidden: Any) -> tuple[int, ...]:

@@ -74,6 +74,8 @@ def test_split_is_fixed_stratified_and_scaled():
     both = np.concatenate([d["x_train"], d["x_test"]]) * 16.0
     key = lambda a: sorted(map(bytes, a.astype(np.int8)))  # noqa: E731
     assert key(both) == key(X)
+    d["x_train"][0, 0] = 7.0  # a caller's copy: the cached split is not changed
+    assert mlp.load_data()["x_train"][0, 0] == x_tr[0, 0]
 
 
 def test_problem_holds_the_split_on_its_namespace(xp):
