@@ -46,6 +46,9 @@ _ENTRIES: dict[str, tuple[str, str, dict[str, Any], str]] = {
                         "stochastic batch quadratics (interpolating or not)"),
     "least-squares": ("problems.quadratic", "make_least_squares", {},
                       "consistent least-squares system, batches are rows"),
+    "mlp-digits": ("problems.mlp", "make", {},
+                   "non-convex: a 64-32-10 ReLU network on sklearn's 8x8 digits (hidden, "
+                   "activation)"),
 }
 
 
