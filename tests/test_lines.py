@@ -69,8 +69,6 @@ def magnitude(p, theta, d, batch, s):
     h = lambda a: np.asarray(backend.to_host(a), dtype=np.float64)  # noqa: E731
     t, dd, a_s = np.abs(h(theta)), np.abs(h(d)), np.abs(s)[None, :]
     idx = None if batch is None else h(batch).astype(int)
-    if isinstance(p, lines.Line):  # pragma: no cover - not used
-        raise TypeError
     if p.name.startswith("mf-"):
         x, y = (np.abs(h(a)) for a in p._rows(batch))
         if p.rank is None:
@@ -104,8 +102,8 @@ def magnitude(p, theta, d, batch, s):
     return 2 * p.n_params + len(idx), 0.5 * np.mean(q, axis=0)
 
 
-def check_line(name, xp, dtype, steps):
-    p, theta, d, batch = build(name, xp.__name__.split(".")[-1], dtype)
+def check_line(name, xp_name, dtype, steps):
+    p, theta, d, batch = build(name, xp_name, dtype)
     keep = (backend.to_host(theta).tobytes(), backend.to_host(d).tobytes())
     line = p.line(theta, d, batch)
     assert line.cheap and isinstance(line, lines.CheapLine)
@@ -125,14 +123,14 @@ def check_line(name, xp, dtype, steps):
 @pytest.mark.parametrize("name", PROBLEMS)
 @given(steps=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=6))
 @example(steps=[0.0, -0.0, 1e-30, -3.5, 1e6, -1e6])
-def test_cheap_line_equals_direct_within_bound(xp, name, dtype, steps):
-    check_line(name, xp, dtype, steps)
+def test_cheap_line_equals_direct_within_bound(xp, xp_name, name, dtype, steps):
+    check_line(name, xp_name, dtype, steps)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", PROBLEMS)
-def test_line_at_zero_is_value(xp, name, dtype):
-    p, theta, batch, line, u, n = check_line(name, xp, dtype, [0.0])
+def test_line_at_zero_is_value(xp, xp_name, name, dtype):
+    p, theta, batch, line, u, n = check_line(name, xp_name, dtype, [0.0])
     got = float(backend.to_host(line([0.0]))[0])
     want = backend.to_float(p.value(theta, batch))
     _, M = magnitude(p, theta, theta * 0.0, batch, np.zeros(1))
@@ -148,8 +146,8 @@ def test_bound_can_fail():
     assert abs(got - want) > 2 * (n + 8) * (np.finfo("float64").eps / 2) * M[0]
 
 
-def test_bind_offers_the_line_only_when_cheap(xp):
-    p, theta, d, batch = build("mf-rank4", xp.__name__.split(".")[-1], "float64")
+def test_bind_offers_the_line_only_when_cheap(xp, xp_name):
+    p, theta, d, batch = build("mf-rank4", xp_name, "float64")
     vg, value = p.bind(batch)
     assert backend.to_float(value(theta)) == backend.to_float(p.value(theta, batch))
     line = value.line(theta, d)
@@ -159,18 +157,32 @@ def test_bind_offers_the_line_only_when_cheap(xp):
     assert q.line(q.init_params(0), q.init_params(1), None).setup_products == 2
 
 
-def test_direction_is_checked(xp):
-    p, theta, _, batch = build("mf-rank4", xp.__name__.split(".")[-1], "float64")
+def test_direction_is_checked(xp, xp_name):
+    p, theta, _, batch = build("mf-rank4", xp_name, "float64")
     with pytest.raises(ValueError, match="^direction: expected shape"):
         p.line(theta, theta[:3], batch)
 
 
-def test_bind_without_a_cheap_line_has_no_line_method(xp):
+def test_bind_without_a_cheap_line_has_no_line_method(xp, xp_name):
     """A problem on the base class's direct line binds a plain ``value`` (no ``line``)."""
-    p, theta, _, batch = build("mf-rank4", xp.__name__.split(".")[-1], "float64")
+    p, theta, _, batch = build("mf-rank4", xp_name, "float64")
     direct = type("DirectMF", (type(p),), {"line_class": DirectLine})
     q = direct.__new__(direct)
     q.__dict__.update(p.__dict__)
     _, value = q.bind(batch)
     assert getattr(value, "line", None) is None
     assert backend.to_float(value(theta)) == backend.to_float(p.value(theta, batch))
+
+
+@pytest.mark.parametrize("name", PROBLEMS)
+def test_no_host_read_in_set_up_or_evaluation(name, forbid_value_reads, monkeypatch):
+    """On array-api-strict (a stand-in for a device) neither the set-up nor the
+    evaluation of many steps at once reads a value back: the caller reads the result."""
+    p, theta, d, batch = build(name, "array_api_strict", "float64")
+    s = backend.from_host(np.array([0.0, -2.0, 1e3]), p.xp, device=p.device,
+                          dtype="float64")
+    forbid_value_reads()
+    line = p.line(theta, d, batch)
+    out = line(s)
+    monkeypatch.undo()
+    assert tuple(out.shape) == (3,)

@@ -90,7 +90,8 @@ class ExactLineSearchInfo(NamedTuple):
             gradient, a non-finite step).
         nonfinite: bool; :math:`l_0` or :math:`g` was not finite, :math:`\\theta` was left
             unchanged.
-        n_fun: loss evaluations (including ``value_and_grad`` calls).
+        n_fun: loss evaluations (including ``value_and_grad`` calls); every trial point
+            counts as one, whether evaluated directly or on a cheap line.
         n_grad: gradient evaluations (1, or 2 when the angle needed a new gradient).
         n_extrapolation: the extrapolation probes made (0 to ``max_extrapolation``).
         n_line: how many of the ``n_fun`` evaluations were points of a cheap line
