@@ -36,7 +36,15 @@ included (which would draw a fresh, irreproducible start), raises an error namin
     :class:`Line`: called with a 1-d array of steps ``s`` it returns the losses at all of
     them (a 1-d array). The base class evaluates each point directly (one ``value`` per
     point, ``cheap`` false); a problem may override it with a cheaper evaluation
-    (``cheap`` true) whose values equal direct evaluation up to rounding.
+    (``cheap`` true, :mod:`problems.lines`: one set-up of the batch's products, then
+    vector work per point) whose values equal direct evaluation up to rounding (the
+    bound is stated and tested there). ``line_class`` names the class, so
+    ``line_class.cheap`` says whether a problem's line is cheap without building one;
+``bind(batch)``
+    ``(value_and_grad, value)`` callables of ``theta`` on ``batch``; when the problem's
+    line is cheap, ``value`` also has a method ``value.line(theta, direction)`` (the
+    batch's :class:`Line`), which optimizers find by ``getattr(value, "line", None)``
+    without importing problems (the exact line search uses it).
 
 None of these methods transfers data from the device to the host.
 """
@@ -52,7 +60,8 @@ import numpy as np
 from paltest import backend
 from paltest.checks import check_int
 
-__all__ = ["DirectLine", "Line", "Problem", "epoch_permutation"]
+__all__ = ["BoundValue", "BoundValueWithLine", "DirectLine", "Line", "Problem",
+           "epoch_permutation"]
 
 
 def epoch_permutation(n: int, epoch: int, seed: int) -> np.ndarray:
@@ -124,6 +133,30 @@ class DirectLine(Line):
         return xp.stack([xp.reshape(v, ()) for v in losses])
 
 
+class BoundValue:
+    """``value`` of :meth:`Problem.bind`: ``BoundValue(problem, batch)(theta)`` is
+    ``problem.value(theta, batch)``."""
+
+    __slots__ = ("batch", "problem")
+
+    def __init__(self, problem: Problem, batch: Any) -> None:
+        self.problem, self.batch = problem, batch
+
+    def __call__(self, theta: Any) -> Any:
+        return self.problem.value(theta, self.batch)
+
+
+class BoundValueWithLine(BoundValue):
+    """A :class:`BoundValue` of a problem whose line is cheap: it also offers
+    :meth:`line`."""
+
+    __slots__ = ()
+
+    def line(self, theta: Any, direction: Any) -> Line:
+        """The problem's (cheap) :class:`Line` through ``theta`` along ``direction``."""
+        return self.problem.line(theta, direction, self.batch)
+
+
 class Problem(abc.ABC):
     """Base class for testbed problems; see the module docstring for the protocol.
 
@@ -140,6 +173,8 @@ class Problem(abc.ABC):
     device: Any
     dtype: Any
     floor: float | None = None
+    #: The :class:`Line` class of :meth:`line` (:class:`DirectLine` unless overridden).
+    line_class: type[Line] = DirectLine
 
     @property
     def default_batch_size(self) -> int:
@@ -200,16 +235,20 @@ class Problem(abc.ABC):
     def line(self, theta: Any, direction: Any, batch: Any) -> Line:
         """The batch loss along ``theta + s * direction`` (see :class:`Line`).
 
-        The base class evaluates each point directly (:class:`DirectLine`).
+        An instance of ``line_class``: :class:`DirectLine` (each point evaluated
+        directly) unless the problem sets a cheap one (:mod:`problems.lines`).
         """
-        return DirectLine(self, theta, direction, batch)
+        return self.line_class(self, theta, direction, batch)
 
     def bind(self, batch: Any) -> tuple[Any, Any]:
-        """``(value_and_grad, value)`` callables of ``theta`` bound to ``batch``."""
-        return (
-            lambda theta: self.value_and_grad(theta, batch),
-            lambda theta: self.value(theta, batch),
-        )
+        """``(value_and_grad, value)`` callables of ``theta`` bound to ``batch``.
+
+        ``value`` is a :class:`BoundValue`; when ``line_class.cheap`` it is a
+        :class:`BoundValueWithLine`, whose ``value.line(theta, direction)`` is
+        ``self.line(theta, direction, batch)``.
+        """
+        bound = BoundValueWithLine if self.line_class.cheap else BoundValue
+        return (lambda theta: self.value_and_grad(theta, batch), bound(self, batch))
 
     def __repr__(self) -> str:
         return (

@@ -107,6 +107,7 @@ from paltest import backend
 from paltest.checks import check_int
 from problems.base import Problem
 from problems.kernel_math import LOG_FLOOR, bce_with_logits, rbf_kernel, sigmoid
+from problems.lines import KernelLine
 from problems.splits import Split, load_split
 
 __all__ = ["LOG_FLOOR", "KernelLogReg", "Split", "bce_with_logits", "load_split", "make",
@@ -183,8 +184,11 @@ class KernelLogReg(Problem):
     every call, see the module docstring.
     Kernel rows of the last single-block batch are kept and reused when the *same*
     batch array object comes back (PAL's ``value_and_grad`` then ``value``); do not
-    modify a batch array in place between calls.
+    modify a batch array in place between calls. ``line`` is cheap
+    (:class:`problems.lines.KernelLine`: two products, then vector work per step).
     """
+
+    line_class = KernelLine
 
     def __init__(self, split: Split, *, xp: Any = "numpy", device: Any = None,
                  dtype: Any = "float64", memory_budget: float = 2 * 2**30,

@@ -50,6 +50,7 @@ import numpy as np
 from paltest import backend
 from paltest.checks import check_int
 from problems.base import Problem
+from problems.lines import MatrixFactorizationLine
 
 __all__ = ["RANKS", "MatrixFactorization", "make", "make_data"]
 
@@ -90,7 +91,11 @@ class MatrixFactorization(Problem):
     model), ``n_test``, ``A`` (the host teacher matrix), ``condition_number`` (of ``A``),
     ``floor`` (the Eckart-Young optimum of the training loss) and ``interpolation``
     (whether the model can fit the training data exactly, i.e. the floor is 0).
+    ``line`` is cheap (:class:`problems.lines.MatrixFactorizationLine`: the residual is
+    quadratic in the step, linear for the true model).
     """
+
+    line_class = MatrixFactorizationLine
 
     def __init__(self, rank: int | None, xp: Any, device: Any, dtype: Any) -> None:
         data = make_data()

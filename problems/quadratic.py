@@ -58,6 +58,7 @@ import numpy as np
 from paltest import backend
 from paltest.checks import check_bool, check_int, check_nonneg, check_positive
 from problems.base import Problem
+from problems.lines import LeastSquaresLine, QuadraticLine
 
 __all__ = [
     "BatchQuadratic",
@@ -154,10 +155,12 @@ class Quadratic(_QuadraticBase):
     """``L(theta) = 1/2 (theta - theta*)^T A (theta - theta*) + L*``; see :func:`make_quadratic`.
 
     ``batches`` yields the single index ``[0]``; ``value`` ignores its ``batch``.
+    ``line`` is cheap (:class:`problems.lines.QuadraticLine`).
     """
 
     name = "quadratic"
     n_train = 1
+    line_class = QuadraticLine
 
     def __init__(self, A: np.ndarray, theta_star: np.ndarray, L_star: float,
                  xp: Any, device: Any, dtype: Any) -> None:
@@ -167,6 +170,10 @@ class Quadratic(_QuadraticBase):
     def batches(self, epoch: int, seed: int, batch_size: int = 1) -> Iterator[Any]:
         """One batch per epoch, the whole problem (``batch_size`` must be 1)."""
         return super().batches(epoch, seed, batch_size)
+
+    def _batch_hessian(self, batch: Any) -> Any:
+        """The Hessian of the loss (``A``; for :class:`problems.lines.QuadraticLine`)."""
+        return self._A
 
     def value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
         self._check(theta)
@@ -179,10 +186,12 @@ class BatchQuadratic(_QuadraticBase):
     """The mean of ``n_train`` component quadratics; see :func:`make_batch_quadratic`.
 
     Host attributes: ``component_hessians`` (N, n, n) when interpolating, else
-    ``component_minimizers`` (N, n).
+    ``component_minimizers`` (N, n). ``line`` is cheap
+    (:class:`problems.lines.QuadraticLine`).
     """
 
     name = "batch-quadratic"
+    line_class = QuadraticLine
 
     def __init__(self, interpolation: bool, A: np.ndarray, theta_star: np.ndarray,
                  parts: np.ndarray, xp: Any, device: Any, dtype: Any) -> None:
@@ -198,6 +207,12 @@ class BatchQuadratic(_QuadraticBase):
         self._setup(xp, device, dtype, A, theta_star, L_star)
         self._A = self._put(A)
         self._parts = self._put(parts)
+
+    def _batch_hessian(self, batch: Any) -> Any:
+        """The Hessian of the batch's loss (for :class:`problems.lines.QuadraticLine`)."""
+        if not self.interpolation or batch is None:
+            return self._A
+        return self.xp.mean(self.xp.take(self._parts, batch, axis=0), axis=0)
 
     def value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
         self._check(theta)
@@ -216,10 +231,12 @@ class BatchQuadratic(_QuadraticBase):
 class LeastSquares(_QuadraticBase):
     """Consistent least squares, one sample per row; see :func:`make_least_squares`.
 
-    Host attributes: ``rows`` (m, n) and ``targets`` (m,).
+    Host attributes: ``rows`` (m, n) and ``targets`` (m,). ``line`` is cheap
+    (:class:`problems.lines.LeastSquaresLine`).
     """
 
     name = "least-squares"
+    line_class = LeastSquaresLine
 
     def __init__(self, rows: np.ndarray, targets: np.ndarray, theta_star: np.ndarray,
                  xp: Any, device: Any, dtype: Any) -> None:

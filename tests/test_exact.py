@@ -270,3 +270,47 @@ def test_complex_probe_loss_is_rejected():
     with pytest.raises(TypeError, match="^loss: dtype"):
         opt.step(theta, opt.init(theta), lambda t: (float(t @ t), 2 * t),
                  lambda t: np.asarray(float(t @ t) + 0j))
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("mf-rank4", "float32"), ("mf-rank4", "float64"),
+                                             ("least-squares", "float64")])
+def test_cheap_line_takes_the_direct_steps(xp, name, dtype):
+    """With ``value.line`` (a cheap line) the search takes the steps of the direct path.
+
+    Each step starts both paths from the same ``theta`` (the direct path's). The probes
+    differ by rounding only (tests/test_lines.py bounds it) and the trial points are the
+    same grid, so the steps agree exactly unless a bisection branch flips where two
+    probes tie within rounding. In float64 on these problems and seeds no branch flips
+    over the ten steps (checked: the steps and the new ``theta`` are bitwise equal). In
+    float32 the loss near the line's minimum is flat below the loss's rounding at the
+    last bisection levels (a step error ``delta`` changes it by ``c2 delta**2``, about
+    1e-12 at ``delta = 2**-20``, far below ``u = 6e-8``), so branches do flip there;
+    then both returned losses lie within the loss's rounding of the line's minimum, and
+    only that is asserted: ``|loss_next_cheap - loss_next_direct| <= 64 u |l0|`` (on
+    mf-rank4, whose loss is not a cancellation of much larger terms; least squares near
+    its zero floor is, its rounding scale is the magnitudes' ``M`` of tests/test_lines.py,
+    so it is checked in float64 only, where the steps are bitwise equal).
+    ``n_fun`` is the same on both paths and ``n_line`` counts the cheap probes.
+    """
+    from problems import registry
+    from problems.quadratic import make_least_squares
+
+    p = (registry.get(name, xp=xp, dtype=dtype) if name.startswith("mf-")
+         else make_least_squares(n_rows=60, n_cols=7, xp=xp, dtype=dtype))
+    opt = ExactLineSearch()
+    theta = p.init_params(3)
+    batches = [b for e in range(5) for b in p.batches(e, 0, max(1, p.n_train // 4))][:10]
+    u = float(np.finfo(dtype).eps) / 2
+    for batch in batches:
+        vg, value = p.bind(batch)
+        assert callable(getattr(value, "line", None))
+        th_c, _, ic = opt.step(theta, opt.init(theta), vg, value)
+        th_d, _, idr = opt.step(theta, opt.init(theta), vg, lambda t, v=value: v(t))
+        assert ic.n_fun == idr.n_fun and ic.n_line == ic.n_fun - 1 and idr.n_line == 0
+        l0 = abs(float(host(idr.loss)))
+        assert abs(float(host(ic.loss_next)) - float(host(idr.loss_next))) <= 64 * u * l0
+        if dtype == "float64":
+            assert float(host(ic.step)) == float(host(idr.step))
+            assert host(th_c).tobytes() == host(th_d).tobytes()
+        assert host(theta).tobytes() != host(th_d).tobytes()  # it moved
+        theta = th_d

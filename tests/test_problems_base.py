@@ -215,12 +215,15 @@ def test_registry_names_array_and_list_options(option, bad, match):
 
 
 def test_direct_line_equals_value_at_each_step(xp):
-    """The base class's line is one direct evaluation per step, in order, bitwise."""
+    """The base class's line is one direct evaluation per step, in order, bitwise
+    (mf-rank1's own line is cheap, problems/lines.py; this is the direct one)."""
+    from problems.base import DirectLine
+
     p = registry.get("mf-rank1", xp=xp)
     theta = p.init_params(0)
     batch = next(iter(p.batches(0, 0, 50)))
     _, g = p.value_and_grad(theta, batch)
-    line = p.line(theta, -g, batch)
+    line = DirectLine(p, theta, -g, batch)
     assert not line.cheap
     steps = [0.0, 0.25, -1.0, 3.0]
     got = backend.to_host(line(steps))

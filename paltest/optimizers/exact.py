@@ -27,9 +27,23 @@ Evaluation bound: a step calls ``value_and_grad`` once and ``value`` at most
 so ``n_fun <= 1 + max_extrapolation + 2 * max_steps`` (+1 with ``report_angle``), see
 :attr:`ExactLineSearch.max_evaluations`. With the defaults: at most 141 (typically about 42).
 
+Cheap lines: when the bound ``value`` callable offers ``value.line(theta, direction)``
+(``problems.base.Problem.bind`` gives it to problems whose line is cheap, see
+``problems.lines``), the probes are read from that line, built once per step along
+:math:`-g/\lVert g\rVert` (the two bisection probes of a level in one call), instead of
+one ``value`` per probe; otherwise every probe is ``value(theta - s * u)`` as before. The
+line's values equal direct evaluation up to rounding, so the trajectory may differ from the
+direct one by rounding only (and a bisection branch can flip where two probes tie within
+rounding). The search visits the same trial points either way, and ``n_fun`` counts each
+of them as one loss evaluation on both paths (the bound above holds unchanged); ``n_line``
+says how many of them came from the cheap line (0 on the direct path). The line's set-up
+(a few products of the batch, about one or two ``value`` calls of work) is not in
+``n_fun``.
+
 Host transfers: the search is a loop on the host; a step makes one device-to-host
 transfer at its start (finiteness, :math:`l_0`, :math:`\lVert g\rVert`) and one per probe
-(its loss). The angle stays on the device.
+(its loss; on a cheap line one per extrapolation probe and one per bisection level).
+The angle stays on the device.
 """
 
 from __future__ import annotations
@@ -76,9 +90,12 @@ class ExactLineSearchInfo(NamedTuple):
             gradient, a non-finite step).
         nonfinite: bool; :math:`l_0` or :math:`g` was not finite, :math:`\\theta` was left
             unchanged.
-        n_fun: loss evaluations (including ``value_and_grad`` calls).
+        n_fun: loss evaluations (including ``value_and_grad`` calls); every trial point
+            counts as one, whether evaluated directly or on a cheap line.
         n_grad: gradient evaluations (1, or 2 when the angle needed a new gradient).
         n_extrapolation: the extrapolation probes made (0 to ``max_extrapolation``).
+        n_line: how many of the ``n_fun`` evaluations were points of a cheap line
+            (``value.line``; 0 when ``value`` has none).
     """
 
     loss: Any
@@ -90,6 +107,7 @@ class ExactLineSearchInfo(NamedTuple):
     n_fun: int
     n_grad: int
     n_extrapolation: int
+    n_line: int = 0
 
 
 @takes_theta_as_data
@@ -190,21 +208,31 @@ class ExactLineSearch:
         def point(s: float) -> Any:
             return theta - s * u
 
-        def loss_at(s: float) -> float:
-            v = backend.to_float(as_loss(value(point(s)), xp, theta))
+        def finite(v: float) -> float:
             return v if math.isfinite(v) else math.inf  # never moved to
+
+        make_line = getattr(value, "line", None)
+        if make_line is None:
+            def losses(steps: list[float]) -> list[float]:
+                return [finite(backend.to_float(as_loss(value(point(t)), xp, theta)))
+                        for t in steps]
+        else:
+            line = make_line(theta, -u)
+
+            def losses(steps: list[float]) -> list[float]:
+                return [finite(float(v)) for v in backend.to_host(line(steps))]
 
         s, cur, h = 0.0, l0_host, self.initial_step
         n_ext = 0
         while n_ext < self.max_extrapolation:
             n_ext += 1
-            trial = loss_at(s + h)
+            (trial,) = losses([s + h])
             if not trial < cur:
                 break
             s, cur = s + h, trial
         for _ in range(self.max_steps):
             h *= 0.5
-            right, left = loss_at(s + h), loss_at(s - h)
+            right, left = losses([s + h, s - h])
             best_s, best = s, cur
             if right < best:
                 best_s, best = s + h, right
@@ -212,6 +240,7 @@ class ExactLineSearch:
                 best_s, best = s - h, left
             s, cur = best_s, best
         n_fun, n_grad = 1 + n_ext + 2 * self.max_steps, 1
+        n_line = 0 if make_line is None else n_ext + 2 * self.max_steps
 
         theta_next = theta if s == 0.0 else point(s)
         angle = nan
@@ -228,5 +257,5 @@ class ExactLineSearch:
             loss=l0, loss_next=scalar(xp, cur, theta), lr=scalar(xp, s / gn_host, theta),
             step=scalar(xp, s, theta),
             angle=angle, nonfinite=xp.asarray(False, dtype=xp.bool, device=dev),
-            n_fun=n_fun, n_grad=n_grad, n_extrapolation=n_ext)
+            n_fun=n_fun, n_grad=n_grad, n_extrapolation=n_ext, n_line=n_line)
         return theta_next, state, info
