@@ -54,6 +54,10 @@ from paltest.optimizers.base import (
 )
 from paltest.optimizers.pal_cases import PALCase, array_case, host_case, pal_case
 
+#: Loss types and dtypes that :func:`as_loss` returns unchanged on NumPy (0-d).
+_HOST_LOSSES = (np.ndarray, np.float32, np.float64)
+_HOST_DTYPES = (np.dtype("float32"), np.dtype("float64"))
+
 __all__ = ["CASE_NAMES", "PAL", "PALCase", "PALInfo", "PALState", "pal_case"]
 
 #: Names of the cases reported in :attr:`PALInfo.case`.
@@ -328,8 +332,10 @@ class PAL:
         b = -cast(np.vecdot(g, buf)) / n
         probe = buf * (-(self.mu / n))
         probe += theta
-        l_mu = as_loss(value(probe), xp, theta)
+        l_mu = value(probe)
         del probe
+        if not (type(l_mu) in _HOST_LOSSES and l_mu.ndim == 0 and l_mu.dtype in _HOST_DTYPES):
+            l_mu = as_loss(l_mu, xp, theta)  # what as_loss returns unchanged passes as is
 
         ct = dt if l0.dtype == l_mu.dtype == dt else np.result_type(l0.dtype, l_mu.dtype, dt)
         ccast = np.float32 if ct == np.float32 else float
@@ -351,11 +357,11 @@ class PAL:
             theta_next = theta
         new_buf = buf if finite else state.buf
         new_prev = None if state.prev_grad is None else (g if finite else state.prev_grad)
-        rec = _cases.host_record(res, ct)
-        info = PALInfo(
-            l0=l0, l_mu=l_mu, a=rec.a, b=np.asarray(b, dtype=dt),
-            step=np.asarray(step, dtype=dt), lr=np.asarray(lr, dtype=dt), case=rec.case,
-            clipped=rec.clipped, beta=np.asarray(beta, dtype=dt),
+        info = PALInfo(  # 0-d arrays (the case and bool fields: shared read-only ones)
+            l0=l0, l_mu=l_mu, a=np.asarray(res.a, dtype=ct), b=np.asarray(b, dtype=dt),
+            step=np.asarray(step, dtype=dt), lr=np.asarray(lr, dtype=dt),
+            case=_cases.CASE_ARRAYS[res.case],
+            clipped=_cases.BOOL_ARRAYS[bool(res.clipped)], beta=np.asarray(beta, dtype=dt),
             nonfinite=_cases.BOOL_ARRAYS[not finite], n_fun=2, n_grad=1,
         )
         return theta_next, PALState(buf=new_buf, prev_grad=new_prev), info

@@ -220,16 +220,16 @@ def array_case(xp: Any, l0: Any, l_mu: Any, b: Any, mu: float, alpha: float,
 #: Set to False to force the array evaluator on NumPy too (for the bitwise tests).
 HOST_FAST_PATH = True
 
-_CASE_ARRAYS = tuple(np.asarray(i, dtype=np.int32) for i in range(4))
+CASE_ARRAYS = tuple(np.asarray(i, dtype=np.int32) for i in range(4))
 BOOL_ARRAYS = (np.asarray(False), np.asarray(True))
-for _a in (*_CASE_ARRAYS, *BOOL_ARRAYS):
+for _a in (*CASE_ARRAYS, *BOOL_ARRAYS):
     _a.flags.writeable = False
 
 
 def host_record(res: PALCase, dtype: Any) -> PALCase:
     """A host result as 0-d NumPy arrays (``case`` int32, ``clipped`` bool)."""
     return PALCase(step=np.asarray(res.step, dtype=dtype), a=np.asarray(res.a, dtype=dtype),
-                   case=_CASE_ARRAYS[res.case], clipped=BOOL_ARRAYS[bool(res.clipped)])
+                   case=CASE_ARRAYS[res.case], clipped=BOOL_ARRAYS[bool(res.clipped)])
 
 
 def pal_case(l0: Any, l_mu: Any, b: Any, mu: float, alpha: float, s_max: float) -> PALCase:
