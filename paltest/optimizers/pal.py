@@ -25,7 +25,10 @@ free, the scalar work after the vector operations (the norm's zero rule, :math:`
 :math:`\beta_t`, finiteness, the case logic, the learning rate) runs on host scalars,
 Python floats for float64 and ``numpy.float32`` for float32, with the same IEEE
 operations in the same order and dtype, so the results are bitwise those of the array
-evaluator; the record's numeric fields are then made 0-d NumPy arrays.
+evaluator (``paltest.optimizers.pal_cases.HOST_FAST_PATH = False`` forces the array
+evaluator on NumPy too). The record's computed fields are then made 0-d NumPy arrays;
+:math:`l_0` and :math:`l_\mu` are passed on as the loss functions returned them, as on the
+array path.
 
 Non-finite values (this project's rule, not the paper's): when :math:`l_0`, the gradient
 or :math:`l_\mu` is NaN or infinite (or the direction norm overflows), :math:`\theta` is

@@ -5,7 +5,8 @@ r"""PAL's case logic: one definition, two evaluators.
 
 * :class:`ArrayOps`, the device evaluator: arrays of any array-API namespace, every
   choice a ``where``, so a step never moves data to the host (CuPy, JAX, PyTorch,
-  array-api-strict, and NumPy arrays of more than one element);
+  array-api-strict; on NumPy for arrays that are not 0-d, and everywhere when
+  :data:`HOST_FAST_PATH` is off);
 * :class:`HostOps`, the host evaluator for one set of scalar inputs on NumPy: Python
   floats for float64 (Python's float *is* IEEE float64, so each ``+ - * /`` and
   comparison rounds as NumPy's float64 does) and ``numpy.float32`` scalars for float32
@@ -17,6 +18,14 @@ r"""PAL's case logic: one definition, two evaluators.
 Both perform the same IEEE operations in the same order and dtype, so their results are
 bitwise identical (the tests check that with hypothesis over finite, subnormal, signed
 zero, infinite and NaN inputs, in float64 and float32).
+
+Example:
+    >>> import numpy as np
+    >>> v = np.asarray([1.0]), np.asarray([0.5]), np.asarray([-1.0])
+    >>> arr = array_case(np, *v, 1.0, 1.0, 10.0, np.asarray([True]))
+    >>> host = host_case(1.0, 0.5, -1.0, 1.0, 1.0, 10.0, True, np.dtype("float64"))
+    >>> float(arr.step[0]), host.step, int(arr.case[0]), host.case
+    (1.0, 1.0, 1, 1)
 """
 
 from __future__ import annotations
