@@ -122,16 +122,19 @@ def test_runs_bitwise_equal_with_and_without_the_fast_path(problem, batch_size, 
     assert len(set(fast.steps["case"].tolist())) >= 1
 
 
-@pytest.mark.parametrize("beta", [0.4, "polak-ribiere"])
-def test_step_record_types_on_numpy(beta, monkeypatch):
+@pytest.mark.parametrize("loss_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("beta", [0.4, "polak-ribiere", "dai-yuan"])
+def test_step_record_types_on_numpy(beta, loss_dtype, monkeypatch):
     """The fast path's record has the documented types: 0-d NumPy arrays, and the same
-    dtypes (and bits) as the array evaluator's; theta and state too."""
+    dtypes (and bits) as the array evaluator's; theta and state too. float32 parameters
+    with a float64 loss run the case logic in float64 on both paths."""
     import array_api_compat.numpy as xp
 
     rng = np.random.default_rng(0)
     A = np.diag(np.geomspace(1, 30, 5)).astype("float32")
-    vg = lambda t: (0.5 * xp.vecdot(t, A @ t), A @ t)  # noqa: E731
-    f = lambda t: 0.5 * xp.vecdot(t, A @ t)  # noqa: E731
+    loss = lambda t: xp.astype(0.5 * xp.vecdot(t, A @ t), loss_dtype) * 1.1  # noqa: E731
+    vg = lambda t: (loss(t), A @ t)  # noqa: E731
+    f = loss
     theta0 = rng.standard_normal(5).astype("float32")
     out = {}
     for fast in (True, False):

@@ -58,7 +58,7 @@ from paltest.optimizers.base import (
 from paltest.optimizers.pal_cases import PALCase, array_case, host_case, pal_case
 
 #: Loss types and dtypes that :func:`as_loss` returns unchanged on NumPy (0-d).
-_HOST_LOSSES = (np.ndarray, np.float32, np.float64)
+_HOST_LOSSES = (np.ndarray, np.float32)
 _HOST_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 
 __all__ = ["CASE_NAMES", "PAL", "PALCase", "PALInfo", "PALState", "pal_case"]
@@ -337,8 +337,14 @@ class PAL:
         probe += theta
         l_mu = value(probe)
         del probe
-        if not (type(l_mu) in _HOST_LOSSES and l_mu.ndim == 0 and l_mu.dtype in _HOST_DTYPES):
-            l_mu = as_loss(l_mu, xp, theta)  # what as_loss returns unchanged passes as is
+        # as_loss without its namespace lookup for the common cases, with its results:
+        # a Python float (np.float64 is one) becomes a 0-d array of theta's dtype, and a
+        # 0-d float32/float64 array (or np.float32) passes unchanged.
+        if type(l_mu) in (float, np.float64):
+            l_mu = np.asarray(float(l_mu), dtype=dt)
+        elif not (type(l_mu) in _HOST_LOSSES and l_mu.ndim == 0
+                  and l_mu.dtype in _HOST_DTYPES):
+            l_mu = as_loss(l_mu, xp, theta)
 
         ct = dt if l0.dtype == l_mu.dtype == dt else np.result_type(l0.dtype, l_mu.dtype, dt)
         ccast = np.float32 if ct == np.float32 else float
