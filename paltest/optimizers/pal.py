@@ -17,9 +17,18 @@ then the case logic of :func:`pal_case` chooses the step :math:`s \in [0, s_{max
 :math:`\theta \leftarrow \theta + s\,\hat d`. The reported learning rate is :math:`s/n`
 (the paper's Section 5.1).
 
-The step is branch-free: every case is chosen with ``where`` on 0-d arrays, so a step
-performs no device-to-host transfer (unless ``on_nonfinite="raise"``, which reads one
-flag).
+Two evaluators of one step (see :mod:`paltest.optimizers.pal_cases`): on a device
+namespace (CuPy, JAX, PyTorch, array-api-strict) the step is branch-free: every case is
+chosen with ``where`` on 0-d arrays, so a step performs no device-to-host transfer (unless
+``on_nonfinite="raise"``, which reads one flag). On NumPy, where reading a 0-d value is
+free, the scalar work after the vector operations (the norm's zero rule, :math:`b`,
+:math:`\beta_t`, finiteness, the case logic, the learning rate) runs on host scalars,
+Python floats for float64 and ``numpy.float32`` for float32, with the same IEEE
+operations in the same order and dtype, so the results are bitwise those of the array
+evaluator (``paltest.optimizers.pal_cases.HOST_FAST_PATH = False`` forces the array
+evaluator on NumPy too). The record's computed fields are then made 0-d NumPy arrays;
+:math:`l_0` and :math:`l_\mu` are passed on as the loss functions returned them, as on the
+array path.
 
 Non-finite values (this project's rule, not the paper's): when :math:`l_0`, the gradient
 or :math:`l_\mu` is NaN or infinite (or the direction norm overflows), :math:`\theta` is
@@ -32,7 +41,10 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from paltest import backend
+from paltest.optimizers import pal_cases as _cases
 from paltest.optimizers.base import (
     as_loss,
     check_in_range,
@@ -43,6 +55,11 @@ from paltest.optimizers.base import (
     select,
     takes_theta_as_data,
 )
+from paltest.optimizers.pal_cases import PALCase, array_case, host_case, pal_case
+
+#: Loss types and dtypes that :func:`as_loss` returns unchanged on NumPy (0-d).
+_HOST_LOSSES = (np.ndarray, np.float32)
+_HOST_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 
 __all__ = ["CASE_NAMES", "PAL", "PALCase", "PALInfo", "PALState", "pal_case"]
 
@@ -53,124 +70,6 @@ CASE_NAMES = {0: "no update", 1: "parabola minimum", 2: "measuring step", 3: "no
 CONJUGATE_FORMULAS = ("fletcher-reeves", "polak-ribiere", "hestenes-stiefel", "dai-yuan")
 _ALIASES = {"fr": "fletcher-reeves", "pr": "polak-ribiere", "hs": "hestenes-stiefel",
             "dy": "dai-yuan"}
-
-
-class PALCase(NamedTuple):
-    """The outcome of the case logic (all arrays of the inputs' broadcast shape).
-
-    Attributes:
-        step: the update step :math:`s \\in [0, s_{max}]` along the unit direction.
-        a: the parabola's leading coefficient :math:`(l_\\mu - l_0 - b\\mu)/\\mu^2`
-            (NaN or infinite only when an input is, or when it overflows).
-        case: int32; 0 no update, 1 parabola minimum, 2 measuring step, 3 non-finite.
-        clipped: bool; whether :math:`s_{max}` cut the step.
-    """
-
-    step: Any
-    a: Any
-    case: Any
-    clipped: Any
-
-
-def pal_case(l0: Any, l_mu: Any, b: Any, mu: float, alpha: float, s_max: float) -> PALCase:
-    r"""PAL's case discrimination (Section 4.2 with the additions of Section 4.3).
-
-    For the parabola :math:`\hat l(s) = a s^2 + b s + l_0` through :math:`l_0`,
-    :math:`l'(0) = b` and :math:`l_\mu = \hat l(\mu)`:
-
-    * case 1, :math:`a > 0` and :math:`b < 0`: :math:`s = \alpha\cdot(-b / 2a)`, the
-      parabola's minimum times :math:`\alpha`;
-    * case 2, :math:`a \le 0` and :math:`b < 0`: :math:`s = \mu`, the measured point
-      (:math:`\alpha` is not applied);
-    * case 0, :math:`b \ge 0`: :math:`s = 0`, no descent along the direction;
-    * case 3, any input not finite: :math:`s = 0`.
-
-    Then :math:`s \leftarrow \min(s, s_{max})`, after :math:`\alpha`.
-
-    The function is pure and elementwise: the inputs are arrays of one namespace (any
-    broadcastable shapes, real floating dtype); ``mu``, ``alpha`` and ``s_max`` are
-    positive Python floats. It has no branches on data, so it never moves data to the
-    host. The returned step is never NaN.
-
-    To be robust for tiny and huge loss magnitudes, the inputs are first divided by the
-    power of two :math:`m` within a factor 4 below :math:`\max(|l_0|, |l_\mu|, |b|)`. That
-    division is exact, so no intermediate overflows, an exactly linear
-    :math:`l_\mu = l_0 + b\mu` is recognised as such (case 2), scaling
-    :math:`l_0, l_\mu, b` by a power of two leaves ``step`` bitwise unchanged, and
-    scaling by any :math:`c > 0` changes it only by rounding.
-
-    Example:
-        >>> import array_api_compat.numpy as xp
-        >>> r = pal_case(xp.asarray(1.0), xp.asarray(0.5), xp.asarray(-1.0),
-        ...              mu=1.0, alpha=1.0, s_max=10.0)
-        >>> float(r.a), float(r.step), int(r.case)   # l(s) = 0.5 s^2 - s + 1
-        (0.5, 1.0, 1)
-    """
-    xp = backend.namespace(l0, l_mu, b)
-    finite = xp.isfinite(l0) & xp.isfinite(l_mu) & xp.isfinite(b)
-    return _pal_case(xp, l0, l_mu, b, mu, alpha, s_max, finite)
-
-
-_TINY: dict[Any, tuple[float, float]] = {}
-
-
-def _tiny(xp: Any, dtype: Any) -> tuple[float, float]:
-    """``(smallest normal, its log2)`` of ``dtype`` (cached: ``finfo`` is slow)."""
-    key = (xp.__name__, str(dtype))
-    if key not in _TINY:
-        tiny = float(xp.finfo(dtype).smallest_normal)
-        _TINY[key] = (tiny, math.log2(tiny))
-    return _TINY[key]
-
-
-def _flush(xp: Any, host: bool, x: Any, tiny: float) -> Any:
-    """``x`` with every entry of magnitude below ``tiny`` (a subnormal) made a zero of
-    its sign: what a backend that flushes subnormals (FTZ/DAZ) computes.
-
-    On NumPy (``host``) a 0-d ``x`` is read as a Python float (free on the host) and
-    returned itself unless it is subnormal, so normal values cost no array operation.
-    """
-    if host and x.ndim == 0:
-        v = float(x)
-        return x if v == 0.0 or not abs(v) < tiny else x * 0.0
-    return xp.where(xp.abs(x) < tiny, x * 0.0, x)
-
-
-def _pal_case(xp: Any, l0: Any, l_mu: Any, b: Any, mu: float, alpha: float, s_max: float,
-              finite: Any) -> PALCase:
-    """:func:`pal_case` with the namespace and the finiteness of the inputs given."""
-    host = backend.on_host(xp)
-    tiny, e_min = _tiny(xp, l0.dtype)
-
-    def ftz(x: Any) -> Any:
-        return _flush(xp, host, x, tiny)
-
-    # Subnormal inputs and intermediates count as zeros (see pal_case), so a backend that
-    # flushes them (JAX on the CPU) decides every case as one that does not.
-    l0, l_mu, b = ftz(l0), ftz(l_mu), ftz(b)
-    m = xp.maximum(xp.maximum(xp.abs(l0), xp.abs(l_mu)), xp.abs(b))
-    m = xp.where(finite & (m > 0), m, xp.ones_like(m))
-    # A power of two in [m/4, m] (log2 may round up near 2^k, hence the -1), at least the
-    # smallest normal number: dividing by it is exact and never overflows.
-    m = 2.0 ** xp.maximum(xp.floor(xp.log2(m)) - 1.0, xp.full_like(m, e_min))
-    l0n, lmun, bn = ftz(l0 / m), ftz(l_mu / m), ftz(b / m)
-    # D = a * mu^2 / m; its sign is the sign of a.
-    dn = ftz(ftz(lmun - l0n) - ftz(bn * mu))
-    a = ftz(dn * ftz(m / (mu * mu)))
-    descent = finite & (b < 0)  # b itself: b/m may underflow to 0
-    case1 = descent & (dn > 0)
-    case2 = descent & (dn <= 0)
-    one = xp.ones_like(dn)
-    s1 = ftz(ftz((alpha * mu * mu) * (-bn)) / (2.0 * xp.where(case1, dn, one)))
-    zero = xp.zeros_like(s1)
-    s_raw = xp.where(case1, s1, xp.where(case2, mu * one, zero))
-    clipped = s_raw > s_max
-    step = xp.where(clipped, s_max * one, s_raw)
-    i32 = xp.int32
-    case = (
-        xp.astype(case1, i32) + 2 * xp.astype(case2, i32) + 3 * xp.astype(~finite, i32)
-    )
-    return PALCase(step=step, a=a, case=case, clipped=clipped)
 
 
 class PALState(NamedTuple):
@@ -352,6 +251,8 @@ class PAL:
         not a buffer it overwrites later. Neither ``theta`` nor ``grad`` is modified.
         """
         xp, l0, g = evaluate(theta, state, value_and_grad)
+        if _cases.HOST_FAST_PATH and backend.on_host(xp):
+            return self._host_step(xp, theta, state, value, l0, g)
 
         # Vector work: the direction (one pass, or none when beta == 0), its norm and
         # the dot product (one pass each), the measuring point and the update (one
@@ -381,7 +282,7 @@ class PAL:
         finite = n_ok & xp.isfinite(l0c) & xp.isfinite(lmuc) & xp.isfinite(bc)
         if self.on_nonfinite == "raise":
             raise_if_nonfinite(finite, "loss, gradient or measured loss")
-        res = _pal_case(xp, l0c, lmuc, bc, self.mu, self.alpha, self.s_max, finite)
+        res = array_case(xp, l0c, lmuc, bc, self.mu, self.alpha, self.s_max, finite)
         step = xp.astype(res.step, theta.dtype, copy=False)
         moved = res.step > 0
         lr = xp.where(moved, step / n, xp.zeros_like(step))
@@ -396,5 +297,80 @@ class PAL:
         info = PALInfo(
             l0=l0, l_mu=l_mu, a=res.a, b=b, step=step, lr=lr, case=res.case,
             clipped=res.clipped, beta=beta_rec, nonfinite=~finite, n_fun=2, n_grad=1,
+        )
+        return theta_next, PALState(buf=new_buf, prev_grad=new_prev), info
+
+    def _host_beta(self, g: Any, state: PALState, cast: Any) -> Any:
+        """:meth:`_beta` on NumPy: the formula's scalar parts on host scalars."""
+        g_prev, buf_prev = state.prev_grad, state.buf
+        y = g - g_prev if self.beta != "fletcher-reeves" else None
+        num = cast(np.vecdot(g, y) if self.beta in ("polak-ribiere", "hestenes-stiefel")
+                   else np.vecdot(g, g))
+        if self.beta in ("fletcher-reeves", "polak-ribiere"):
+            den = cast(np.vecdot(g_prev, g_prev))
+        else:
+            den = cast(-np.vecdot(buf_prev, y))  # d_{t-1} . y
+        if den > 0:
+            beta = num / den
+            if math.isfinite(beta):
+                return beta
+        return cast(0.0)
+
+    def _host_step(self, xp: Any, theta: Any, state: PALState, value: Any, l0: Any,
+                   g: Any) -> tuple[Any, PALState, PALInfo]:
+        """:meth:`step` after the first evaluation, on NumPy: the scalar work on host
+        scalars (see the module docstring), bitwise equal to the array evaluator."""
+        dt = theta.dtype
+        cast = np.float32 if dt == np.float32 else float
+        conj = isinstance(self.beta, str)
+        beta = self._host_beta(g, state, cast) if conj else self.beta
+        if not conj and beta == 0.0:
+            buf = g  # 0 * buf + g equals g (it may differ only in the sign of a zero)
+        else:
+            buf = state.buf * beta
+            buf += g
+        n = cast(np.linalg.vector_norm(buf))
+        if n == 0:
+            n = cast(self.eps)  # NaN stays NaN
+        b = -cast(np.vecdot(g, buf)) / n
+        probe = buf * (-(self.mu / n))
+        probe += theta
+        l_mu = value(probe)
+        del probe
+        # as_loss without its namespace lookup for the common cases, with its results:
+        # a Python float (np.float64 is one) becomes a 0-d array of theta's dtype, and a
+        # 0-d float32/float64 array (or np.float32) passes unchanged.
+        if type(l_mu) in (float, np.float64):
+            l_mu = np.asarray(float(l_mu), dtype=dt)
+        elif not (type(l_mu) in _HOST_LOSSES and l_mu.ndim == 0
+                  and l_mu.dtype in _HOST_DTYPES):
+            l_mu = as_loss(l_mu, xp, theta)
+
+        ct = dt if l0.dtype == l_mu.dtype == dt else np.result_type(l0.dtype, l_mu.dtype, dt)
+        ccast = np.float32 if ct == np.float32 else float
+        l0c, lmuc, bc = ccast(l0), ccast(l_mu), ccast(b)
+        n_ok = math.isfinite(n)
+        if not n_ok:
+            bc = ccast(math.nan)
+        finite = n_ok and math.isfinite(l0c) and math.isfinite(lmuc) and math.isfinite(bc)
+        if self.on_nonfinite == "raise":
+            raise_if_nonfinite(np.asarray(finite), "loss, gradient or measured loss")
+        res = host_case(l0c, lmuc, bc, self.mu, self.alpha, self.s_max, finite, ct)
+        step = cast(res.step)
+        moved = res.step > 0
+        lr = step / n if moved else cast(0.0)
+        if moved:
+            theta_next = buf * (-lr)
+            theta_next += theta
+        else:
+            theta_next = theta
+        new_buf = buf if finite else state.buf
+        new_prev = None if state.prev_grad is None else (g if finite else state.prev_grad)
+        info = PALInfo(  # 0-d arrays (the case and bool fields: shared read-only ones)
+            l0=l0, l_mu=l_mu, a=np.asarray(res.a, dtype=ct), b=np.asarray(b, dtype=dt),
+            step=np.asarray(step, dtype=dt), lr=np.asarray(lr, dtype=dt),
+            case=_cases.CASE_ARRAYS[res.case],
+            clipped=_cases.BOOL_ARRAYS[bool(res.clipped)], beta=np.asarray(beta, dtype=dt),
+            nonfinite=_cases.BOOL_ARRAYS[not finite], n_fun=2, n_grad=1,
         )
         return theta_next, PALState(buf=new_buf, prev_grad=new_prev), info
