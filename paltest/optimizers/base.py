@@ -160,11 +160,9 @@ def _detaching(method: Any, step: bool = False) -> Any:
     if getattr(method, "_detaches_theta", False):
         return method
 
-    host_types = backend.HOST_ARRAY_TYPES
-
     @functools.wraps(method)
     def wrapper(self: Any, theta: Any, *args: Any, **kwargs: Any) -> Any:
-        if type(theta) in host_types:  # NumPy: never traced, never has autograd history
+        if type(theta) in backend.HOST_ARRAY_TYPES:  # NumPy: never traced, no autograd
             return method(self, theta, *args, **kwargs)
         if step and backend.is_traced(theta):
             why = host_reads(self)
@@ -318,7 +316,7 @@ def evaluate(theta: Any, state: Any, value_and_grad: Any) -> tuple[Any, Any, Any
     (:func:`as_loss`). Only metadata is read: no host transfer.
     """
     xp = backend.check_params(theta)
-    fields = state._asdict().items() if state is not None else ()
+    fields = zip(state._fields, state, strict=True) if state is not None else ()
     for name, field in fields:
         if getattr(field, "ndim", None) == 1 and tuple(field.shape) != tuple(theta.shape):
             raise ValueError(
@@ -366,6 +364,15 @@ def scalar(xp: Any, value: float, like: Any) -> Any:
     if type(like) is _ndarray and backend.on_host(xp):
         return _np_full((), value, dtype=like.dtype)  # what xp.full does on NumPy
     return xp.full((), value, dtype=like.dtype, device=backend.device(like))
+
+
+def select_scalar(xp: Any, ok: Any, value: float, like: Any) -> Any:
+    """``select(xp, ok, scalar(xp, value, like), scalar(xp, 0.0, like))``: ``value`` where
+    the 0-d ``ok`` is true, else 0, as a 0-d array in ``like``'s dtype on its device (the
+    learning rate a step records). On NumPy only the chosen one is made."""
+    if type(like) is _ndarray and backend.on_host(xp):
+        return _np_full((), value if bool(ok) else 0.0, dtype=like.dtype)
+    return select(xp, ok, scalar(xp, value, like), scalar(xp, 0.0, like))
 
 
 def optimizer_repr(opt: Any) -> str:
