@@ -52,6 +52,7 @@ import numpy as np
 
 __all__ = [
     "FLOAT_DTYPES",
+    "HOST_ARRAY_TYPES",
     "check_params",
     "detach",
     "device",
@@ -97,11 +98,38 @@ JAX_X64_HINT = (
 )
 
 
+#: The namespace of one array, by the array's type (see :func:`namespace`).
+_NS_BY_TYPE: dict[type, ModuleType] = {}
+#: ``(array type, dtype)`` pairs that passed :func:`check_params`, with their namespace.
+_PARAMS_OK: dict[tuple[type, Any], ModuleType] = {}
+#: NumPy's array types: they never carry autograd history and are never traced, so
+#: :func:`detach` and the optimizers' wrappers pass them with one type check.
+HOST_ARRAY_TYPES = frozenset({np.ndarray, np.float64, np.float32})
+
+
 def namespace(*arrays: Any) -> ModuleType:
     """The array-API namespace of ``arrays`` (an array-api-compat wrapper for NumPy).
 
     Raises ``TypeError`` when the arrays come from different namespaces.
+
+    The namespace of a single array is cached by the array's type: array-api-compat
+    resolves it from the type alone (it caches the same lookup per class itself) for
+    NumPy, CuPy, PyTorch, JAX (arrays and tracers alike: every tracer class is a
+    ``jax.Array``) and array-api-strict (whose ``__array_namespace__`` always answers
+    the ``array_api_strict`` module). The one value-dependent case, a NumPy array of
+    JAX's ``float0`` dtype (a void dtype, which array-api-compat gives to JAX), is
+    never cached. Only successful lookups are cached; errors are raised every time.
     """
+    if len(arrays) == 1:
+        x = arrays[0]
+        cls = type(x)
+        xp = _NS_BY_TYPE.get(cls)
+        if xp is not None and (cls is not np.ndarray or x.dtype.kind != "V"):
+            return xp
+        xp = array_api_compat.array_namespace(x)
+        if cls is not np.ndarray or x.dtype.kind != "V":
+            _NS_BY_TYPE[cls] = xp
+        return xp
     return array_api_compat.array_namespace(*arrays)
 
 
@@ -119,7 +147,18 @@ def on_host(xp: ModuleType) -> bool:
     purpose: the test suite runs the device code path on it, and proves that path never
     converts a value to Python.
     """
-    return array_api_compat.is_numpy_namespace(xp)
+    try:
+        return _ON_HOST[xp]
+    except (KeyError, TypeError):
+        answer = array_api_compat.is_numpy_namespace(xp)
+    try:
+        _ON_HOST[xp] = answer
+    except TypeError:  # pragma: no cover - an unhashable namespace object
+        pass
+    return answer
+
+
+_ON_HOST: dict[Any, bool] = {}
 
 
 def host_threads(xp: ModuleType) -> int:
@@ -147,7 +186,7 @@ def detach(x: Any) -> Any:
     :func:`paltest.optimizers.base.takes_theta_as_data`). A NumPy array costs one type
     check.
     """
-    if type(x) is np.ndarray or not getattr(x, "requires_grad", False):
+    if type(x) in HOST_ARRAY_TYPES or not getattr(x, "requires_grad", False):
         return x
     return x.detach()
 
@@ -338,7 +377,17 @@ def check_params(theta: Any, name: str = "theta") -> ModuleType:
     ``float64``. Integer, complex, half precision and 0-d or multi-dimensional arrays
     raise ``TypeError``/``ValueError`` naming ``name``. Only metadata is read: no
     device-to-host transfer happens.
+
+    The namespace and dtype verdict of an accepted ``(array type, dtype)`` pair is
+    cached (both are functions of the pair, see :func:`namespace`); the shape is
+    checked at every call.
     """
+    try:
+        xp = _PARAMS_OK.get((type(theta), theta.dtype))
+    except (AttributeError, TypeError):  # no dtype, or an unhashable one: the full checks
+        xp = None
+    if xp is not None and theta.ndim == 1:
+        return xp
     try:
         xp = namespace(theta)
     except TypeError as err:
@@ -354,4 +403,8 @@ def check_params(theta: Any, name: str = "theta") -> ModuleType:
         raise ValueError(
             f"{name}: must be a 1-D (flat) parameter vector, got shape {tuple(theta.shape)}"
         )
+    try:
+        _PARAMS_OK[(type(theta), theta.dtype)] = xp
+    except TypeError:  # pragma: no cover - an unhashable dtype: not cached
+        pass
     return xp

@@ -28,6 +28,7 @@ from paltest.optimizers.base import (
     optimizer_repr,
     scalar,
     select,
+    select_scalar,
     takes_theta_as_data,
 )
 
@@ -126,6 +127,6 @@ class Adam:
             m=select(xp, ok, m, state.m),
             v=select(xp, ok, v, state.v),
         )
-        lr = select(xp, ok, scalar(xp, self.lr, theta), scalar(xp, 0.0, theta))
+        lr = select_scalar(xp, ok, self.lr, theta)
         info = AdamInfo(loss=loss, lr=lr, nonfinite=~ok, n_fun=1, n_grad=1)
         return theta_next, new_state, info

@@ -55,6 +55,8 @@ import functools
 import math
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+import numpy as np
+
 from paltest import backend
 from paltest.checks import (
     check_bool,
@@ -87,6 +89,10 @@ __all__ = [
 ]
 
 ON_NONFINITE = ("flag", "raise")
+
+_ndarray, _np_float64, _np_float32 = np.ndarray, np.float64, np.float32
+_np_full, _np_asarray = np.full, np.asarray
+_HOST_XP = backend.namespace(np.zeros(0))  # array_api_compat.numpy
 
 
 class StepInfo(NamedTuple):
@@ -156,6 +162,8 @@ def _detaching(method: Any, step: bool = False) -> Any:
 
     @functools.wraps(method)
     def wrapper(self: Any, theta: Any, *args: Any, **kwargs: Any) -> Any:
+        if type(theta) in backend.HOST_ARRAY_TYPES:  # NumPy: never traced, no autograd
+            return method(self, theta, *args, **kwargs)
         if step and backend.is_traced(theta):
             why = host_reads(self)
             if why is not None:
@@ -196,6 +204,18 @@ def check_on_nonfinite(value: Any) -> str:
 
 def check_grad(theta: Any, grad: Any, xp: Any) -> None:
     """``grad`` must match ``theta`` in namespace, shape and dtype (metadata only)."""
+    if type(grad) is type(theta) and type(grad) in backend.HOST_ARRAY_TYPES:
+        # The same NumPy type: the same namespace (backend.namespace); metadata only.
+        if grad.shape != theta.shape:
+            raise ValueError(
+                f"grad: shape {tuple(grad.shape)} differs from the parameters' shape "
+                f"{tuple(theta.shape)}"
+            )
+        if grad.dtype != theta.dtype:
+            raise TypeError(
+                f"grad: dtype {grad.dtype} differs from the parameters' dtype {theta.dtype}"
+            )
+        return
     try:
         gxp = backend.namespace(grad)
     except TypeError as err:
@@ -230,6 +250,12 @@ def as_loss(loss: Any, xp: Any, like: Any) -> Any:
     imaginary part, a bool would become 0 or 1). A PyTorch loss that carries autograd
     history is detached (:func:`paltest.backend.detach`).
     """
+    # NumPy fast paths, with the results of the general branches below:
+    cls = type(loss)
+    if cls is _np_float64 and type(like) is _ndarray:  # np.float64 is a Python float
+        return _np_asarray(float(loss), dtype=like.dtype)
+    if cls is _np_float32 and xp is _HOST_XP:  # a real 0-d array of xp, kept as it is
+        return loss
     if isinstance(loss, (int, float)) and not isinstance(loss, bool):
         return xp.asarray(float(loss), dtype=like.dtype, device=backend.device(like))
     try:
@@ -290,7 +316,7 @@ def evaluate(theta: Any, state: Any, value_and_grad: Any) -> tuple[Any, Any, Any
     (:func:`as_loss`). Only metadata is read: no host transfer.
     """
     xp = backend.check_params(theta)
-    fields = state._asdict().items() if state is not None else ()
+    fields = zip(state._fields, state, strict=True) if state is not None else ()
     for name, field in fields:
         if getattr(field, "ndim", None) == 1 and tuple(field.shape) != tuple(theta.shape):
             raise ValueError(
@@ -328,14 +354,25 @@ def select(xp: Any, ok: Any, new: Any, old: Any) -> Any:
     step never synchronizes. Returning ``old`` itself is safe because the optimizers
     never modify an array in place once it has been returned.
     """
-    if backend.on_host(xp) and new.dtype == old.dtype and new.shape == old.shape:
+    if backend.on_host(xp) and new.shape == old.shape and new.dtype == old.dtype:
         return new if bool(ok) else old
     return xp.where(ok, new, old)
 
 
 def scalar(xp: Any, value: float, like: Any) -> Any:
     """A 0-d array holding ``value`` in ``like``'s dtype, on its device."""
+    if type(like) is _ndarray and backend.on_host(xp):
+        return _np_full((), value, dtype=like.dtype)  # what xp.full does on NumPy
     return xp.full((), value, dtype=like.dtype, device=backend.device(like))
+
+
+def select_scalar(xp: Any, ok: Any, value: float, like: Any) -> Any:
+    """``select(xp, ok, scalar(xp, value, like), scalar(xp, 0.0, like))``: ``value`` where
+    the 0-d ``ok`` is true, else 0, as a 0-d array in ``like``'s dtype on its device (the
+    learning rate a step records). On NumPy only the chosen one is made."""
+    if type(like) is _ndarray and backend.on_host(xp):
+        return _np_full((), value if bool(ok) else 0.0, dtype=like.dtype)
+    return select(xp, ok, scalar(xp, value, like), scalar(xp, 0.0, like))
 
 
 def optimizer_repr(opt: Any) -> str:

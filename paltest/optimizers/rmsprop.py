@@ -34,8 +34,8 @@ from paltest.optimizers.base import (
     check_positive,
     first_order_start,
     optimizer_repr,
-    scalar,
     select,
+    select_scalar,
     takes_theta_as_data,
 )
 
@@ -150,6 +150,6 @@ class RMSProp:
         new_state = RMSPropState(
             square_avg=select(xp, ok, sq, state.square_avg), grad_avg=ga, momentum_buffer=buf
         )
-        lr = select(xp, ok, scalar(xp, self.lr, theta), scalar(xp, 0.0, theta))
+        lr = select_scalar(xp, ok, self.lr, theta)
         info = RMSPropInfo(loss=loss, lr=lr, nonfinite=~ok, n_fun=1, n_grad=1)
         return theta_next, new_state, info

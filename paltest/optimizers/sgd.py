@@ -28,8 +28,8 @@ from paltest.optimizers.base import (
     check_positive,
     first_order_start,
     optimizer_repr,
-    scalar,
     select,
+    select_scalar,
     takes_theta_as_data,
 )
 
@@ -126,6 +126,6 @@ class SGD:
         else:
             d = g
         theta_next = select(xp, ok, theta - self.lr * d, theta)
-        lr = select(xp, ok, scalar(xp, self.lr, theta), scalar(xp, 0.0, theta))
+        lr = select_scalar(xp, ok, self.lr, theta)
         info = SGDInfo(loss=loss, lr=lr, nonfinite=~ok, n_fun=1, n_grad=1)
         return theta_next, SGDState(momentum_buffer=buf), info

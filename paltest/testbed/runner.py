@@ -91,8 +91,9 @@ def _numeric_fields(info: Any) -> dict[str, Any]:
     keys = _FIELDS.get(cls)
     if keys is None:  # the field names of a record type, looked up once
         keys = _FIELDS[cls] = tuple(getattr(info, "_fields", ()))
-    for key in keys:
-        value = getattr(info, key)
+    values = info if type(info).__iter__ is tuple.__iter__ else (
+        getattr(info, key) for key in keys)  # a NamedTuple's fields, in order
+    for key, value in zip(keys, values, strict=False):
         if value is None or isinstance(value, (str, bytes)):
             continue
         if isinstance(value, _HOST_SCALARS) or getattr(value, "shape", None) == ():
@@ -110,11 +111,17 @@ class _EpochBuffer:
         self.n = 0
 
     def add(self, info: Any) -> None:
+        host, device = self.host, self.device
         for key, value in _numeric_fields(info).items():
             if isinstance(value, _HOST_SCALARS):
-                self.host.setdefault(key, []).append(value)
+                vals = host.get(key)
+                if vals is None:
+                    vals = host[key] = []
             else:
-                self.device.setdefault(key, []).append(value)
+                vals = device.get(key)
+                if vals is None:
+                    vals = device[key] = []
+            vals.append(value)
         self.n += 1
 
     def flush(self, extra: list[Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -1,0 +1,125 @@
+"""The NumPy fast paths around a step change no bit of any trajectory.
+
+:mod:`paltest.backend` caches namespaces per array type (and accepted parameter types
+per ``(type, dtype)``), and :mod:`paltest.optimizers.base` passes NumPy arrays through
+the detach wrapper, ``check_grad``, ``as_loss`` and ``scalar`` on shortcuts. Each
+shortcut must return what the general code returns: the same values *and* the same
+types and dtypes (e.g. ``as_loss`` of an ``np.float64`` loss with float32 parameters
+must still be a float32 0-d array, since ``np.float64`` is a Python float). Here every
+first-order optimizer and PAL runs on ``mf-rank4`` (float32 and float64, 3 epochs) once
+as it is and once with every shortcut and cache switched off (the forced slow path:
+the general code for every array), and every non-timing array of the two results is
+compared bitwise (dtype, shape and ``tobytes``).
+
+The fast paths exist on NumPy only, so this test builds NumPy problems whatever
+``--xp`` is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import problems
+from paltest import backend, run
+from paltest.optimizers import base
+from paltest.testbed.results import TIMING_ARRAYS
+
+FIRST_ORDER_AND_PAL = ["sgd", "adam", "rmsprop", "sgdhd", "alig", "cocob", "pal"]
+
+
+class _NoCache(dict):
+    """A dict that never stores: every lookup misses, so the general code runs."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
+class _Never:
+    """A type no array has."""
+
+
+def force_slow_path(monkeypatch):
+    monkeypatch.setattr(backend, "_NS_BY_TYPE", _NoCache())
+    monkeypatch.setattr(backend, "_PARAMS_OK", _NoCache())
+    monkeypatch.setattr(backend, "_ON_HOST", _NoCache())
+    monkeypatch.setattr(backend, "HOST_ARRAY_TYPES", frozenset())
+    for name in ("_ndarray", "_np_float64", "_np_float32"):
+        monkeypatch.setattr(base, name, _Never)
+    monkeypatch.setattr(base, "_HOST_XP", _Never)
+
+
+def _arrays(result):
+    out = {}
+    for part in ("epochs", "steps"):
+        for key, value in getattr(result, part).items():
+            if key not in TIMING_ARRAYS:
+                out[f"{part}.{key}"] = np.asarray(value)
+    return out
+
+
+def _run(name, dtype):
+    prob = problems.get("mf-rank4", xp="numpy", dtype=dtype)
+    return _arrays(run(prob, name, epochs=3, batch_size=100, seed=0))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", FIRST_ORDER_AND_PAL)
+def test_fast_paths_are_bitwise_the_slow_path(monkeypatch, name, dtype):
+    fast = _run(name, dtype)
+    with monkeypatch.context() as m:
+        force_slow_path(m)
+        assert backend.namespace(np.zeros(2)) is not None  # the general code still works
+        slow = _run(name, dtype)
+    assert sorted(fast) == sorted(slow)
+    assert fast["steps.loss"].size == 3 * 8  # 800 rows / 100 per batch, 3 epochs
+    for key in fast:
+        assert fast[key].dtype == slow[key].dtype, key
+        assert fast[key].shape == slow[key].shape, key
+        assert fast[key].tobytes() == slow[key].tobytes(), key
+
+
+def test_the_forced_slow_path_bypasses_the_shortcuts(monkeypatch):
+    """The comparison above is only meaningful if the switch reaches the shortcuts."""
+    theta = np.zeros(3)
+    backend.check_params(theta)
+    assert (np.ndarray, theta.dtype) in backend._PARAMS_OK
+    with monkeypatch.context() as m:
+        force_slow_path(m)
+        backend.check_params(theta)
+        assert len(backend._PARAMS_OK) == 0
+        loss = base.as_loss(np.float64(1.5), backend.namespace(theta),
+                            np.zeros(3, dtype=np.float32))
+    assert loss.dtype == np.float32 and float(loss) == 1.5
+
+
+def test_namespace_cache_is_per_type_and_skips_void_arrays():
+    """A NumPy array of a void dtype (JAX's float0 is one) is never cached by type."""
+    x = np.zeros(2, dtype="V1")
+    backend._NS_BY_TYPE.pop(np.ndarray, None)
+    with pytest.raises(TypeError):
+        backend.check_params(x)
+    assert np.ndarray not in backend._NS_BY_TYPE or backend._NS_BY_TYPE[np.ndarray] is (
+        backend.namespace(np.zeros(2)))
+    assert backend.namespace(np.zeros(2)) is backend._NS_BY_TYPE[np.ndarray]
+
+
+LOSSES = [np.float64(1.0 / 3.0), np.float32(1.0 / 3.0), np.asarray(1.0 / 3.0),
+          np.asarray(1.0 / 3.0, dtype=np.float32), 1.0 / 3.0, 3, np.int64(3),
+          np.asarray([0.25])]
+
+
+@pytest.mark.parametrize("like_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda v: f"{type(v).__name__}")
+def test_as_loss_and_scalar_shortcuts_return_what_the_general_code_returns(
+        monkeypatch, loss, like_dtype):
+    like = np.zeros(3, dtype=like_dtype)
+    xp = backend.namespace(like)
+    fast = (base.as_loss(loss, xp, like), base.scalar(xp, 0.1, like))
+    with monkeypatch.context() as m:
+        force_slow_path(m)
+        slow = (base.as_loss(loss, xp, like), base.scalar(xp, 0.1, like))
+    for f, s in zip(fast, slow, strict=True):
+        assert type(f) is type(s)
+        assert f.dtype == s.dtype and f.shape == s.shape
+        assert np.asarray(f).tobytes() == np.asarray(s).tobytes()
