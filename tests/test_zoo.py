@@ -25,6 +25,7 @@ ZOO = {
     "batch-quadratic-noninterpolating": {"n": 6, "n_batches": 40, "interpolation": False},
     "least-squares": {"n_rows": 60, "n_cols": 8},
     "kernel-logreg": {"sigma": 1.0},
+    "mlp-digits": {"hidden": (8,)},
 }
 BATCH = {"quadratic": 1, "kernel-logreg": 10, "batch-quadratic": 5,
          "batch-quadratic-noninterpolating": 5, "least-squares": 5}
