@@ -1,0 +1,173 @@
+"""paltest.testing: check_optimizer passes on every shipped optimizer and fails, naming
+the check, on deliberately broken ones; the strategies draw what they promise."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from paltest import backend
+from paltest.optimizers import registry
+from paltest.optimizers.base import StepInfo
+from paltest.testing import (
+    CHECKS,
+    arrays,
+    check_optimizer,
+    line_functions,
+    spd_quadratics,
+)
+
+#: The shipped optimizers that are line searches (the "descent" check applies).
+LINE_SEARCHES = {"pal", "sls", "sls-goldstein", "sls-polyak", "exact"}
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_every_shipped_optimizer_passes(name, xp):
+    report = check_optimizer(lambda: registry.make(name, n_batches_per_epoch=4), xp=xp,
+                             max_examples=8, line_search=name in LINE_SEARCHES)
+    assert list(report) == list(CHECKS)
+    assert all(v == "passed" for v in report.values()) or (
+        name not in LINE_SEARCHES and report["descent"].startswith("skipped"))
+
+
+def test_float32(xp):
+    report = check_optimizer(lambda: registry.make("pal"), xp=xp, dtype="float32",
+                             max_examples=8, line_search=True)
+    assert set(report.values()) == {"passed"}
+
+
+class _State(NamedTuple):
+    pass
+
+
+class _GD:
+    """Plain gradient descent, broken in one of three ways."""
+
+    def __init__(self, broken: str) -> None:
+        self.broken = broken
+
+    def init(self, theta: Any) -> _State:
+        return _State()
+
+    def step(self, theta, state, value_and_grad, value):
+        xp = backend.namespace(theta)
+        loss, g = value_and_grad(theta)
+        ok = xp.isfinite(loss) & xp.all(xp.isfinite(g))
+        if self.broken == "mutates":  # NumPy only: writes into the caller's theta
+            theta -= 0.1 * g
+            new = theta
+        else:
+            new = theta - 0.1 * g
+        if self.broken == "dtype":
+            new = xp.astype(new, xp.float64)
+        elif self.broken != "nan":  # the non-finite rule, unless broken
+            new = xp.where(ok, new, theta)
+        return new, state, StepInfo(loss, 0.1, ~ok, 1, 1)
+
+
+@pytest.mark.parametrize(("broken", "check", "xp_name", "dtype"), [
+    ("mutates", "no_mutation", "numpy", "float64"),
+    ("nan", "nonfinite", "numpy", "float64"),
+    ("nan", "nonfinite", "array_api_strict", "float64"),
+    ("dtype", "preserves", "numpy", "float32"),
+    ("dtype", "preserves", "array_api_strict", "float32"),
+])
+def test_broken_optimizers_fail_naming_the_check(broken, check, xp_name, dtype, capsys):
+    with pytest.raises(AssertionError, match=f"check {check!r} failed") as err:
+        with np.errstate(all="ignore"):
+            check_optimizer(lambda: _GD(broken), xp=xp_name, dtype=dtype,
+                            checks=[check], max_examples=20)
+    shown = "\n".join(getattr(err.value, "__notes__", [])) + capsys.readouterr().out
+    assert f"check_{check}(" in shown  # Hypothesis shows the example it found...
+    assert "quadratic(n=1" in shown  # ...shrunk to the smallest dimension
+
+
+def test_unbroken_reference_passes():
+    """The same optimizer, unbroken, passes every check (so the failures above are
+    the breakage, not the harness)."""
+    report = check_optimizer(lambda: _GD("none"), max_examples=10, skip=["descent"])
+    assert set(report.values()) == {"passed"}
+
+
+def test_the_mutator_also_fails_the_full_run():
+    with pytest.raises(AssertionError, match="check 'no_mutation' failed"):
+        check_optimizer(lambda: _GD("mutates"), max_examples=10, skip=["nonfinite"])
+
+
+class _Overcounting(_GD):
+    def step(self, theta, state, value_and_grad, value):
+        theta, state, info = super().step(theta, state, value_and_grad, value)
+        return theta, state, info._replace(n_fun=2)
+
+
+class _Ascent(_GD):
+    is_line_search = True
+
+    def step(self, theta, state, value_and_grad, value):
+        loss, g = value_and_grad(theta)
+        return theta + g, state, StepInfo(loss, 1.0, False, 1, 1)
+
+
+def test_counts_and_descent_fail_on_liars():
+    with pytest.raises(AssertionError, match="check 'counts' failed.*n_fun=2"):
+        check_optimizer(lambda: _Overcounting("none"), checks=["counts"], max_examples=5)
+    with pytest.raises(AssertionError, match="check 'descent' failed"):
+        check_optimizer(lambda: _Ascent("none"), checks=["descent"], max_examples=20)
+
+
+def test_selection_and_argument_errors():
+    report = check_optimizer(lambda: _GD("none"), checks=["counts", "preserves"],
+                             skip=["preserves"], max_examples=3)
+    assert report == {"counts": "passed"}
+    with pytest.raises(ValueError, match="checks: unknown check"):
+        check_optimizer(lambda: _GD("none"), checks=["speed"])
+    with pytest.raises(ValueError, match="skip: unknown check"):
+        check_optimizer(lambda: _GD("none"), skip=["speed"])
+    with pytest.raises(TypeError, match="make_optimizer"):
+        check_optimizer(_GD("none"))
+    with pytest.raises(ValueError, match="dtype"):
+        check_optimizer(lambda: _GD("none"), dtype="float16")
+
+
+@settings(max_examples=30)
+@given(spd_quadratics(n=4, condition=50.0))
+def test_spd_quadratics_have_the_condition_and_minimiser(q):
+    eig = np.linalg.eigvalsh(q.matrix)
+    assert eig[0] > 0
+    assert abs(eig[-1] / eig[0] - 50.0) <= 1e3 * np.finfo(float).eps * 50.0
+    loss, grad = q.value_and_grad(q.minimiser)
+    assert float(loss) == 0.0 and not np.any(backend.to_host(grad))
+    theta = q.minimiser + 1.0
+    d = np.ones(4)
+    assert float(q.value(theta)) == pytest.approx(0.5 * d @ q.matrix @ d, rel=1e-12)
+
+
+def test_quadratics_on_the_namespace(xp):
+    @settings(max_examples=10)
+    @given(spd_quadratics(xp, "float32"), arrays(xp, "float32", 3))
+    def check(q, a):
+        assert backend.namespace(q.minimiser) is xp and q.minimiser.dtype == xp.float32
+        assert backend.namespace(a) is xp and a.dtype == xp.float32 and a.shape == (3,)
+        assert bool(xp.all(xp.abs(a) <= 10.0))
+    check()
+
+
+@settings(max_examples=30)
+@given(line_functions(noise=0.1))
+def test_line_functions_have_the_curvature_slope_and_noise(line):
+    c, s, l0 = line.curvature, line.slope, line.l0
+    for t in (-1.0, 0.5, 2.0):
+        exact = l0 + s * t + 0.5 * c * t * t
+        assert abs(line.value(t) - exact) <= 0.1 * (1 + 1e-12) + 1e-12 * abs(exact)
+
+
+def test_noiseless_line_is_the_parabola():
+    @settings(max_examples=20)
+    @given(line_functions(curvature=3.0, slope=-2.0, l0=1.0))
+    def check(line):
+        assert line.value(0.0) == 1.0
+        assert line.value(2.0) == pytest.approx(1.0 - 4.0 + 6.0, abs=1e-12)
+    check()
