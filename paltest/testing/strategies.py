@@ -150,7 +150,7 @@ def _line(curvature: float, slope: float, noise: float, l0: float, seed: int) ->
     def value(t: float) -> float:
         t = float(t)
         nu = sum(a * math.sin(w * t + p) for a, w, p in zip(amp, freq, phase, strict=True))
-        return l0 + slope * t + 0.5 * curvature * t * t + noise * nu
+        return float(l0 + slope * t + 0.5 * curvature * t * t + noise * nu)
 
     return LineFunction(value, float(curvature), float(slope), float(noise), float(l0),
                         int(seed))
