@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paltest import backend
 from paltest.optimizers import registry
@@ -15,6 +16,7 @@ from paltest.optimizers.base import StepInfo
 from paltest.testing import (
     CHECKS,
     arrays,
+    batch_quadratics,
     check_optimizer,
     line_functions,
     spd_quadratics,
@@ -170,4 +172,27 @@ def test_noiseless_line_is_the_parabola():
     def check(line):
         assert line.value(0.0) == 1.0
         assert line.value(2.0) == pytest.approx(1.0 - 4.0 + 6.0, abs=1e-12)
+    check()
+
+
+def test_batch_quadratics_with_and_without_a_common_minimiser(xp):
+    @settings(max_examples=20)
+    @given(batch_quadratics(xp, n=3, n_batches=st.integers(2, 4), condition=10.0))
+    def check(p):
+        eps = np.finfo(np.float64).eps
+        star = p.minimiser
+        loss, grad = p.value_and_grad(star)
+        scale = max(float(np.linalg.eigvalsh(b.matrix)[-1]) * float(
+            np.sum((backend.to_host(b.minimiser) - backend.to_host(star)) ** 2)) + 1.0
+            for b in p.batches)
+        assert float(np.max(np.abs(backend.to_host(grad)))) <= 1e3 * eps * scale
+        batch_grads = [backend.to_host(b.value_and_grad(star)[1]) for b in p.batches]
+        if p.interpolation:
+            assert p.min_value == 0.0 and float(loss) == 0.0
+            assert all(not np.any(g) for g in batch_grads)
+        else:
+            assert p.min_value > 0.0
+            assert float(loss) == pytest.approx(p.min_value, rel=1e-9)
+            assert any(np.any(np.abs(g) > 1e3 * eps * scale) for g in batch_grads)
+        assert backend.namespace(star) is xp
     check()

@@ -16,6 +16,7 @@ the extra (``pip install "paltest[test]"``).
 
 from __future__ import annotations
 
+from paltest.testing.batches import BatchQuadratics, batch_quadratic, batch_quadratics
 from paltest.testing.checks import CHECKS, check_optimizer
 from paltest.testing.strategies import (
     LineFunction,
@@ -26,5 +27,16 @@ from paltest.testing.strategies import (
     spd_quadratics,
 )
 
-__all__ = ["CHECKS", "LineFunction", "Quadratic", "arrays", "check_optimizer",
-           "line_functions", "quadratic", "spd_quadratics"]
+__all__ = [
+    "CHECKS",
+    "BatchQuadratics",
+    "LineFunction",
+    "Quadratic",
+    "arrays",
+    "batch_quadratic",
+    "batch_quadratics",
+    "check_optimizer",
+    "line_functions",
+    "quadratic",
+    "spd_quadratics",
+]
