@@ -7,6 +7,7 @@ one), then tests one step ``opt.step(theta, state, value_and_grad, value)``:
 ``"nonfinite"``
     with a NaN or infinite loss or gradient entry, :math:`\theta` comes back bitwise
     unchanged, ``info.nonfinite`` is true and no finite state array becomes non-finite;
+    an optimizer built with ``on_nonfinite="raise"`` raises instead: skip this check;
 ``"preserves"``
     the returned :math:`\theta` and state arrays keep namespace, device, dtype and shape;
 ``"no_mutation"``
