@@ -32,7 +32,7 @@ import numpy as np
 
 from paltest import backend
 from paltest.testing._hyp import hypothesis, resolve
-from paltest.testing.strategies import Quadratic, quadratic
+from paltest.testing.strategies import Quadratic, from_matrix, quadratic
 
 __all__ = ["BatchQuadratics", "batch_quadratic", "batch_quadratics"]
 
@@ -84,7 +84,7 @@ def batch_quadratic(n: int, n_batches: int, condition: float, interpolation: boo
     batches = []
     for s, star in zip(seeds, stars, strict=True):
         a = quadratic(n, condition, int(s)).matrix  # (its own rotation, on the host)
-        batches.append(_shifted(a, star, space, dtype, condition, int(s)))
+        batches.append(from_matrix(a, star, space, dtype, condition, int(s)))
     total = sum(q.matrix for q in batches)
     opt = centre if interpolation else np.linalg.solve(
         total, sum(q.matrix @ st for q, st in zip(batches, stars, strict=True)))
@@ -103,23 +103,6 @@ def batch_quadratic(n: int, n_batches: int, condition: float, interpolation: boo
     return BatchQuadratics(tuple(batches), value_and_grad, value,
                            backend.from_host(opt, space, dtype=dtype), min_value,
                            bool(interpolation), int(seed))
-
-
-def _shifted(a: np.ndarray, star: np.ndarray, xp: Any, dtype: str, condition: float,
-             seed: int) -> Quadratic:
-    a_x = backend.from_host(a, xp, dtype=dtype)
-    star_x = backend.from_host(star, xp, dtype=dtype)
-
-    def value_and_grad(theta: Any) -> tuple[Any, Any]:
-        d = theta - star_x
-        ad = a_x @ d
-        return 0.5 * xp.sum(d * ad), ad
-
-    def value(theta: Any) -> Any:
-        d = theta - star_x
-        return 0.5 * xp.sum(d * (a_x @ d))
-
-    return Quadratic(value_and_grad, value, star_x, a, float(condition), seed)
 
 
 def batch_quadratics(xp: Any = "numpy", dtype: str = "float64", *, n: Any = None,

@@ -88,19 +88,7 @@ def quadratic(n: int, condition: float, seed: int, xp: Any = "numpy",
     a = (q * eig) @ q.T
     a = 0.5 * (a + a.T)
     star = rng.standard_normal(n)
-    a_x = backend.from_host(a, xp, dtype=dtype)
-    star_x = backend.from_host(star, xp, dtype=dtype)
-
-    def value_and_grad(theta: Any) -> tuple[Any, Any]:
-        d = theta - star_x
-        ad = a_x @ d
-        return 0.5 * xp.sum(d * ad), ad
-
-    def value(theta: Any) -> Any:
-        d = theta - star_x
-        return 0.5 * xp.sum(d * (a_x @ d))
-
-    return Quadratic(value_and_grad, value, star_x, a, float(condition), int(seed))
+    return from_matrix(a, star, xp, dtype, condition, int(seed))
 
 
 def spd_quadratics(xp: Any = "numpy", dtype: str = "float64", *, n: Any = None,
@@ -197,3 +185,22 @@ def arrays(xp: Any = "numpy", dtype: str = "float64", shape: Any = 3, *,
     space = backend.resolve_namespace(xp)
     host = hnp.arrays(np.dtype(dtype), resolve(shape, st), elements=elements)
     return host.map(lambda a: backend.from_host(a, space, dtype=dtype))
+
+
+def from_matrix(a: np.ndarray, star: np.ndarray, xp: Any, dtype: str, condition: float,
+             seed: int) -> Quadratic:
+    """The quadratic :math:`\\tfrac12 (\\theta-\\theta^*)^\\top A (\\theta-\\theta^*)` of the host
+    matrix ``a`` and minimiser ``star``, moved to ``xp`` in ``dtype``."""
+    a_x = backend.from_host(a, xp, dtype=dtype)
+    star_x = backend.from_host(star, xp, dtype=dtype)
+
+    def value_and_grad(theta: Any) -> tuple[Any, Any]:
+        d = theta - star_x
+        ad = a_x @ d
+        return 0.5 * xp.sum(d * ad), ad
+
+    def value(theta: Any) -> Any:
+        d = theta - star_x
+        return 0.5 * xp.sum(d * (a_x @ d))
+
+    return Quadratic(value_and_grad, value, star_x, a, float(condition), seed)
