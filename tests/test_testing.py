@@ -23,8 +23,10 @@ from paltest.testing import (
     spd_quadratics,
 )
 
-#: The shipped optimizers that are line searches (the "descent" check applies).
-LINE_SEARCHES = {"pal", "sls", "sls-goldstein", "sls-polyak", "exact"}
+#: The shipped optimizers that are line searches (the "descent" check applies). Not
+#: "sls-polyak": its Armijo search is on the gradient step, then Polyak momentum is added,
+#: so a step may raise the loss (the check finds it: from the minimum, 0.0 -> 3.1e-3).
+LINE_SEARCHES = {"pal", "sls", "sls-goldstein", "exact"}
 
 
 @pytest.mark.parametrize("name", registry.names())
