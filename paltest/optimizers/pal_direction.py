@@ -98,7 +98,8 @@ def check_state(theta: Any, state: Any) -> None:
     """Every vector of the base's ``state`` has ``theta``'s shape (metadata only)."""
     if state is None:
         return
-    for name, field in zip(state._fields, state, strict=True):
+    names = getattr(state, "_fields", None) or [str(i) for i in range(len(state))]
+    for name, field in zip(names, state, strict=True):
         if getattr(field, "ndim", None) == 1 and tuple(field.shape) != tuple(theta.shape):
             raise ValueError(
                 f"state: base.{name} of shape {tuple(field.shape)} does not match theta "
