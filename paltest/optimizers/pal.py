@@ -48,7 +48,6 @@ from paltest.optimizers import pal_cases as _cases
 from paltest.optimizers import pal_direction as _direction
 from paltest.optimizers.base import (
     as_loss,
-    check_in_range,
     check_on_nonfinite,
     check_positive,
     evaluate,
@@ -56,6 +55,12 @@ from paltest.optimizers.base import (
     select,
     select_state,
     takes_theta_as_data,
+)
+from paltest.optimizers.pal_beta import (  # noqa: F401 - CONJUGATE_FORMULAS kept here too
+    CONJUGATE_FORMULAS,
+    array_beta,
+    check_beta,
+    host_beta,
 )
 from paltest.optimizers.pal_cases import PALCase, array_case, host_case, pal_case
 
@@ -68,10 +73,6 @@ __all__ = ["CASE_NAMES", "PAL", "PALCase", "PALInfo", "PALState", "pal_case"]
 #: Names of the cases reported in :attr:`PALInfo.case`.
 CASE_NAMES = {0: "no update", 1: "parabola minimum", 2: "measuring step", 3: "non-finite"}
 
-#: Formulas accepted for ``beta`` besides a constant.
-CONJUGATE_FORMULAS = ("fletcher-reeves", "polak-ribiere", "hestenes-stiefel", "dai-yuan")
-_ALIASES = {"fr": "fletcher-reeves", "pr": "polak-ribiere", "hs": "hestenes-stiefel",
-            "dy": "dai-yuan"}
 
 
 class PALState(NamedTuple):
@@ -133,18 +134,6 @@ class PALInfo(NamedTuple):
     def loss(self) -> Any:
         """The batch loss at the start of the step (:math:`l_0`)."""
         return self.l0
-
-
-def _check_beta(beta: Any) -> float | str:
-    if isinstance(beta, str):
-        key = _ALIASES.get(beta.lower(), beta.lower())
-        if key not in CONJUGATE_FORMULAS:
-            raise ValueError(
-                f"beta: must be a float in [0, 1] or one of {CONJUGATE_FORMULAS} "
-                f"(or {sorted(_ALIASES)}), got {beta!r}"
-            )
-        return key
-    return check_in_range("beta", beta, 0.0, 1.0)
 
 
 @takes_theta_as_data
@@ -240,7 +229,7 @@ class PAL:
                 "beta: PAL's own direction adaptation is not used with direction=...; "
                 "leave beta unset (e.g. direction=SGD(momentum=b) is PAL(beta=b))")
         self.direction = None if direction is None else _direction.resolve(direction)
-        self.beta = None if direction is not None else _check_beta(
+        self.beta = None if direction is not None else check_beta(
             0.4 if beta is None else beta)
         self.s_max = check_positive("s_max", s_max)
         self.eps = check_positive("eps", eps)
@@ -301,24 +290,6 @@ class PAL:
         n = xp.where(n == 0, xp.full_like(n, self.eps), n)
         return -(buf / n)
 
-    def _beta(self, xp: Any, g: Any, state: PALState) -> Any:
-        """:math:`\\beta_t` as a 0-d array (or a Python float for a constant)."""
-        if not isinstance(self.beta, str):
-            return self.beta
-        g_prev, buf_prev = state.prev_grad, state.buf
-        if self.beta in ("polak-ribiere", "hestenes-stiefel"):
-            num = xp.vecdot(g, g - g_prev)
-        else:
-            num = xp.vecdot(g, g)
-        if self.beta in ("fletcher-reeves", "polak-ribiere"):
-            den = xp.vecdot(g_prev, g_prev)
-        else:
-            den = -xp.vecdot(buf_prev, g - g_prev)  # d_{t-1} . y
-        ok = den > 0
-        beta = num / xp.where(ok, den, xp.ones_like(den))
-        ok = ok & xp.isfinite(beta)
-        return xp.where(ok, beta, xp.zeros_like(beta))
-
     def step(
         self, theta: Any, state: PALState, value_and_grad: Any, value: Any
     ) -> tuple[Any, PALState, PALInfo]:
@@ -349,7 +320,7 @@ class PAL:
             buf, base_next = base.update(theta, state.base, g, 1.0)
             beta = math.nan
         else:
-            beta = self._beta(xp, g, state)
+            beta = array_beta(self.beta, xp, g, state)
             if isinstance(beta, float) and beta == 0.0:
                 buf = g  # 0 * buf + g equals g (it may differ only in the sign of a zero)
             else:
@@ -390,22 +361,6 @@ class PAL:
         )
         return theta_next, PALState(buf=new_buf, prev_grad=new_prev, base=new_base), info
 
-    def _host_beta(self, g: Any, state: PALState, cast: Any) -> Any:
-        """:meth:`_beta` on NumPy: the formula's scalar parts on host scalars."""
-        g_prev, buf_prev = state.prev_grad, state.buf
-        y = g - g_prev if self.beta != "fletcher-reeves" else None
-        num = cast(np.vecdot(g, y) if self.beta in ("polak-ribiere", "hestenes-stiefel")
-                   else np.vecdot(g, g))
-        if self.beta in ("fletcher-reeves", "polak-ribiere"):
-            den = cast(np.vecdot(g_prev, g_prev))
-        else:
-            den = cast(-np.vecdot(buf_prev, y))  # d_{t-1} . y
-        if den > 0:
-            beta = num / den
-            if math.isfinite(beta):
-                return beta
-        return cast(0.0)
-
     def _host_step(self, xp: Any, theta: Any, state: PALState, value: Any, l0: Any,
                    g: Any) -> tuple[Any, PALState, PALInfo]:
         """:meth:`step` after the first evaluation, on NumPy: the scalar work on host
@@ -418,7 +373,7 @@ class PAL:
             beta = math.nan
         else:
             conj = isinstance(self.beta, str)
-            beta = self._host_beta(g, state, cast) if conj else self.beta
+            beta = host_beta(self.beta, g, state, cast) if conj else self.beta
             if not conj and beta == 0.0:
                 buf = g  # 0 * buf + g equals g (it may differ only in the sign of a zero)
             else:
