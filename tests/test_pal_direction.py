@@ -263,3 +263,20 @@ def test_registry_records_round_trip():
     assert registry.canonical_hyperparameters("pal-momentum")["direction.momentum"] == 0.9
     assert registry.name_of(PAL(direction=SGD())) == "pal-momentum"
     assert "direction=Adam(" in repr(PAL(direction="adam"))
+
+
+def test_sweep_grids_and_figure_plans_reach_the_variants():
+    from paltest.testbed import protocols, sweep
+
+    grid = {"epochs": 1, "batch_size": 10, "problems": ["mf-rank4"],
+            "optimizers": [{"name": "pal-momentum", "hyperparameters": {
+                "mu": 0.5, "direction.momentum": [0.4, 0.9]}}]}
+    configs = sweep.expand(grid)
+    assert [c["hyperparameters"]["direction.momentum"] for c in configs] == [0.4, 0.9]
+    assert all(c["optimizer"] == "pal-momentum" for c in configs)
+    with pytest.raises(sweep.GridError, match=r"direction\.lr"):
+        sweep.expand({**grid, "optimizers": [{"name": "pal-adam", "hyperparameters": {
+            "direction.lr": 0.1}}]})
+    p = protocols.plan(8, optimizers=["pal", "pal-adam", "pal-momentum"])
+    for name in ("pal-adam", "pal-momentum"):
+        assert list(p.grids[name].axes) == ["mu", "alpha"]
