@@ -50,6 +50,9 @@ TRACEABLE = [
     ("sgdhd", {}),
     ("alig", {"momentum": 0.9}),
     ("cocob", {}),
+    ("pal-momentum", {}),
+    ("pal-adam", {}),
+    ("pal-rmsprop", {"direction.momentum": 0.5, "direction.centered": True}),
 ]
 #: The host-driven ones.
 HOST_DRIVEN = [("sls", {}), ("sls-goldstein", {}), ("sls-polyak", {}), ("exact", {}),

@@ -10,7 +10,7 @@ import pytest
 from paltest.optimizers import registry
 
 ALL = ["pal", "sls", "sls-goldstein", "sls-polyak", "exact", "sgd", "adam", "rmsprop",
-       "sgdhd", "alig", "cocob"]
+       "sgdhd", "alig", "cocob", "pal-momentum", "pal-adam", "pal-rmsprop"]
 
 
 def test_names_cover_every_optimizer():

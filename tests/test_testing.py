@@ -13,7 +13,11 @@ from hypothesis import strategies as st
 
 from paltest import backend
 from paltest.optimizers import registry
+from paltest.optimizers.adam import Adam
 from paltest.optimizers.base import StepInfo
+from paltest.optimizers.pal import PAL
+from paltest.optimizers.rmsprop import RMSProp
+from paltest.optimizers.sgd import SGD
 from paltest.testing import (
     CHECKS,
     arrays,
@@ -23,10 +27,38 @@ from paltest.testing import (
     spd_quadratics,
 )
 
-#: The shipped optimizers that are line searches (the "descent" check applies). Not
-#: "sls-polyak": its Armijo search is on the gradient step, then Polyak momentum is added,
-#: so a step may raise the loss (the check finds it: from the minimum, 0.0 -> 3.1e-3).
-LINE_SEARCHES = {"pal", "sls", "sls-goldstein", "exact"}
+#: The shipped optimizers that are line searches (``is_line_search``: the "descent" check
+#: applies). Not "sls-polyak": its Armijo search is on the gradient step, then Polyak
+#: momentum is added, so a step may raise the loss (the check finds it: from the minimum,
+#: 0.0 -> 3.1e-3).
+NOT_DESCENT = {"sls-polyak"}
+LINE_SEARCHES = {n for n in registry.names()
+                 if registry.get_class(n).is_line_search and n not in NOT_DESCENT}
+
+
+def test_line_searches_are_the_classes_that_say_so():
+    assert LINE_SEARCHES == {"pal", "sls", "sls-goldstein", "exact", "pal-momentum",
+                             "pal-adam", "pal-rmsprop"}
+    assert registry.get_class("sls-polyak").is_line_search
+    for n in ("sgd", "adam", "rmsprop", "sgdhd", "alig", "cocob"):
+        assert registry.get_class(n).is_line_search is False
+
+
+#: PAL along each direction it supports (instances, not only the registry's defaults).
+DIRECTIONS = {
+    "sgd": lambda: SGD(),
+    "sgd-nesterov-wd": lambda: SGD(momentum=0.9, nesterov=True, weight_decay=0.01),
+    "adam": lambda: Adam(),
+    "rmsprop-centered-momentum": lambda: RMSProp(momentum=0.5, centered=True),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("direction", list(DIRECTIONS))
+def test_pal_along_every_direction_passes(direction, dtype, xp):
+    report = check_optimizer(lambda: PAL(mu=0.5, direction=DIRECTIONS[direction]()), xp=xp,
+                             dtype=dtype, max_examples=6)  # is_line_search: descent runs
+    assert set(report.values()) == {"passed"}
 
 
 @pytest.mark.parametrize("name", registry.names())

@@ -29,6 +29,7 @@ from paltest.optimizers.base import (
     scalar,
     select,
     select_scalar,
+    select_state,
     takes_theta_as_data,
 )
 
@@ -109,24 +110,35 @@ class Adam:
         return AdamState(count=scalar(xp, 0.0, theta), m=xp.zeros_like(theta),
                          v=xp.zeros_like(theta))
 
+    #: Not a line search: the step length is ``lr`` times the direction.
+    is_line_search = False
+
+    def update(self, theta: Any, state: AdamState, grad: Any,
+               lr: float) -> tuple[Any, AdamState]:
+        r"""The update rule: ``(u, state_next)`` with
+        :math:`u = \eta\,\hat m_t / (\sqrt{\hat v_t} + \varepsilon)` for :math:`\eta` =
+        ``lr``, so the step is ``theta - u`` (see the module).
+
+        ``state_next`` (count, moments) is advanced whatever the finiteness of
+        ``grad``; :meth:`step` keeps the old state on a non-finite step, as PAL does
+        along this direction.
+        """
+        xp = backend.namespace(grad)
+        b1, b2 = self.beta1, self.beta2
+        t = state.count + 1.0
+        m = b1 * state.m + (1.0 - b1) * grad
+        v = b2 * state.v + (1.0 - b2) * (grad * grad)
+        m_hat = m / (1.0 - b1**t)
+        v_hat = v / (1.0 - b2**t)
+        return lr * m_hat / (xp.sqrt(v_hat) + self.eps), AdamState(count=t, m=m, v=v)
+
     def step(
         self, theta: Any, state: AdamState, value_and_grad: Any, value: Any = None
     ) -> tuple[Any, AdamState, AdamInfo]:
         """One Adam step: ``(theta_next, state_next, info)``; ``value`` is not used."""
         xp, loss, g, ok = first_order_start(theta, state, value_and_grad, self.on_nonfinite)
-        b1, b2 = self.beta1, self.beta2
-        t = state.count + 1.0
-        m = b1 * state.m + (1.0 - b1) * g
-        v = b2 * state.v + (1.0 - b2) * (g * g)
-        m_hat = m / (1.0 - b1**t)
-        v_hat = v / (1.0 - b2**t)
-        theta_new = theta - self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
-        theta_next = select(xp, ok, theta_new, theta)
-        new_state = AdamState(
-            count=select(xp, ok, t, state.count),
-            m=select(xp, ok, m, state.m),
-            v=select(xp, ok, v, state.v),
-        )
+        u, new_state = self.update(theta, state, g, self.lr)
+        theta_next = select(xp, ok, theta - u, theta)
         lr = select_scalar(xp, ok, self.lr, theta)
         info = AdamInfo(loss=loss, lr=lr, nonfinite=~ok, n_fun=1, n_grad=1)
-        return theta_next, new_state, info
+        return theta_next, select_state(xp, ok, new_state, state), info

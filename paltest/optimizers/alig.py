@@ -95,6 +95,12 @@ class ALIG:
         (0.1, [0.81, -1.62])
     """
 
+    #: Not a line search: it sets its step without measuring the loss along the direction.
+    is_line_search = False
+    #: Why it cannot supply PAL's direction (``PAL(direction=...)``).
+    no_direction = ("it only sets a Polyak-type learning rate for SGD's (momentum) direction, which"
+                    " PAL replaces; use direction='sgd' (with momentum)")
+
     def __init__(
         self,
         max_lr: float | None = 0.1,

@@ -47,6 +47,17 @@ Non-finite rule (all optimizers): when the loss or gradient at ``theta`` is not 
 ``theta`` is returned bitwise unchanged, the state is not updated with the non-finite
 values, and the record says so; ``on_nonfinite="raise"`` raises
 :class:`NonFiniteError` instead (that check costs one device-to-host transfer per step).
+
+Direction protocol (first-order optimizers that can lead PAL, see
+:class:`~paltest.optimizers.pal.PAL` ``direction=``): SGD, Adam and RMSProp have
+``update(theta, state, grad, lr) -> (u, state_next)``, their update rule in one place:
+``theta - u`` is the step at learning rate ``lr`` (a Python float) for gradient
+``grad``, and ``state_next`` the advanced state, computed whatever the finiteness (the
+caller keeps the old state on a non-finite step, :func:`select_state`). Their own
+``step`` is ``first_order_start`` + ``update(..., self.lr)`` + the selections. Every
+optimizer class says whether it is a line search (``is_line_search``: it measures the
+loss along its direction to choose the step); those that cannot supply a direction
+say why in ``no_direction``.
 """
 
 from __future__ import annotations
@@ -84,6 +95,7 @@ __all__ = [
     "optimizer_repr",
     "raise_if_nonfinite",
     "scalar",
+    "select_state",
     "takes_theta_as_data",
     "TraceError",
 ]
@@ -347,6 +359,19 @@ def select(xp: Any, ok: Any, new: Any, old: Any) -> Any:
     if backend.on_host(xp) and new.shape == old.shape and new.dtype == old.dtype:
         return new if bool(ok) else old
     return xp.where(ok, new, old)
+
+
+def select_state(xp: Any, ok: Any, new: NamedTuple, old: NamedTuple) -> NamedTuple:
+    """:func:`select` on every field of a state: ``new`` where the 0-d ``ok`` is true.
+
+    Fields that are ``None`` in ``new`` (vectors an optimizer does not keep) stay
+    ``None``. Used by the first-order optimizers' ``step`` and by PAL along their
+    direction (the direction protocol: ``update(theta, state, grad, lr)`` returns the
+    update and the advanced state, and the caller keeps the old state on a non-finite
+    step).
+    """
+    return type(old)(*(o if n is None else select(xp, ok, n, o)
+                       for n, o in zip(new, old, strict=True)))
 
 
 def scalar(xp: Any, value: float, like: Any) -> Any:

@@ -93,6 +93,13 @@ class COCOBBackprop:
         [0.99, -1.99]
     """
 
+    #: Not a line search: it sets its step without measuring the loss along the direction.
+    is_line_search = False
+    #: Why it cannot supply PAL's direction (``PAL(direction=...)``).
+    no_direction = ('its coin-betting iterate is computed from its starting point and wealth, not '
+                    'as an update of the current parameters, so it has no update direction to '
+                    'follow')
+
     def __init__(
         self, alpha: float = 100.0, eps: float = 1e-8, on_nonfinite: str = "flag"
     ) -> None:

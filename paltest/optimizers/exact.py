@@ -145,6 +145,11 @@ class ExactLineSearch:
     host_driven = ("its line search reads each trial loss on the host to choose the next "
                    "trial point")
 
+    #: A line search: it measures the loss along its direction to choose the step.
+    is_line_search = True
+    #: Why it cannot supply PAL's direction (``PAL(direction=...)``).
+    no_direction = ("it is a line search itself (along the negative gradient: use direction='sgd')")
+
     def __init__(
         self,
         initial_step: float = 1.0,

@@ -45,15 +45,22 @@ import numpy as np
 
 from paltest import backend
 from paltest.optimizers import pal_cases as _cases
+from paltest.optimizers import pal_direction as _direction
 from paltest.optimizers.base import (
     as_loss,
-    check_in_range,
     check_on_nonfinite,
     check_positive,
     evaluate,
     raise_if_nonfinite,
     select,
+    select_state,
     takes_theta_as_data,
+)
+from paltest.optimizers.pal_beta import (  # noqa: F401 - CONJUGATE_FORMULAS kept here too
+    CONJUGATE_FORMULAS,
+    array_beta,
+    check_beta,
+    host_beta,
 )
 from paltest.optimizers.pal_cases import PALCase, array_case, host_case, pal_case
 
@@ -66,10 +73,6 @@ __all__ = ["CASE_NAMES", "PAL", "PALCase", "PALInfo", "PALState", "pal_case"]
 #: Names of the cases reported in :attr:`PALInfo.case`.
 CASE_NAMES = {0: "no update", 1: "parabola minimum", 2: "measuring step", 3: "non-finite"}
 
-#: Formulas accepted for ``beta`` besides a constant.
-CONJUGATE_FORMULAS = ("fletcher-reeves", "polak-ribiere", "hestenes-stiefel", "dai-yuan")
-_ALIASES = {"fr": "fletcher-reeves", "pr": "polak-ribiere", "hs": "hestenes-stiefel",
-            "dy": "dai-yuan"}
 
 
 class PALState(NamedTuple):
@@ -77,13 +80,19 @@ class PALState(NamedTuple):
 
     Attributes:
         buf: the direction state :math:`\\mathrm{buf}` (the search direction is
-            :math:`-\\mathrm{buf}`), zeros at the start.
+            :math:`-\\mathrm{buf}`), zeros at the start. Along another optimizer
+            (``direction=``): the base's update at unit learning rate :math:`u_t` of
+            the last finite step (the search direction is :math:`-u_t`).
         prev_grad: :math:`g_{t-1}` for the conjugate-gradient formulas (zeros at the
-            start); ``None`` when ``beta`` is a constant, which needs no extra vector.
+            start); ``None`` when ``beta`` is a constant, which needs no extra vector,
+            and along another optimizer.
+        base: the base optimizer's own state along another optimizer (advanced as its
+            ``step`` would); ``None`` for PAL's own direction.
     """
 
     buf: Any
     prev_grad: Any
+    base: Any = None
 
 
 class PALInfo(NamedTuple):
@@ -95,11 +104,14 @@ class PALInfo(NamedTuple):
         a: the parabola's leading coefficient.
         b: the directional derivative :math:`l'(0)` along :math:`\\hat d`.
         step: the update step :math:`s` along the unit direction (0 if not moved).
-        lr: the learning rate :math:`s/\\lVert d\\rVert` (Section 5.1).
+        lr: the learning rate :math:`s/\\lVert d\\rVert` (Section 5.1); along another
+            optimizer :math:`s/\\lVert u_t\\rVert`, the learning rate the base would
+            have needed for the same step.
         case: int32; 0 no update, 1 parabola minimum, 2 measuring step, 3 non-finite
             (see :data:`CASE_NAMES`).
         clipped: bool; :math:`s_{max}` cut the step.
-        beta: the :math:`\\beta_t` used for the direction.
+        beta: the :math:`\\beta_t` used for the direction (NaN along another
+            optimizer's direction).
         nonfinite: bool; ``case == 3``.
         n_fun: loss evaluations (2: :math:`l_0` and :math:`l_\\mu`).
         n_grad: gradient evaluations (1).
@@ -124,18 +136,6 @@ class PALInfo(NamedTuple):
         return self.l0
 
 
-def _check_beta(beta: Any) -> float | str:
-    if isinstance(beta, str):
-        key = _ALIASES.get(beta.lower(), beta.lower())
-        if key not in CONJUGATE_FORMULAS:
-            raise ValueError(
-                f"beta: must be a float in [0, 1] or one of {CONJUGATE_FORMULAS} "
-                f"(or {sorted(_ALIASES)}), got {beta!r}"
-            )
-        return key
-    return check_in_range("beta", beta, 0.0, 1.0)
-
-
 @takes_theta_as_data
 class PAL:
     r"""PAL, Algorithm 2 with all additions: direction adaptation :math:`\beta`, update
@@ -158,11 +158,21 @@ class PAL:
             convention; note the sign: :math:`d_{t-1}\cdot y = -\mathrm{buf}_{t-1}\cdot y`).
             Where a denominator is not positive or the value is not finite, the formula
             restarts with :math:`\beta_t = 0` (so the first step is a gradient step).
+            Default (``None``): 0.4; not accepted with ``direction``.
         s_max: maximum step :math:`s_{max} > 0` along the unit direction.
         eps: the direction norm used when it is zero.
         on_nonfinite: ``"flag"`` (default: leave :math:`\theta` unchanged and report
             case 3) or ``"raise"`` (raise :class:`~paltest.NonFiniteError`; costs one
             device-to-host transfer per step).
+        direction: ``None`` (default: PAL's own direction :math:`-(\beta_t
+            \mathrm{buf}_{t-1} + g_t)`), or a first-order optimizer of the library (an
+            instance or a registry name: ``"sgd"``, ``"adam"``, ``"rmsprop"``) whose
+            update supplies the line (:mod:`paltest.optimizers.pal_direction`): with
+            :math:`u_t` the base's update at unit learning rate for the batch gradient,
+            PAL searches along :math:`\hat d_t = -u_t/\lVert u_t\rVert` and the base's
+            state advances as in its own ``step``; its ``lr`` and ``on_nonfinite`` are
+            not used. ``PAL(direction=SGD(momentum=b))`` is ``PAL(beta=b)``. Others
+            raise ``ValueError`` naming ``direction`` (their ``no_direction``).
 
     Defaults are those of the authors' PyTorch class: :math:`\mu = 1`,
     :math:`\alpha = 1/0.6`, :math:`\beta = 0.4`, :math:`s_{max} = 10^{0.5}`.
@@ -183,60 +193,102 @@ class PAL:
         ...     theta, state, info = opt.step(theta, state, vg, f)
         >>> bool(np.linalg.norm(theta) < 1e-12)   # conjugate gradients: 2 steps in 2-D
         True
+
+        Along Adam's direction (the base's state advances as Adam's own would):
+
+        >>> from paltest.optimizers.adam import Adam
+        >>> opt = PAL(mu=0.1, alpha=1.0, direction=Adam())
+        >>> theta = np.array([1.0, 1.0])
+        >>> state = opt.init(theta)
+        >>> theta, state, info = opt.step(theta, state, vg, f)
+        >>> float(state.base.count), int(info.case)   # one Adam step; parabola minimum
+        (1.0, 1)
+        >>> np.round(opt.line_direction(state), 6).tolist()   # -sign(g)/sqrt(2)
+        [-0.707107, -0.707107]
     """
+
+    #: A line search: it measures the loss along its direction to choose the step.
+    is_line_search = True
+    #: Why PAL cannot lead another PAL (``direction=``).
+    no_direction = "it is a line search itself; give its direction optimizer instead"
 
     def __init__(
         self,
         mu: float = 1.0,
         alpha: float = 1.0 / 0.6,
-        beta: float | str = 0.4,
+        beta: float | str | None = None,
         s_max: float = 10.0**0.5,
         eps: float = 1e-10,
         on_nonfinite: str = "flag",
+        direction: Any = None,
     ) -> None:
         self.mu = check_positive("mu", mu)
         self.alpha = check_positive("alpha", alpha)
-        self.beta = _check_beta(beta)
+        if direction is not None and beta is not None:
+            raise ValueError(
+                "beta: PAL's own direction adaptation is not used with direction=...; "
+                "leave beta unset (e.g. direction=SGD(momentum=b) is PAL(beta=b))")
+        self.direction = None if direction is None else _direction.resolve(direction)
+        self.beta = None if direction is not None else check_beta(
+            0.4 if beta is None else beta)
         self.s_max = check_positive("s_max", s_max)
         self.eps = check_positive("eps", eps)
         self.on_nonfinite = check_on_nonfinite(on_nonfinite)
 
     def __repr__(self) -> str:
+        lead = (f"beta={self.beta!r}" if self.direction is None
+                else f"direction={self.direction!r}")
         return (
-            f"PAL(mu={self.mu!r}, alpha={self.alpha!r}, beta={self.beta!r}, "
+            f"PAL(mu={self.mu!r}, alpha={self.alpha!r}, {lead}, "
             f"s_max={self.s_max!r}, eps={self.eps!r}, on_nonfinite={self.on_nonfinite!r})"
         )
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
-        """The hyperparameters as a dict (for result files)."""
-        return {"mu": self.mu, "alpha": self.alpha, "beta": self.beta,
-                "s_max": self.s_max, "eps": self.eps}
+        """The hyperparameters as a dict (for result files). Along another optimizer:
+        ``direction`` (its registry name) and its hyperparameters as
+        ``"direction.<name>"`` (not its ``lr``, which PAL does not use), no ``beta``."""
+        if self.direction is None:
+            return {"mu": self.mu, "alpha": self.alpha, "beta": self.beta,
+                    "s_max": self.s_max, "eps": self.eps}
+        return {"mu": self.mu, "alpha": self.alpha, "s_max": self.s_max, "eps": self.eps,
+                **_direction.record(self.direction)}
+
+    @property
+    def unused_hyperparameters(self) -> tuple[str, ...]:
+        """Constructor arguments this PAL does not use (left out of result records, so
+        records of PAL's own direction are as they were before ``direction`` existed)."""
+        return ("direction",) if self.direction is None else ("beta",)
 
     def init(self, theta: Any) -> PALState:
-        """The initial state: a zero direction state (and a zero previous gradient)."""
+        """The initial state: a zero direction state (and a zero previous gradient, or
+        the base optimizer's initial state)."""
         xp = backend.check_params(theta)
         buf = xp.zeros_like(theta)
+        if self.direction is not None:
+            return PALState(buf=buf, prev_grad=None, base=self.direction.init(theta))
         prev = xp.zeros_like(theta) if isinstance(self.beta, str) else None
         return PALState(buf=buf, prev_grad=prev)
 
-    def _beta(self, xp: Any, g: Any, state: PALState) -> Any:
-        """:math:`\\beta_t` as a 0-d array (or a Python float for a constant)."""
-        if not isinstance(self.beta, str):
-            return self.beta
-        g_prev, buf_prev = state.prev_grad, state.buf
-        if self.beta in ("polak-ribiere", "hestenes-stiefel"):
-            num = xp.vecdot(g, g - g_prev)
-        else:
-            num = xp.vecdot(g, g)
-        if self.beta in ("fletcher-reeves", "polak-ribiere"):
-            den = xp.vecdot(g_prev, g_prev)
-        else:
-            den = -xp.vecdot(buf_prev, g - g_prev)  # d_{t-1} . y
-        ok = den > 0
-        beta = num / xp.where(ok, den, xp.ones_like(den))
-        ok = ok & xp.isfinite(beta)
-        return xp.where(ok, beta, xp.zeros_like(beta))
+    def line_direction(self, state: PALState) -> Any:
+        r"""The unit direction :math:`\hat d` of the last finite step, from its
+        returned state: :math:`-\mathrm{buf}/\lVert\mathrm{buf}\rVert` with PAL's
+        zero-norm rule (norm ``eps`` when it is 0, so a zero ``buf`` gives zeros).
+
+        For PAL's own direction ``buf`` is :math:`\beta_t\mathrm{buf}_{t-1} + g_t`;
+        along another optimizer it is the base's update :math:`u_t` at unit learning
+        rate. The step's measuring point was :math:`\theta_t + \mu\hat d` and its new
+        parameters :math:`\theta_t + s\hat d` (to rounding: the step multiplies
+        ``buf`` by :math:`-\mu/\lVert\mathrm{buf}\rVert` once). After a non-finite
+        step (parameters and state unchanged) it is the previous step's direction
+        (zeros before the first finite step). An array of ``buf``'s namespace, dtype
+        and device; no host transfer.
+        """
+        buf = state.buf
+        xp = backend.namespace(buf)
+        n = xp.linalg.vector_norm(buf)
+        n = xp.where(n == 0, xp.full_like(n, self.eps), n)
+        return -(buf / n)
 
     def step(
         self, theta: Any, state: PALState, value_and_grad: Any, value: Any
@@ -251,6 +303,9 @@ class PAL:
         not a buffer it overwrites later. Neither ``theta`` nor ``grad`` is modified.
         """
         xp, l0, g = evaluate(theta, state, value_and_grad)
+        base = self.direction
+        if base is not None:
+            _direction.check_state(theta, state.base)
         if _cases.HOST_FAST_PATH and backend.on_host(xp):
             return self._host_step(xp, theta, state, value, l0, g)
 
@@ -260,12 +315,17 @@ class PAL:
         # (:func:`select`: no pass at all on NumPy).
         # ``buf * (-c)`` then ``+= theta`` is bitwise ``theta - c * buf`` (IEEE:
         # x - y == x + (-y), and rounding is symmetric in sign).
-        beta = self._beta(xp, g, state)
-        if isinstance(beta, float) and beta == 0.0:
-            buf = g  # 0 * buf + g equals g (it may differ only in the sign of a zero)
+        base_next = None
+        if base is not None:  # the base's update at unit learning rate (a fresh array)
+            buf, base_next = base.update(theta, state.base, g, 1.0)
+            beta = math.nan
         else:
-            buf = state.buf * beta
-            buf += g
+            beta = array_beta(self.beta, xp, g, state)
+            if isinstance(beta, float) and beta == 0.0:
+                buf = g  # 0 * buf + g equals g (it may differ only in the sign of a zero)
+            else:
+                buf = state.buf * beta
+                buf += g
         n = xp.linalg.vector_norm(buf)
         n = xp.where(n == 0, xp.full_like(n, self.eps), n)  # NaN stays NaN
         b = -xp.vecdot(g, buf) / n
@@ -293,28 +353,13 @@ class PAL:
 
         new_buf = select(xp, finite, buf, state.buf)
         new_prev = None if state.prev_grad is None else select(xp, finite, g, state.prev_grad)
+        new_base = None if base is None else select_state(xp, finite, base_next, state.base)
         beta_rec = beta if not isinstance(beta, float) else xp.full_like(n, beta)
         info = PALInfo(
             l0=l0, l_mu=l_mu, a=res.a, b=b, step=step, lr=lr, case=res.case,
             clipped=res.clipped, beta=beta_rec, nonfinite=~finite, n_fun=2, n_grad=1,
         )
-        return theta_next, PALState(buf=new_buf, prev_grad=new_prev), info
-
-    def _host_beta(self, g: Any, state: PALState, cast: Any) -> Any:
-        """:meth:`_beta` on NumPy: the formula's scalar parts on host scalars."""
-        g_prev, buf_prev = state.prev_grad, state.buf
-        y = g - g_prev if self.beta != "fletcher-reeves" else None
-        num = cast(np.vecdot(g, y) if self.beta in ("polak-ribiere", "hestenes-stiefel")
-                   else np.vecdot(g, g))
-        if self.beta in ("fletcher-reeves", "polak-ribiere"):
-            den = cast(np.vecdot(g_prev, g_prev))
-        else:
-            den = cast(-np.vecdot(buf_prev, y))  # d_{t-1} . y
-        if den > 0:
-            beta = num / den
-            if math.isfinite(beta):
-                return beta
-        return cast(0.0)
+        return theta_next, PALState(buf=new_buf, prev_grad=new_prev, base=new_base), info
 
     def _host_step(self, xp: Any, theta: Any, state: PALState, value: Any, l0: Any,
                    g: Any) -> tuple[Any, PALState, PALInfo]:
@@ -322,13 +367,18 @@ class PAL:
         scalars (see the module docstring), bitwise equal to the array evaluator."""
         dt = theta.dtype
         cast = np.float32 if dt == np.float32 else float
-        conj = isinstance(self.beta, str)
-        beta = self._host_beta(g, state, cast) if conj else self.beta
-        if not conj and beta == 0.0:
-            buf = g  # 0 * buf + g equals g (it may differ only in the sign of a zero)
+        base, base_next = self.direction, None
+        if base is not None:  # the base's update at unit learning rate (a fresh array)
+            buf, base_next = base.update(theta, state.base, g, 1.0)
+            beta = math.nan
         else:
-            buf = state.buf * beta
-            buf += g
+            conj = isinstance(self.beta, str)
+            beta = host_beta(self.beta, g, state, cast) if conj else self.beta
+            if not conj and beta == 0.0:
+                buf = g  # 0 * buf + g equals g (it may differ only in the sign of a zero)
+            else:
+                buf = state.buf * beta
+                buf += g
         n = cast(np.linalg.vector_norm(buf))
         if n == 0:
             n = cast(self.eps)  # NaN stays NaN
@@ -366,6 +416,7 @@ class PAL:
             theta_next = theta
         new_buf = buf if finite else state.buf
         new_prev = None if state.prev_grad is None else (g if finite else state.prev_grad)
+        new_base = None if base is None else (base_next if finite else state.base)
         info = PALInfo(  # 0-d arrays (the case and bool fields: shared read-only ones)
             l0=l0, l_mu=l_mu, a=np.asarray(res.a, dtype=ct), b=np.asarray(b, dtype=dt),
             step=np.asarray(step, dtype=dt), lr=np.asarray(lr, dtype=dt),
@@ -373,4 +424,4 @@ class PAL:
             clipped=_cases.BOOL_ARRAYS[bool(res.clipped)], beta=np.asarray(beta, dtype=dt),
             nonfinite=_cases.BOOL_ARRAYS[not finite], n_fun=2, n_grad=1,
         )
-        return theta_next, PALState(buf=new_buf, prev_grad=new_prev), info
+        return theta_next, PALState(buf=new_buf, prev_grad=new_prev, base=new_base), info

@@ -15,6 +15,19 @@ works. The others never see it.
 8
 >>> registry.make("sls").n_batches_per_epoch
 500
+
+PAL along another optimizer's direction (:mod:`paltest.optimizers.pal_direction`) has
+the names ``pal-momentum`` (SGD, ``momentum=0.9`` unless set), ``pal-adam`` and
+``pal-rmsprop``. PAL's own hyperparameters keep their names; the base optimizer's are
+``"direction.<name>"`` (its ``lr`` is not used, so not accepted), in ``make``, in
+records and in sweep and figure grids (in TOML, quote the key: ``"direction.beta1" =
+[0.9, 0.99]``):
+
+>>> opt = registry.make("pal-adam", mu=0.1, **{"direction.beta2": 0.99})
+>>> opt.direction.beta2, registry.name_of(opt)
+(0.99, 'pal-adam')
+>>> registry.hyperparameters(opt)["direction.beta2"]
+0.99
 """
 
 from __future__ import annotations
@@ -55,7 +68,51 @@ _ENTRIES: dict[str, tuple[str, str, str]] = {
     "sgdhd": ("paltest.optimizers.sgdhd", "SGDHD", "SGD with hypergradient descent"),
     "alig": ("paltest.optimizers.alig", "ALIG", "Adaptive Learning-rates for Interpolation"),
     "cocob": ("paltest.optimizers.cocob", "COCOBBackprop", "COCOB-Backprop (coin betting)"),
+    "pal-momentum": ("paltest.optimizers.pal", "PAL",
+                     "PAL along SGD's heavy-ball momentum direction (momentum 0.9)"),
+    "pal-adam": ("paltest.optimizers.pal", "PAL", "PAL along Adam's update direction"),
+    "pal-rmsprop": ("paltest.optimizers.pal", "PAL", "PAL along RMSProp's update direction"),
 }
+
+#: The prefix of a base optimizer's hyperparameters in a PAL variant's.
+NESTED = "direction."
+
+
+def _variant(name: str) -> tuple[str, dict[str, Any]] | None:
+    """``(base name, base defaults)`` of a PAL variant, or ``None``."""
+    from paltest.optimizers.pal_direction import VARIANTS
+
+    return VARIANTS.get(name)
+
+
+def _make_variant(name: str, base_name: str, base_defaults: dict[str, Any],
+                  hyperparameters: dict[str, Any]) -> Any:
+    """PAL along ``base_name`` from PAL's and ``"direction.<name>"`` hyperparameters."""
+    from paltest.optimizers.pal_direction import UNUSED
+
+    own = {k: v for k, v in hyperparameters.items() if not k.startswith(NESTED)}
+    nested = {k[len(NESTED):]: v for k, v in hyperparameters.items() if k.startswith(NESTED)}
+    given = own.pop("direction", base_name)
+    if given != base_name:
+        raise ValueError(f"optimizer {name!r}: direction: is {base_name!r} for this name, "
+                         f"got {given!r} (choose the name pal-... of that direction)")
+    pal_params = sorted(k for k in _parameters(get_class(name)) if k not in ("direction",
+                                                                             "beta"))
+    base_params = sorted(k for k in _parameters(get_class(base_name)) if k not in UNUSED)
+    unknown = sorted(set(own) - set(pal_params)) + sorted(
+        NESTED + k for k in set(nested) - set(base_params))
+    if unknown:
+        raise TypeError(
+            f"optimizer {name!r}: unknown hyperparameter(s) {unknown}; accepted: "
+            f"{pal_params + [NESTED + k for k in base_params]}")
+    try:
+        base = get_class(base_name)(**{**base_defaults, **nested})
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"optimizer {name!r}: {NESTED}{err}") from err
+    try:
+        return get_class(name)(direction=base, **own)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"optimizer {name!r}: {err}") from err
 
 
 def names() -> list[str]:
@@ -96,6 +153,9 @@ def make(name: str, *, n_batches_per_epoch: int | None = None, **hyperparameters
     values the optimizer's own ``ValueError``/``TypeError``, prefixed with the name.
     """
     cls = get_class(name)
+    variant = _variant(name)
+    if variant is not None:
+        return _make_variant(name, *variant, hyperparameters)
     params = _parameters(cls)
     unknown = sorted(set(hyperparameters) - set(params))
     if NBATCHES in hyperparameters:
@@ -146,6 +206,8 @@ def hyperparameters(opt: Any, given: dict[str, Any] | None = None) -> dict[str, 
     Built from the constructor's defaults, overwritten by same-named attributes of
     ``opt``, by ``given`` (the arguments it was built with) and last by
     ``opt.hyperparameters`` when the optimizer has it (its validated values win).
+    Constructor arguments the optimizer lists in ``unused_hyperparameters`` are left
+    out (PAL's ``direction`` for its own direction, ``beta`` along another optimizer).
     """
     out: dict[str, Any] = {}
     params = _parameters(type(opt))
@@ -160,6 +222,8 @@ def hyperparameters(opt: Any, given: dict[str, Any] | None = None) -> dict[str, 
         own = own()
     if isinstance(own, dict):
         out.update(own)
+    for key in getattr(opt, "unused_hyperparameters", ()):
+        out.pop(key, None)
     return {k: _jsonable(k, v) for k, v in out.items()}
 
 
@@ -184,8 +248,19 @@ def canonical_hyperparameters(name: str, **given: Any) -> dict[str, Any]:
 
 
 def name_of(opt: Any) -> str | None:
-    """The registry name of ``opt``'s class, or ``None`` when it is not registered."""
+    """The registry name of ``opt``'s class, or ``None`` when it is not registered.
+
+    PAL along another optimizer gets its variant's name (``pal-adam``, ...; any SGD
+    direction is ``pal-momentum``, whose ``direction.momentum`` may be 0), or ``None``
+    for a base that is not registered.
+    """
     cls = type(opt)
+    base = getattr(opt, "direction", None)
+    if base is not None and not isinstance(base, str) and hasattr(base, "update"):
+        from paltest.optimizers.pal_direction import VARIANTS
+
+        base_name = name_of(base)
+        return next((k for k, (b, _) in VARIANTS.items() if b == base_name), None)
     for key, (module, clsname, _) in _ENTRIES.items():
         if cls.__module__ == module and cls.__name__ == clsname:
             return key

@@ -36,6 +36,7 @@ from paltest.optimizers.base import (
     optimizer_repr,
     select,
     select_scalar,
+    select_state,
     takes_theta_as_data,
 )
 
@@ -124,32 +125,42 @@ class RMSProp:
             momentum_buffer=xp.zeros_like(theta) if self.momentum else None,
         )
 
-    def step(
-        self, theta: Any, state: RMSPropState, value_and_grad: Any, value: Any = None
-    ) -> tuple[Any, RMSPropState, RMSPropInfo]:
-        """One RMSProp step: ``(theta_next, state_next, info)``; ``value`` is not used."""
-        xp, loss, g, ok = first_order_start(theta, state, value_and_grad, self.on_nonfinite)
-        rho = self.rho
+    #: Not a line search: the step length is ``lr`` times the direction.
+    is_line_search = False
+
+    def update(self, theta: Any, state: RMSPropState, grad: Any,
+               lr: float) -> tuple[Any, RMSPropState]:
+        r"""The update rule: ``(u, state_next)`` with :math:`u = \eta\, b_t` (momentum)
+        or :math:`\eta\, g_t / r_t` for :math:`\eta` = ``lr``, so the step is
+        ``theta - u`` (see the module).
+
+        ``state_next`` is advanced whatever the finiteness of ``grad``; :meth:`step`
+        keeps the old state on a non-finite step, as PAL does along this direction.
+        """
+        xp = backend.namespace(grad)
+        g, rho = grad, self.rho
         sq = rho * state.square_avg + (1.0 - rho) * (g * g)
         ga = state.grad_avg
         if self.centered:
             ga = rho * ga + (1.0 - rho) * g
             var = sq - ga * ga
             r = xp.sqrt(xp.where(var > 0, var, xp.zeros_like(var))) + self.eps
-            ga = select(xp, ok, ga, state.grad_avg)
         else:
             r = xp.sqrt(sq) + self.eps
-        buf = state.momentum_buffer
         if self.momentum:
-            new_buf = self.momentum * buf + g / r
+            new_buf = self.momentum * state.momentum_buffer + g / r
             d = new_buf
-            buf = select(xp, ok, new_buf, buf)
         else:
-            d = g / r
-        theta_next = select(xp, ok, theta - self.lr * d, theta)
-        new_state = RMSPropState(
-            square_avg=select(xp, ok, sq, state.square_avg), grad_avg=ga, momentum_buffer=buf
-        )
+            new_buf, d = None, g / r
+        return lr * d, RMSPropState(square_avg=sq, grad_avg=ga, momentum_buffer=new_buf)
+
+    def step(
+        self, theta: Any, state: RMSPropState, value_and_grad: Any, value: Any = None
+    ) -> tuple[Any, RMSPropState, RMSPropInfo]:
+        """One RMSProp step: ``(theta_next, state_next, info)``; ``value`` is not used."""
+        xp, loss, g, ok = first_order_start(theta, state, value_and_grad, self.on_nonfinite)
+        u, new_state = self.update(theta, state, g, self.lr)
+        theta_next = select(xp, ok, theta - u, theta)
         lr = select_scalar(xp, ok, self.lr, theta)
         info = RMSPropInfo(loss=loss, lr=lr, nonfinite=~ok, n_fun=1, n_grad=1)
-        return theta_next, new_state, info
+        return theta_next, select_state(xp, ok, new_state, state), info

@@ -30,6 +30,7 @@ from paltest.optimizers.base import (
     optimizer_repr,
     select,
     select_scalar,
+    select_state,
     takes_theta_as_data,
 )
 
@@ -111,21 +112,33 @@ class SGD:
         xp = backend.check_params(theta)
         return SGDState(momentum_buffer=xp.zeros_like(theta) if self.momentum else None)
 
+    #: Not a line search: the step length is ``lr`` times the direction.
+    is_line_search = False
+
+    def update(self, theta: Any, state: SGDState, grad: Any, lr: float) -> tuple[Any, SGDState]:
+        r"""The update rule: ``(u, state_next)`` with :math:`u = \eta\, d_t` for
+        :math:`\eta` = ``lr``, so the step is ``theta - u`` (see the module).
+
+        ``state_next`` is advanced whatever the finiteness of ``grad``; :meth:`step`
+        keeps the old state on a non-finite step, as PAL does along this direction.
+        """
+        g = grad
+        if self.weight_decay:
+            g = g + self.weight_decay * theta
+        if self.momentum:
+            new_buf = self.momentum * state.momentum_buffer + g
+            d = g + self.momentum * new_buf if self.nesterov else new_buf
+        else:
+            new_buf, d = None, g
+        return lr * d, SGDState(momentum_buffer=new_buf)
+
     def step(
         self, theta: Any, state: SGDState, value_and_grad: Any, value: Any = None
     ) -> tuple[Any, SGDState, SGDInfo]:
         """One SGD step: ``(theta_next, state_next, info)``; ``value`` is not used."""
         xp, loss, g, ok = first_order_start(theta, state, value_and_grad, self.on_nonfinite)
-        if self.weight_decay:
-            g = g + self.weight_decay * theta
-        buf = state.momentum_buffer
-        if self.momentum:
-            new_buf = self.momentum * buf + g
-            d = g + self.momentum * new_buf if self.nesterov else new_buf
-            buf = select(xp, ok, new_buf, buf)
-        else:
-            d = g
-        theta_next = select(xp, ok, theta - self.lr * d, theta)
+        u, new_state = self.update(theta, state, g, self.lr)
+        theta_next = select(xp, ok, theta - u, theta)
         lr = select_scalar(xp, ok, self.lr, theta)
         info = SGDInfo(loss=loss, lr=lr, nonfinite=~ok, n_fun=1, n_grad=1)
-        return theta_next, SGDState(momentum_buffer=buf), info
+        return theta_next, select_state(xp, ok, new_state, state), info

@@ -106,6 +106,12 @@ class SGDHD:
         (0.75, [0.125, -0.25])
     """
 
+    #: Not a line search: it sets its step without measuring the loss along the direction.
+    is_line_search = False
+    #: Why it cannot supply PAL's direction (``PAL(direction=...)``).
+    no_direction = ("it only adapts the learning rate of SGD's gradient direction, which PAL "
+                    "replaces; use direction='sgd'")
+
     def __init__(
         self,
         lr: float = 1e-3,

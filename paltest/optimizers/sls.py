@@ -170,6 +170,11 @@ class _SLSBase:
     """Hyperparameter checks and the step-size reset shared by the SLS family."""
 
     #: Why a step cannot be traced (see :func:`paltest.optimizers.base.host_reads`).
+    #: A line search: it measures the loss along its direction to choose the step.
+    is_line_search = True
+    #: Why it cannot supply PAL's direction (``PAL(direction=...)``).
+    no_direction = ("it is a line search itself (along the negative gradient: use direction='sgd')")
+
     host_driven = ("its backtracking line search reads each trial's loss on the host to "
                    "decide whether to try a smaller step size")
 

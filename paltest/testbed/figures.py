@@ -53,9 +53,11 @@ __all__ = ["COLORS", "XAXES", "band", "curves", "figure8", "figure9", "label_run
 COLORS = {"pal": "tab:red", "sls": "tab:blue", "exact": "tab:purple", "sgd": "tab:green",
           "adam": "tab:orange", "rmsprop": "tab:brown", "sgdhd": "tab:pink",
           "alig": "tab:olive", "cocob": "tab:cyan", "sls-goldstein": "tab:gray",
-          "sls-polyak": "black"}
+          "sls-polyak": "black", "pal-momentum": "darkred", "pal-adam": "gold",
+          "pal-rmsprop": "sienna"}
 NAMES = {"pal": "PAL", "sls": "SLS", "exact": "exact LS", "sgd": "SGD", "adam": "Adam",
-         "rmsprop": "RMSProp", "sgdhd": "SGDHD", "alig": "ALIG", "cocob": "COCOB"}
+         "rmsprop": "RMSProp", "sgdhd": "SGDHD", "alig": "ALIG", "cocob": "COCOB",
+         "pal-momentum": "PAL-momentum", "pal-adam": "PAL-Adam", "pal-rmsprop": "PAL-RMSProp"}
 TITLES = {"mf-true": "true model", "mf-rank1": "rank 1", "mf-rank4": "rank 4",
           "mf-rank10": "rank 10", "mushrooms": "mushrooms", "ijcnn": "ijcnn"}
 YLABELS = {"train_loss": "training loss", "test_accuracy": "test accuracy",

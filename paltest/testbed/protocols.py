@@ -5,7 +5,9 @@ epochs, seeds, the selection grids and the plan of a figure run.
 
 Grids (half a decade apart; :class:`paltest.testbed.selection.Scale` ``(lo, hi)`` in decades):
 PAL ``mu`` 10^-1 .. 10^0 x ``alpha`` {1, 1/0.6} x ``beta`` {0, 0.4}; SGD ``lr`` 10^-2 .. 10^0;
-Adam ``lr`` 10^-3 .. 10^-1; the step-size axes (``mu``, ``lr``) grow by at most
+Adam ``lr`` 10^-3 .. 10^-1; PAL along another direction (``pal-momentum``, ``pal-adam``,
+``pal-rmsprop``) ``mu`` 10^-1 .. 10^0 x ``alpha`` {1, 1/0.6}, the base with its defaults
+(momentum 0.9 for ``pal-momentum``); the step-size axes (``mu``, ``lr``) grow by at most
 :data:`MAX_EXTENSIONS` points per end and are refined :data:`REFINE` time(s); the bounded
 ``alpha`` and ``beta`` keep their grids. SLS and the exact line search run with their
 defaults, and PAL also with its default configuration on every seed (the *reference*,
@@ -64,11 +66,19 @@ TUNING_GRIDS: dict[str, Grid] = {
     "pal": Grid({"mu": Scale(-1, 0), "alpha": [1.0, 1 / 0.6], "beta": [0.0, 0.4]}),
     "sgd": Grid({"lr": Scale(-2, 0)}),
     "adam": Grid({"lr": Scale(-3, -1)}),
+    # PAL along another direction: PAL's mu and alpha; the base keeps its defaults
+    # (pal-momentum: momentum 0.9), reachable as "direction.<name>" axes.
+    "pal-momentum": Grid({"mu": Scale(-1, 0), "alpha": [1.0, 1 / 0.6]}),
+    "pal-adam": Grid({"mu": Scale(-1, 0), "alpha": [1.0, 1 / 0.6]}),
+    "pal-rmsprop": Grid({"mu": Scale(-1, 0), "alpha": [1.0, 1 / 0.6]}),
 }
 QUICK_GRIDS: dict[str, Grid] = {
     "pal": Grid({"mu": Scale(-1, 0, per_decade=1)}),
     "sgd": Grid({"lr": Scale(-1, 0, per_decade=1)}),
     "adam": Grid({"lr": Scale(-2, -1, per_decade=1)}),
+    "pal-momentum": Grid({"mu": Scale(-1, 0, per_decade=1)}),
+    "pal-adam": Grid({"mu": Scale(-1, 0, per_decade=1)}),
+    "pal-rmsprop": Grid({"mu": Scale(-1, 0, per_decade=1)}),
 }
 #: Points added at most beyond each end of a step-size axis, and refinement rounds.
 MAX_EXTENSIONS, REFINE = 6, 1

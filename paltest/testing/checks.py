@@ -52,7 +52,9 @@ def _host(x: Any) -> np.ndarray:
 
 
 def _arrays_of(tree: Any) -> list[tuple[str, Any]]:
-    """The ``(name, array)`` fields of a state NamedTuple (or tuple) that are arrays."""
+    """The ``(name, array)`` fields of a state NamedTuple (or tuple) that are arrays,
+    nested states included (``"base.m"``: e.g. PAL's ``base``, another optimizer's
+    state)."""
     if tree is None:
         return []
     names = getattr(tree, "_fields", None) or [str(i) for i in range(len(tree))]
@@ -60,6 +62,8 @@ def _arrays_of(tree: Any) -> list[tuple[str, Any]]:
     for name, v in zip(names, tree, strict=True):
         if hasattr(v, "shape") and hasattr(v, "dtype"):
             out.append((name, v))
+        elif isinstance(v, tuple):
+            out.extend((f"{name}.{k}", a) for k, a in _arrays_of(v))
     return out
 
 
