@@ -65,7 +65,8 @@ from paltest.optimizers.pal import PAL
 from paltest.testbed import line_shapes as shapes
 
 __all__ = ["DEFAULT_MU", "DEFAULT_SPAN", "LINE_COLUMNS", "LineRecord", "LineSampler",
-           "LineSamples", "line_direction", "load_samples", "sample_run", "save_samples"]
+           "LineSamples", "line_direction", "load_samples", "sample_run", "sampler_settings",
+           "save_samples"]
 
 DEFAULT_MU = 1.0
 DEFAULT_SPAN = (-0.5, 1.5)
@@ -144,6 +145,35 @@ def _check_span(span: Any) -> tuple[float, float]:
     return lo, hi
 
 
+def sampler_settings(optimizer: Any, *, every: int = 10, at: Iterable[int] | None = None,
+                     points: int = 50, span: Any = DEFAULT_SPAN, mu: float | None = None,
+                     window: float = 0.5, full_loss: bool = False,
+                     batch_quartiles: bool = False) -> dict[str, Any]:
+    """The checked, JSON-able settings of a :class:`LineSampler` for ``optimizer`` (its
+    ``config``; errors name the argument). ``mu`` defaults to ``optimizer.mu``, else
+    :data:`DEFAULT_MU`."""
+    every = check_int("every", every, 1)
+    at = None if at is None else sorted({check_int("at", a, 0) for a in at})
+    points = check_int("points", points, 0)
+    if 0 < points < 3:
+        raise ValueError(f"points: must be 0 or at least 3, got {points!r}")
+    lo, hi = _check_span(span)
+    mu = getattr(optimizer, "mu", DEFAULT_MU) if mu is None else mu
+    if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not (
+            math.isfinite(mu) and mu > 0):
+        raise ValueError(f"mu: must be a finite number > 0, got {mu!r}")
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
+        raise ValueError(f"window: must be a number > 0, got {window!r}")
+    for name, flag in (("full_loss", full_loss), ("batch_quartiles", batch_quartiles)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name}: must be a bool, got {flag!r}")
+    if (full_loss or batch_quartiles) and not points:
+        raise ValueError("points: full_loss and batch_quartiles need points >= 3")
+    return {"every": every, "at": at, "points": points, "span": [lo, hi], "mu": float(mu),
+            "window": float(window), "full_loss": full_loss,
+            "batch_quartiles": batch_quartiles}
+
+
 class LineSampler:
     r"""An observer for :func:`~paltest.testbed.runner.run` that samples lines (see the
     module).
@@ -180,26 +210,15 @@ class LineSampler:
         if not (hasattr(optimizer, "init") and hasattr(optimizer, "step")):
             raise TypeError(f"optimizer: expected an optimizer object, got {optimizer!r}")
         self.problem, self.optimizer = problem, optimizer
-        self.every = check_int("every", every, 1)
-        self.at = None if at is None else frozenset(check_int("at", a, 0) for a in at)
-        self.points = check_int("points", points, 0)
-        if 0 < self.points < 3:
-            raise ValueError(f"points: must be 0 or at least 3, got {points!r}")
-        self.span = _check_span(span)
-        mu = getattr(optimizer, "mu", DEFAULT_MU) if mu is None else mu
-        if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not (
-                math.isfinite(mu) and mu > 0):
-            raise ValueError(f"mu: must be a finite number > 0, got {mu!r}")
-        self.mu = float(mu)
-        if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
-            raise ValueError(f"window: must be a number > 0, got {window!r}")
-        self.window = float(window)
-        for name, flag in (("full_loss", full_loss), ("batch_quartiles", batch_quartiles)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name}: must be a bool, got {flag!r}")
-        if (full_loss or batch_quartiles) and not self.points:
-            raise ValueError("points: full_loss and batch_quartiles need points >= 3")
-        self.full_loss, self.batch_quartiles = full_loss, batch_quartiles
+        cfg = sampler_settings(optimizer, every=every, at=at, points=points, span=span, mu=mu,
+                               window=window, full_loss=full_loss,
+                               batch_quartiles=batch_quartiles)
+        self.every, self.points, self.mu, self.window = (cfg["every"], cfg["points"],
+                                                         cfg["mu"], cfg["window"])
+        self.at = None if cfg["at"] is None else frozenset(cfg["at"])
+        self.span = tuple(cfg["span"])
+        self.full_loss, self.batch_quartiles = cfg["full_loss"], cfg["batch_quartiles"]
+        self._config = cfg
         if batch_quartiles and seed is None:
             raise ValueError("seed: batch_quartiles needs the run's seed (to rebuild the "
                              "epoch's batches)")
@@ -216,11 +235,8 @@ class LineSampler:
 
     @property
     def config(self) -> dict[str, Any]:
-        """The sampler's settings (JSON-able; recorded in the run's config)."""
-        return {"every": self.every, "at": None if self.at is None else sorted(self.at),
-                "points": self.points, "span": list(self.span), "mu": self.mu,
-                "window": self.window, "full_loss": self.full_loss,
-                "batch_quartiles": self.batch_quartiles}
+        """The sampler's settings (:func:`sampler_settings`; recorded in the run's config)."""
+        return dict(self._config)
 
     def due(self, step: int) -> bool:
         """Whether step ``step`` (from 0) is sampled."""
@@ -411,16 +427,15 @@ def sample_run(problem: Any, optimizer: Any, *, epochs: int, batch_size: int, se
         import problems
 
         name, problem = problem, problems.get(problem, **(problem_options or {}))
-    opt_name = None
-    if isinstance(optimizer, str):
-        opt_name = optimizer
-        optimizer = registry.make(optimizer, **(hyperparameters or {}),
-                                  n_batches_per_epoch=problem.n_batches(batch_size))
+    run_opt, opt_obj = optimizer, optimizer
+    if isinstance(optimizer, str):  # the runner builds its own (equal) optimizer by name
+        opt_obj = registry.make(optimizer, **(hyperparameters or {}),
+                                n_batches_per_epoch=problem.n_batches(batch_size))
     elif hyperparameters:
         raise TypeError("hyperparameters: only allowed when optimizer is given by name")
-    sampler = LineSampler(problem, optimizer, seed=seed, **sampler_options)
-    result = run(problem, optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
-                 observe=sampler, problem_name=name, optimizer_name=opt_name,
+    sampler = LineSampler(problem, opt_obj, seed=seed, **sampler_options)
+    result = run(problem, run_opt, epochs=epochs, batch_size=batch_size, seed=seed,
+                 observe=sampler, problem_name=name, hyperparameters=hyperparameters,
                  problem_options=problem_options, progress=progress,
                  config={"line_sampler": sampler.config})
     return result, sampler.samples()
