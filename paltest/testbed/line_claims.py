@@ -92,16 +92,17 @@ def _verdict(ok: bool, full_scale: bool, missing: str) -> tuple[str, str]:
 
 def _per_seed(sub: Any, f: Any) -> dict[str, list]:
     seeds = sorted(int(s) for s in set(sub["seed"]))
-    return {"seeds": seeds, **{k: [f(sub[sub["seed"] == s])[k] for s in seeds]
-                               for k in f(sub.iloc[:0]) if sub is not None}}
+    keys = f(sub.iloc[:0])  # the statistics' names
+    return {"seeds": seeds, **{k: [f(sub[sub["seed"] == s])[k] for s in seeds] for k in keys}}
 
 
 def _shape_stats(g: Any) -> dict[str, float]:
     moved = g[g["moved"].astype(bool) & (g["shape"] != "flat")]
     n = len(moved)
-    frac = (lambda s: float((moved["shape"] == s).mean()) if n else math.nan)
-    return {"n_lines": n, "convex_fraction": frac("convex"), "edge_fraction": frac("edge"),
-            "nonconvex_fraction": frac("nonconvex")}
+    frac = {s: float((moved["shape"] == s).mean()) if n else math.nan
+            for s in ("convex", "edge", "nonconvex")}
+    return {"n_lines": n, "convex_fraction": frac["convex"], "edge_fraction": frac["edge"],
+            "nonconvex_fraction": frac["nonconvex"]}
 
 
 def _distance(g: Any) -> np.ndarray:
@@ -238,7 +239,8 @@ def _figure7(lines: Any, problem: str, full: bool) -> list[Claim]:
 def evaluate(figure: int, lines: Any, runs: Any, problems: Any, *,
              full_scale: bool = True) -> list[Claim]:
     """The claims of Figure ``figure`` (1, 2, 6 or 7) on each of ``problems`` (see the
-    module); ``full_scale`` false makes every verdict :data:`~paltest.testbed.claims.NOT_MEASURABLE`."""
+    module); ``full_scale`` false makes every verdict
+    :data:`~paltest.testbed.claims.NOT_MEASURABLE`."""
     if figure not in (1, 2, 6, 7):
         raise ValueError(f"figure: 1, 2, 6 or 7, got {figure!r}")
     out: list[Claim] = []

@@ -248,9 +248,9 @@ def _load(p: LinePlan, todo: list[Task], ids: list[str], runs: Path) -> tuple:
 
 
 def run_line_figure(p: LinePlan, out_dir: str | Path, *, n_jobs: int = 1,
-                    progress: bool = False) -> LineFigureResult:
+                    backend: str = "loky", progress: bool = False) -> LineFigureResult:
     """Run (or reuse) the plan's sampled runs in ``out_dir/line-runs`` (``n_jobs`` in
-    parallel with joblib), then write the figure's tables and claims into
+    parallel with joblib's ``backend``), then write the figure's tables and claims into
     ``out_dir/<plan.out_name()>`` (see the module); the figure is drawn by
     :func:`draw_line_figure`."""
     from joblib import Parallel, delayed
@@ -259,7 +259,7 @@ def run_line_figure(p: LinePlan, out_dir: str | Path, *, n_jobs: int = 1,
     runs = base / "line-runs"
     runs.mkdir(parents=True, exist_ok=True)
     todo = tasks(p)
-    ids = Parallel(n_jobs=n_jobs, verbose=5 if progress else 0)(
+    ids = Parallel(n_jobs=n_jobs, backend=backend, verbose=5 if progress else 0)(
         delayed(_run_task)(t, str(runs)) for t in todo)
     lines, points, run_table, epochs = _load(p, todo, list(ids), runs)
     result = LineFigureResult(p, base / p.out_name(), lines, points, run_table, epochs)
