@@ -208,6 +208,8 @@ def test_counts_are_the_samplers_own():
     lines = sampler.samples().lines
     assert list(lines["step_index"]) == [0, 5, 7]
     assert list(lines["epoch"]) == [1, 2, 2]
+    assert lines["full_shape"].isin(shapes.SHAPES).all()
+    assert np.isfinite(lines["full_s_min"]).all()
 
 
 def test_full_loss_along_the_line_is_the_training_loss():

@@ -63,7 +63,7 @@ __all__ = ["DEFAULT_PROBLEMS", "EPOCHS", "FIGURES", "LABELS", "LineFigureResult"
 
 FIGURES = (1, 2, 6, 7)
 DEFAULT_PROBLEMS = ("mlp-digits", "mf-rank4", "mushrooms")
-EPOCHS = {"mlp-digits": 20, "mf-rank4": 20, "mushrooms": 5}
+EPOCHS = {"mlp-digits": 30, "mf-rank4": 30, "mushrooms": 10}
 OTHER_EPOCHS, SEEDS, QUICK_EPOCHS, QUICK_SEEDS, QUICK_N_ROWS = 10, (0, 1, 2, 3, 4), 2, (0, 1), 500
 LINES_PER_RUN, POINTS, N_REPRESENTATIVE, N_REPRESENTATIVE_7 = 100, 50, 6, 8
 #: The configurations: label -> (optimizer, hyperparameters).

@@ -17,7 +17,8 @@ holds :math:`0`, the measuring point and the step. It also evaluates :math:`l(0)
 (:data:`LINE_COLUMNS`): the samples; PAL's parabola from :math:`l(0), l'(0), l(\mu)`
 and its minimum; the least-squares parabola of the samples and its relative residual;
 the sampled minimum (refined between grid points) and the line's shape around it
-(:func:`paltest.testbed.line_shapes.classify`); the optimizer's step; and the angle
+(:func:`paltest.testbed.line_shapes.classify`; ``full_shape`` that of the full loss);
+the optimizer's step; and the angle
 between :math:`\hat d` and the gradient at the update point :math:`\theta_{next}`,
 measured on the same batch (90 degrees exactly at a minimum along the line; the paper's
 Figures 2-3). Optionally (Figure 7) the full training loss along the same line
@@ -75,7 +76,7 @@ LINE_COLUMNS = (
     "step_index", "epoch", "shape", "moved", "step", "mu", "scale", "angle",
     "l0", "l_mu", "dl0", "pal_a", "pal_b", "pal_c", "pal_min",
     "lsq_a", "lsq_b", "lsq_c", "lsq_min", "lsq_residual",
-    "s_min", "l_min", "full_s_min", "full_l_min", "batch_l_min_at_full_min")
+    "s_min", "l_min", "full_s_min", "full_l_min", "full_shape", "batch_l_min_at_full_min")
 _QUARTILES = ("q0", "q25", "q50", "q75", "q100")
 
 
@@ -330,6 +331,8 @@ class LineSampler:
         if full is not None:
             fs, fl, fi = shapes.sampled_minimum(s, full)
             row.update(full_s_min=fs, full_l_min=fl,
+                       full_shape=shapes.classify(s, full, window=self.window,
+                                                  dtype=self.problem.dtype_name),
                        batch_l_min_at_full_min=float(loss[fi]) if fi >= 0 else math.nan)
         return LineRecord(row, s.copy(), loss.copy(), None if full is None else full.copy(),
                           batches)
