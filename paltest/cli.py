@@ -145,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "computed on the fly)")
     f.add_argument("--quick", action="store_true",
                    help="smoke scale: 2 epochs, seeds 0 and 1, 2-point grids with one "
-                        "extension, and 500 data rows for Figure 9 (outputs say 'quick "
-                        "scale')")
+                        "extension, and 500 data rows for Figure 9 and the kernel problems "
+                        "of Figures 1-7 (outputs say 'quick scale')")
     f.add_argument("--x", default="epochs", choices=X_CHOICES,
                    help="x-axis of the curves: epochs, evaluations (forward + backward "
                         "passes) or seconds in steps (default: %(default)s)")
