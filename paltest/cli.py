@@ -2,6 +2,7 @@
 
 Examples::
 
+    paltest figure 1 --quick              # lines and PAL's parabolas (Section 3)
     paltest figure 8                      # full scale: 4 panels x 5 optimizers x 5 seeds
     paltest figure 8 --quick --out /tmp/r # smoke scale, a few seconds
     paltest figure 9 --dataset mushrooms --jobs 2
@@ -110,16 +111,25 @@ def build_parser() -> argparse.ArgumentParser:
     common, scale = _common(), _scale()
 
     f = sub.add_parser(
-        "figure", parents=[common, scale], help="reproduce Figure 8 or Figure 9",
-        description="Reproduce Figure 8 (matrix factorization, no download) or Figure 9 "
-        "(RBF-kernel classification on mushrooms and ijcnn). PAL's (mu, alpha, beta) and "
+        "figure", parents=[common, scale], help="reproduce Figure 1, 2, 6, 7, 8 or 9",
+        description="Figures 1, 2, 6 and 7 (the line analyses of Sections 3 and 6: "
+        "representative lines with PAL's parabola, the angle at the update point with and "
+        "without alpha, PAL against the exact line search, batch against full loss along "
+        "lines) run on mlp-digits, mf-rank4 and mushrooms (--problem for others); their "
+        "sampled runs go to OUT/line-runs/, their tables, claims and figure to "
+        "OUT/figure<N>[-problems][-quick]/. "
+        "Figure 8 (matrix factorization, no download) or Figure 9 "
+        "(RBF-kernel classification on mushrooms and ijcnn): PAL's (mu, alpha, beta) and "
         "SGD's and Adam's learning rates are chosen on one seed per problem by a bracketed "
         "search (step sizes extended beyond an edge winner, scored by the mean log gap to "
         "the floor), then all seeds run. The runs, selection.json, summary.csv, the claims "
         "report (claims.json, claims.md) and the PNG/PDF figures go to "
         "OUT/figure<N>[-dataset][-quick]/; the verdicts are printed at the end.")
-    f.add_argument("number", type=int, choices=(8, 9), metavar="FIGURE",
-                   help="the figure: 8 or 9")
+    f.add_argument("number", type=int, choices=(1, 2, 6, 7, 8, 9), metavar="FIGURE",
+                   help="the figure: 1, 2, 6, 7, 8 or 9")
+    f.add_argument("--problem", nargs="+", metavar="NAME",
+                   help="Figures 1, 2, 6, 7 only: the registered problems to run (default: "
+                        "mlp-digits mf-rank4 mushrooms)")
     f.add_argument("--seeds", type=parse_seeds, metavar="SEEDS",
                    help="a count (5: seeds 0-4), a list (0,1,2) or a range (0-4) "
                         "(default: 0-4; --quick: 0,1)")
@@ -135,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "computed on the fly)")
     f.add_argument("--quick", action="store_true",
                    help="smoke scale: 2 epochs, seeds 0 and 1, 2-point grids with one "
-                        "extension, and 500 data rows for Figure 9 (outputs say 'quick "
-                        "scale')")
+                        "extension, and 500 data rows for Figure 9 and the kernel problems "
+                        "of Figures 1-7 (outputs say 'quick scale')")
     f.add_argument("--x", default="epochs", choices=X_CHOICES,
                    help="x-axis of the curves: epochs, evaluations (forward + backward "
                         "passes) or seconds in steps (default: %(default)s)")
@@ -238,9 +248,42 @@ def _check_xp(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error(f"--dtype: {str(err).removeprefix('dtype: ')}")
 
 
+def _line_figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from paltest.testbed import line_figures as lf
+
+    for opt in ("optimizers", "dataset", "memory_budget"):
+        if getattr(args, opt) is not None:
+            parser.error(f"--{opt.replace('_', '-')}: only for figures 8 and 9")
+    if args.x != "epochs":
+        parser.error("--x: only for figures 8 and 9")
+    _check_xp(args, parser)
+    try:
+        p = lf.line_plan(args.number, problems=args.problem, seeds=args.seeds,
+                         epochs=args.epochs, quick=args.quick, xp=args.xp, dtype=args.dtype)
+    except ValueError as err:
+        parser.error(f"--{err}")
+    if args.data_dir is not None:
+        os.environ["PALTEST_DATA"] = str(Path(args.data_dir).expanduser().resolve())
+    print(f"Figure {args.number} ({p.scale} scale): {', '.join(p.problems)}, seeds "
+          f"{list(p.seeds)}, {args.dtype} on {args.xp}; runs in {Path(args.out) / 'line-runs'}",
+          flush=True)
+    result = lf.run_line_figure(p, args.out, n_jobs=args.jobs, backend=args.backend,
+                                progress=not args.no_progress)
+    paths = lf.draw_line_figure(result)
+    print("\n" + lf.line_summary(result))
+    print("\nfigures written:\n" + "\n".join(f"  {q}" for q in paths))
+    print("tables: " + ", ".join(str(result.out_dir / f) for f in (
+        "lines.csv", "runs.csv", "summary.csv", "claims.json", "claims.md")))
+    return 0
+
+
 def _figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from paltest.testbed import experiments
 
+    if args.number in (1, 2, 6, 7):
+        return _line_figure(args, parser)
+    if args.problem is not None:
+        parser.error("--problem: only for figures 1, 2, 6 and 7 (figure 9: --dataset)")
     for opt in ("dataset", "data_dir", "memory_budget"):
         if args.number == 8 and getattr(args, opt) is not None:
             parser.error(f"--{opt.replace('_', '-')}: only for figure 9")

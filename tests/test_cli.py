@@ -49,7 +49,7 @@ def test_command_help(command, words, capsys):
 
 
 @pytest.mark.parametrize("argv, option", [
-    (["figure", "7"], "FIGURE"),
+    (["figure", "5"], "FIGURE"),
     (["figure", "8", "--dtype", "float16"], "--dtype"),
     (["figure", "8", "--xp", "mxnet"], "--xp"),
     (["figure", "8", "--seeds", "abc"], "--seeds"),

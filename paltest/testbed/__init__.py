@@ -8,6 +8,10 @@ parallel; :mod:`~paltest.testbed.protocols` states the figure protocols as data 
 :mod:`~paltest.testbed.selection` on the scores of :mod:`~paltest.testbed.metrics`;
 :mod:`~paltest.testbed.claims` evaluates the paper's statements on the results (pure) and
 :mod:`~paltest.testbed.figures` draws them (matplotlib imported lazily).
+:mod:`~paltest.testbed.lines` samples the batch loss along an optimizer's lines during a
+run (an observer; shapes in :mod:`~paltest.testbed.line_shapes`), and
+:mod:`~paltest.testbed.line_figures` runs Figures 1, 2, 6 and 7 on it (claims in
+:mod:`~paltest.testbed.line_claims`, plots in :mod:`~paltest.testbed.line_plots`).
 
 The most used names are re-exported at the top level (``paltest.run``, ``paltest.sweep``,
 ``paltest.load_table``, ...).

@@ -1,0 +1,270 @@
+r"""The statements of the PAL paper's Sections 3 and 6 (Figures 1, 2, 6, 7), evaluated on
+sampled lines (:mod:`paltest.testbed.lines`) and runs. Pure: tables in, claims out.
+
+The inputs are the tables of :class:`paltest.testbed.line_figures.LineFigureResult`:
+``lines`` (one row per sampled line, :data:`paltest.testbed.lines.LINE_COLUMNS`, plus
+``problem``, ``label`` and ``seed``) and ``runs`` (one row per run: ``problem``,
+``label``, ``seed``, ``final_train_loss`` and the final test metrics). Labels:
+``"pal"`` (PAL's default configuration), ``"pal-no-alpha"`` (the same with
+:math:`\alpha = 1`), ``"exact"`` (the exact line search). Each claim is a
+:class:`paltest.testbed.claims.Claim` with a verdict per problem. The tests, with their
+thresholds fixed here before any run:
+
+* **1-convex**: of PAL's sampled lines that moved and are not flat, the fraction whose
+  lowest sample is interior and around which the line is convex (shape ``"convex"``,
+  :func:`paltest.testbed.line_shapes.classify`) is at least :data:`CONVEX_FRACTION`;
+* **1-parabola**: over those lines with an interior minimum, the median of
+  :math:`|s_{\rm PAL} - s_{\min}|/|s_{\min}|` (PAL's parabola minimum against the sampled
+  minimum; no parabola minimum counts as infinitely far) is at most
+  :data:`PARABOLA_DISTANCE`;
+* **2-angle**: the median over PAL's sampled steps of :math:`|90^\circ - \text{angle}|`
+  at the update point (with :math:`\alpha`) is at most :data:`ANGLE_TOLERANCE` degrees;
+* **2-alpha**: that median is smaller with :math:`\alpha` than without (:math:`\alpha=1`);
+* **6-loss** / **6-test**: PAL ends with a lower training loss / a higher test accuracy
+  (a lower test loss where there is no accuracy) than the exact line search on every seed
+  (paired by seed);
+* **7-estimator**: on the representative lines whose batch-loss and full-loss minima
+  both lie inside the sampled range, with
+  :math:`\delta = |s_{\min}^{\rm batch} - s_{\min}^{\rm full}|/|s_{\rm step}|`, the upper
+  quartile of :math:`\delta` exceeds :data:`ESTIMATOR_GAP` (the batch minimum is "not
+  always a good estimator": on at least a quarter of the lines it is off by more than
+  that fraction of the step); the median is reported;
+* **7-smaller**: on more than half of those lines the empirical minimum lies before the
+  batch minimum (the paper's corollary: the optimal step tends to be smaller).
+
+A claim is *not measurable at this scale* when the figure did not run at its protocol's
+scale (its numbers are still given), or when the needed runs or lines are missing (e.g.
+1-convex when no sampled line has its minimum inside the sampled range). The
+verdict of a convex problem (``mushrooms``) agreeing with the paper is expected; the
+neural network (``mlp-digits``) is the real test (:data:`PROBLEM_NOTES`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from paltest.testbed.claims import FAILS, HOLDS, NOT_MEASURABLE, Claim, to_markdown
+
+__all__ = ["ANGLE_TOLERANCE", "CONVEX_FRACTION", "ESTIMATOR_GAP", "PARABOLA_DISTANCE",
+           "PROBLEM_NOTES", "evaluate", "report_markdown"]
+
+CONVEX_FRACTION = 0.8
+PARABOLA_DISTANCE = 0.2
+ANGLE_TOLERANCE = 10.0
+ESTIMATOR_GAP = 0.25
+
+PROBLEM_NOTES = {
+    "mlp-digits": "non-convex (a ReLU network): the real test of Sections 3 and 6",
+    "mf-rank4": "non-convex in (W1, W2) but a low-degree polynomial along every line",
+    "mushrooms": "convex (kernel logistic regression, separable): agreement is expected",
+}
+_QUOTES = {
+    "1-convex": "[line functions] locally exhibit mostly convex shapes",
+    "1-parabola": "one-dimensional parabolic approximations ... are well suited to estimate "
+                  "the position of a minimum on such cross sections",
+    "2-angle": "A position is a local extremum or saddle point of the cross section if and "
+               "only if the angle ... is 90 degrees ... this property holds well",
+    "2-alpha": "[update step adaptation alpha] is useful to estimate the position of the "
+               "minimum on a line more exactly",
+    "6-loss": "an optimal line search does not optimize well",
+    "6-test": "One can observe that an exact line search exhibits poor performance.",
+    "7-estimator": "the position of the minimum of L(x_t; theta) is not always a good "
+                   "estimator for the position of the minimum of the empirical loss",
+    "7-smaller": "the optimal step size tends to be smaller than the step size given by the "
+                 "batch loss on such lines",
+}
+
+
+def _median(v: Any) -> float:
+    v = np.asarray(v, dtype=np.float64)
+    return float(np.median(v)) if v.size else math.nan
+
+
+def _verdict(ok: bool, full_scale: bool, missing: str) -> tuple[str, str]:
+    if missing:
+        return NOT_MEASURABLE, missing
+    if not full_scale:
+        return NOT_MEASURABLE, ("reduced scale (not the protocol's epochs and seeds); the "
+                                "numbers are shown for reference")
+    return (HOLDS if ok else FAILS), ""
+
+
+def _per_seed(sub: Any, f: Any) -> dict[str, list]:
+    seeds = sorted(int(s) for s in set(sub["seed"]))
+    keys = f(sub.iloc[:0])  # the statistics' names
+    return {"seeds": seeds, **{k: [f(sub[sub["seed"] == s])[k] for s in seeds] for k in keys}}
+
+
+def _shape_stats(g: Any) -> dict[str, float]:
+    moved = g[g["moved"].astype(bool) & (g["shape"] != "flat")]
+    n = len(moved)
+    frac = {s: float((moved["shape"] == s).mean()) if n else math.nan
+            for s in ("convex", "edge", "nonconvex")}
+    return {"n_lines": n, "convex_fraction": frac["convex"], "edge_fraction": frac["edge"],
+            "nonconvex_fraction": frac["nonconvex"]}
+
+
+def _distance(g: Any) -> np.ndarray:
+    inner = g[g["moved"].astype(bool) & g["shape"].isin(["convex", "nonconvex"])]
+    pal, smin = inner["pal_min"].to_numpy(float), inner["s_min"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.abs(pal - smin) / np.abs(smin)
+    return np.where(np.isfinite(d), d, np.inf)
+
+
+def _parabola_stats(g: Any) -> dict[str, float]:
+    d = _distance(g)
+    inner = g[g["moved"].astype(bool) & g["shape"].isin(["convex", "nonconvex"])]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = inner["pal_min"].to_numpy(float) / inner["s_min"].to_numpy(float)
+    return {"n_interior": int(d.size), "median_rel_distance": _median(d),
+            "median_ratio_pal_to_sampled": _median(ratio[np.isfinite(ratio)]),
+            "median_lsq_residual": _median(inner["lsq_residual"].dropna())}
+
+
+def _angle_stats(g: Any) -> dict[str, float]:
+    a = g["angle"].dropna().to_numpy(float)
+    return {"n_angles": int(a.size), "median_abs_90_minus_angle": _median(np.abs(90 - a)),
+            "median_angle": _median(a)}
+
+
+def _claim(cid: str, problem: str, figure: int, test: str, ok: bool, full: bool,
+           missing: str, numbers: dict, seeds: list) -> Claim:
+    verdict, reason = _verdict(ok, full, missing)
+    return Claim(f"{cid}/{problem}", figure, problem, _QUOTES[cid], test, verdict, reason,
+                 numbers, seeds)
+
+
+def _figure1(lines: Any, problem: str, full: bool) -> list[Claim]:
+    g = lines[(lines["problem"] == problem) & (lines["label"] == "pal")]
+    seeds = sorted(int(s) for s in set(g["seed"]))
+    s = _shape_stats(g)
+    p = _parabola_stats(g)
+    nums = {"pal": _per_seed(g, _shape_stats), **s}
+    miss = ("no sampled PAL line moved" if not s["n_lines"] else
+            "no sampled line has its minimum inside the sampled range (every one is 'edge')"
+            if s["edge_fraction"] == 1 else "")
+    out = [_claim("1-convex", problem, 1, f"fraction of PAL's sampled lines (moved, not flat) "
+                  f"with an interior minimum and convex around it >= {CONVEX_FRACTION:g}",
+                  s["convex_fraction"] >= CONVEX_FRACTION, full, miss, nums, seeds)]
+    miss = "" if p["n_interior"] else "no sampled line with an interior minimum"
+    nums = {"pal": _per_seed(g, _parabola_stats), **p}
+    out.append(_claim("1-parabola", problem, 1, "median |s_PAL - s_min| / |s_min| over the "
+                      f"lines with an interior minimum <= {PARABOLA_DISTANCE:g}",
+                      p["median_rel_distance"] <= PARABOLA_DISTANCE, full, miss, nums, seeds))
+    return out
+
+
+def _figure2(lines: Any, problem: str, full: bool) -> list[Claim]:
+    sub = lines[lines["problem"] == problem]
+    with_a, without = sub[sub["label"] == "pal"], sub[sub["label"] == "pal-no-alpha"]
+    aw, ao = _angle_stats(with_a), _angle_stats(without)
+    seeds = sorted(int(s) for s in set(sub["seed"]))
+    nums = {"pal": _per_seed(with_a, _angle_stats), "pal-no-alpha":
+            _per_seed(without, _angle_stats),
+            "median_abs_90_minus_angle_with_alpha": aw["median_abs_90_minus_angle"],
+            "median_abs_90_minus_angle_without_alpha": ao["median_abs_90_minus_angle"]}
+    out = [_claim("2-angle", problem, 2, "median |90 - angle| at PAL's update point (with "
+                  f"alpha) <= {ANGLE_TOLERANCE:g} degrees",
+                  aw["median_abs_90_minus_angle"] <= ANGLE_TOLERANCE, full,
+                  "" if aw["n_angles"] else "no angle of PAL", nums, seeds)]
+    out.append(_claim("2-alpha", problem, 2, "median |90 - angle| smaller with alpha than "
+                      "without (alpha = 1)", aw["median_abs_90_minus_angle"]
+                      < ao["median_abs_90_minus_angle"], full,
+                      "" if aw["n_angles"] and ao["n_angles"] else "PAL without alpha not run",
+                      nums, seeds))
+    return out
+
+
+def _figure6(lines: Any, runs: Any, problem: str, full: bool) -> list[Claim]:
+    sub = runs[runs["problem"] == problem]
+    out = []
+    test_col = ("final_test_accuracy" if "final_test_accuracy" in sub
+                and sub["final_test_accuracy"].notna().any() else "final_test_loss")
+    for cid, col, better in (("6-loss", "final_train_loss", np.less),
+                             ("6-test", test_col, np.less if test_col == "final_test_loss"
+                              else np.greater)):
+        nums: dict[str, Any] = {}
+        for lab in ("pal", "exact"):
+            g = sub[sub["label"] == lab].sort_values("seed")
+            if len(g) and col in g:
+                ang = lines[(lines["problem"] == problem) & (lines["label"] == lab)]
+                nums[lab] = {"seeds": [int(s) for s in g["seed"]],
+                             col: [float(v) for v in g[col]],
+                             "median_angle": [_angle_stats(ang[ang["seed"] == s])
+                                              ["median_angle"] for s in g["seed"]]}
+        miss = "" if len(nums) == 2 else "PAL or the exact line search not run"
+        ok = False
+        if not miss:
+            a = dict(zip(nums["pal"]["seeds"], nums["pal"][col], strict=True))
+            b = dict(zip(nums["exact"]["seeds"], nums["exact"][col], strict=True))
+            common = sorted(set(a) & set(b))
+            nums["paired_seeds"] = common
+            nums["pal_better"] = [bool(better(a[s], b[s])) for s in common]
+            ok = bool(common) and all(nums["pal_better"])
+        what = {"final_train_loss": "a lower final training loss",
+                "final_test_accuracy": "a higher final test accuracy",
+                "final_test_loss": "a lower final test loss (no accuracy on this problem)"}
+        out.append(_claim(cid, problem, 6, f"PAL ends with {what[col]} than the exact line "
+                          "search on every seed", ok, full, miss, nums,
+                          nums.get("paired_seeds", [])))
+    return out
+
+
+def _figure7(lines: Any, problem: str, full: bool) -> list[Claim]:
+    g = lines[(lines["problem"] == problem) & lines["moved"].astype(bool)]
+    inner = ["convex", "nonconvex"]  # both minima inside the sampled range
+    g = g[g["shape"].isin(inner) & g["full_shape"].isin(inner)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = (np.abs(g["s_min"] - g["full_s_min"]) / np.abs(g["step"])).to_numpy(float)
+    smaller = (g["full_s_min"] < g["s_min"]).to_numpy(bool)
+    n = int(delta.size)
+    nums = {"n_lines": n, "median_rel_distance": _median(delta),
+            "upper_quartile_rel_distance": float(np.percentile(delta, 75)) if n else math.nan,
+            "fraction_empirical_minimum_before_batch_minimum":
+                float(smaller.mean()) if n else math.nan,
+            "steps": [int(v) for v in g["step_index"]],
+            "rel_distance_per_line": [round(float(v), 4) for v in delta]}
+    miss = "" if n else ("no representative line with both minima inside the sampled "
+                         "range")
+    seeds = sorted(int(s) for s in set(g["seed"]))
+    return [_claim("7-estimator", problem, 7, "upper quartile over the representative lines "
+                   "of |s_min(batch) - s_min(full)| / |step| > "
+                   f"{ESTIMATOR_GAP:g} (median reported)",
+                   nums["upper_quartile_rel_distance"] > ESTIMATOR_GAP, full, miss, nums,
+                   seeds),
+            _claim("7-smaller", problem, 7, "the full-loss minimum lies before the batch-loss "
+                   "minimum on more than half of the representative lines",
+                   nums["fraction_empirical_minimum_before_batch_minimum"] > 0.5, full, miss,
+                   nums, seeds)]
+
+
+def evaluate(figure: int, lines: Any, runs: Any, problems: Any, *,
+             full_scale: bool = True) -> list[Claim]:
+    """The claims of Figure ``figure`` (1, 2, 6 or 7) on each of ``problems`` (see the
+    module); ``full_scale`` false makes every verdict
+    :data:`~paltest.testbed.claims.NOT_MEASURABLE`."""
+    if figure not in (1, 2, 6, 7):
+        raise ValueError(f"figure: 1, 2, 6 or 7, got {figure!r}")
+    out: list[Claim] = []
+    for q in problems:
+        if figure == 1:
+            out += _figure1(lines, q, full_scale)
+        elif figure == 2:
+            out += _figure2(lines, q, full_scale)
+        elif figure == 6:
+            out += _figure6(lines, runs, q, full_scale)
+        else:
+            out += _figure7(lines, q, full_scale)
+    return out
+
+
+def report_markdown(claims: list[Claim], title: str, problems: Any) -> str:
+    """:func:`paltest.testbed.claims.to_markdown` with a note per problem first."""
+    notes = [f"- {q}: {PROBLEM_NOTES.get(q, 'no note')}" for q in problems]
+    body = to_markdown(claims, title)
+    head, _, rest = body.partition("\n\n")
+    return "\n".join([head, "", "Problems:", *notes, "", rest])

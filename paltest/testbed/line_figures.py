@@ -1,0 +1,332 @@
+"""The line analyses of the PAL paper (Sections 3 and 6: Figures 1, 2, 6, 7) as protocols,
+runs, reports and figures.
+
+Every figure trains with a :class:`paltest.testbed.lines.LineSampler` attached (the runs
+are bitwise those without it) on each problem of :data:`DEFAULT_PROBLEMS` (or any
+registered problem), and reads the sampled lines:
+
+* **Figure 1** - PAL (default configuration) on every seed, lines sampled about
+  :data:`LINES_PER_RUN` times per run (every ``N`` steps, ``N`` from the run's length),
+  :data:`POINTS` samples each. Drawn: :data:`N_REPRESENTATIVE` representative lines of
+  seed 0 with PAL's parabola and the minima, chosen **evenly spaced in training time**
+  (the sampled lines at positions ``round(linspace(0, n - 1, 6))``, no look at their
+  shapes). Claims ``1-convex``, ``1-parabola`` (all seeds' lines).
+* **Figure 2** - the angle at the update point over training, PAL with update step
+  adaptation (``alpha`` default 1/0.6) and without (``alpha = 1``), same sampling.
+  Claims ``2-angle``, ``2-alpha``.
+* **Figure 6** - PAL against the exact binary line search
+  (:class:`~paltest.optimizers.exact.ExactLineSearch`, defaults), same sampling: the
+  angle, the training loss and the test accuracy (test loss where there is none) over
+  seeds. Claims ``6-loss``, ``6-test``.
+* **Figure 7** - PAL on seed 0 with :data:`N_REPRESENTATIVE_7` lines evenly spaced in
+  training time, each with the full training loss and the losses of all the epoch's
+  batches along it: their quartiles, the empirical (full) loss and the batch loss that
+  defined the direction. Claims ``7-estimator``, ``7-smaller``.
+
+The protocol (:func:`line_plan`): :data:`EPOCHS` per problem (10 for others), batch size
+the problem's default, seeds 0-4 (Figure 7: seed 0), float32 on NumPy. ``quick=True``:
+2 epochs, seeds 0 and 1, the kernel problems on their first 500 rows.
+
+Runs with the same problem, configuration, seed and sampler settings are the same run
+(the settings enter the run id): they are kept in ``OUT/line-runs/`` (``<run_id>.npz``
+and the :func:`paltest.testbed.lines.save_samples` files beside it), shared by the four
+figures and reused when present (Figure 2's and Figure 6's PAL runs are Figure 1's).
+Each figure writes ``OUT/figure<N>[-problems][-quick]/`` with ``lines.csv`` (every
+sampled line of its runs), ``runs.csv`` (one row per run, final metrics),
+``summary.csv`` (per problem and configuration), ``claims.json``, ``claims.md`` and the
+figure (``figure<N>.png``/``.pdf``; Figure 7 also ``points.csv``, the sampled points of
+its lines).
+
+Example:
+    >>> import tempfile
+    >>> p = line_plan(1, quick=True, problems=["mf-rank4"], seeds=[0], epochs=1)
+    >>> r = run_line_figure(p, tempfile.mkdtemp())
+    >>> sorted(set(r.lines["label"])), [c.id for c in r.claims]
+    (['pal'], ['1-convex/mf-rank4', '1-parabola/mf-rank4'])
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paltest.optimizers import registry
+from paltest.testbed import line_claims
+
+__all__ = ["DEFAULT_PROBLEMS", "EPOCHS", "FIGURES", "LABELS", "LineFigureResult",
+           "LinePlan", "Task", "draw_line_figure", "line_plan", "line_summary",
+           "run_line_figure", "tasks"]
+
+FIGURES = (1, 2, 6, 7)
+DEFAULT_PROBLEMS = ("mlp-digits", "mf-rank4", "mushrooms")
+EPOCHS = {"mlp-digits": 30, "mf-rank4": 30, "mushrooms": 10}
+OTHER_EPOCHS, SEEDS, QUICK_EPOCHS, QUICK_SEEDS, QUICK_N_ROWS = 10, (0, 1, 2, 3, 4), 2, (0, 1), 500
+LINES_PER_RUN, POINTS, N_REPRESENTATIVE, N_REPRESENTATIVE_7 = 100, 50, 6, 8
+#: The configurations: label -> (optimizer, hyperparameters).
+LABELS = {"pal": ("pal", {}), "pal-no-alpha": ("pal", {"alpha": 1.0}), "exact": ("exact", {})}
+_WHO = {1: ("pal",), 2: ("pal", "pal-no-alpha"), 6: ("pal", "exact"), 7: ("pal",)}
+_KERNEL = {"mushrooms", "ijcnn", "w8a", "rcv1", "kernel-logreg"}
+
+
+@dataclass(frozen=True)
+class LinePlan:
+    """What a line figure runs; build it with :func:`line_plan`."""
+
+    figure: int
+    problems: tuple[str, ...]
+    seeds: tuple[int, ...]
+    epochs: dict[str, int]
+    quick: bool = False
+    xp: str = "numpy"
+    dtype: str = "float32"
+    full_scale: bool = True
+
+    @property
+    def scale(self) -> str:
+        """``"full"``, ``"quick"`` or ``"reduced"``."""
+        return "full" if self.full_scale else "quick" if self.quick else "reduced"
+
+    def options(self, problem: str) -> dict[str, Any]:
+        """The problem options (``xp``, ``dtype``; 500 rows for kernel problems when quick)."""
+        opts: dict[str, Any] = {"xp": self.xp, "dtype": self.dtype}
+        if self.quick and problem in _KERNEL:
+            opts["n_rows"] = QUICK_N_ROWS
+        return opts
+
+    def out_name(self) -> str:
+        """``figure<N>``, then the problems when not the defaults, then ``-quick``."""
+        sub = set(self.problems) != set(DEFAULT_PROBLEMS)
+        return f"figure{self.figure}" + ("-" + "-".join(self.problems) if sub else "") + (
+            "-quick" if self.quick else "")
+
+
+def line_plan(figure: int, *, problems: Any = None, seeds: Any = None,
+              epochs: int | None = None, quick: bool = False, xp: str = "numpy",
+              dtype: str = "float32") -> LinePlan:
+    """The plan of line Figure ``figure`` (1, 2, 6 or 7); ``problems``: registered names
+    (default :data:`DEFAULT_PROBLEMS`); ``seeds``: a count or a list; ``epochs``: for
+    every problem. Full scale means the protocol's epochs and seeds, not quick."""
+    import problems as registry_of_problems
+
+    if figure not in FIGURES:
+        raise ValueError(f"figure: must be one of {FIGURES}, got {figure!r}")
+    probs = tuple(DEFAULT_PROBLEMS if problems is None else problems)
+    bad = [q for q in probs if q not in registry_of_problems.names()]
+    if bad or not probs:
+        raise ValueError(f"problem: unknown {bad}; choose from {registry_of_problems.names()}")
+    if seeds is None:
+        seed_list = QUICK_SEEDS if quick else SEEDS
+    elif isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0:
+        seed_list = tuple(range(seeds))
+    elif isinstance(seeds, (list, tuple)) and seeds and all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        seed_list = tuple(dict.fromkeys(seeds))
+    else:
+        raise ValueError(f"seeds: a positive count or a list of seeds >= 0, got {seeds!r}")
+    if figure == 7:
+        seed_list = seed_list[:1]
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
+                               or epochs < 1):
+        raise ValueError(f"epochs: must be a positive int, got {epochs!r}")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype: must be 'float32' or 'float64', got {dtype!r}")
+    ep = {q: epochs if epochs is not None else QUICK_EPOCHS if quick
+          else EPOCHS.get(q, OTHER_EPOCHS) for q in probs}
+    full = (not quick and all(ep[q] >= EPOCHS.get(q, OTHER_EPOCHS) for q in probs)
+            and set(SEEDS[:len(seed_list) if figure == 7 else None]) <= set(seed_list))
+    return LinePlan(figure, probs, seed_list, ep, quick, xp, dtype, full)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One sampled run: problem, configuration label, seed, epochs, batch size, sampler
+    settings (:func:`paltest.testbed.lines.sampler_settings` arguments)."""
+
+    problem: str
+    label: str
+    seed: int
+    epochs: int
+    batch_size: int
+    options: dict[str, Any]
+    sampler: dict[str, Any]
+
+    def run_id(self) -> str:
+        """The run id :func:`paltest.testbed.lines.sample_run` gives this run."""
+        from paltest.testbed import lines, results
+
+        opt, hp = LABELS[self.label]
+        settings = lines.sampler_settings(registry.make(opt, **hp), **self.sampler)
+        return results.run_id(results.make_config(
+            self.problem, self.options, opt, registry.canonical_hyperparameters(opt, **hp),
+            self.epochs, self.batch_size, self.seed, extra={"line_sampler": settings}))
+
+
+def _n_train(problem: str, options: dict) -> int:
+    from problems import registry as problem_registry
+
+    return int(problem_registry.validate(problem, **options))
+
+
+def tasks(p: LinePlan) -> list[Task]:
+    """The runs of plan ``p`` (batch size 100, or the training set when smaller)."""
+    out = []
+    for q in p.problems:
+        n = _n_train(q, p.options(q))
+        bs = min(100, n)
+        n_steps = p.epochs[q] * (n // bs)
+        if p.figure == 7:
+            at = sorted({int(round(v)) for v in np.linspace(0, n_steps - 1, N_REPRESENTATIVE_7)})
+            sampler = {"at": at, "points": POINTS, "full_loss": True, "batch_quartiles": True}
+        else:
+            sampler = {"every": max(1, round(n_steps / LINES_PER_RUN)), "points": POINTS}
+        out += [Task(q, lab, s, p.epochs[q], bs, p.options(q), sampler)
+                for lab in _WHO[p.figure] for s in p.seeds]
+    return out
+
+
+def _run_task(t: Task, runs: str) -> str:
+    from paltest.testbed import lines, results
+
+    rid = t.run_id()
+    if (Path(runs) / f"{rid}.npz").is_file() and (Path(runs) / f"{rid}.lines.json").is_file():
+        return rid
+    opt, hp = LABELS[t.label]
+    result, samples = lines.sample_run(t.problem, opt, epochs=t.epochs,
+                                       batch_size=t.batch_size, seed=t.seed,
+                                       hyperparameters=hp or None,
+                                       problem_options=t.options, **t.sampler)
+    if result.run_id != rid:  # pragma: no cover - a bug in Task.run_id
+        raise RuntimeError(f"run id {result.run_id} differs from the planned {rid}")
+    lines.save_samples(samples, runs, rid)  # the samples first: the .npz marks completion
+    results.save(result, runs)
+    return rid
+
+
+@dataclass
+class LineFigureResult:
+    """A line figure run: ``plan``, ``out_dir``, ``lines`` (every sampled line, with
+    ``problem``, ``label``, ``seed``, ``run_id``), ``points`` (their samples), ``runs``
+    (one row per run), ``epochs`` (per run and epoch: ``train_loss`` and test metrics),
+    ``summary`` and ``claims``, and the ``figure_paths`` after :func:`draw_line_figure`."""
+
+    plan: LinePlan
+    out_dir: Path
+    lines: Any
+    points: Any
+    runs: Any
+    epochs: Any
+    summary: Any = None
+    claims: list = field(default_factory=list)
+    figure_paths: list[Path] = field(default_factory=list)
+
+
+def _load(p: LinePlan, todo: list[Task], ids: list[str], runs: Path) -> tuple:
+    import pandas as pd
+
+    from paltest.testbed import lines, results
+
+    L, P, R, E = [], [], [], []
+    for t, rid in zip(todo, ids, strict=True):
+        key = {"problem": t.problem, "label": t.label, "seed": t.seed, "run_id": rid}
+        s = lines.load_samples(runs, rid)
+        L.append(s.lines.assign(**key))
+        P.append(s.points.assign(**key))
+        r = results.load(runs / f"{rid}.npz")
+        ep = {k: v for k, v in r.epochs.items() if k == "epoch" or k == "train_loss"
+              or k.startswith("test_")}
+        E.append(pd.DataFrame(ep).assign(**key))
+        R.append({**key, "epochs": t.epochs, "batch_size": t.batch_size,
+                  **{f"final_{k}": float(v[-1]) for k, v in ep.items() if k != "epoch"},
+                  **{f"sampler_{k}": v for k, v in s.counts.items()},
+                  "seconds": float(r.timings.get("total", np.nan))})
+    return (pd.concat(L, ignore_index=True), pd.concat(P, ignore_index=True),
+            pd.DataFrame(R), pd.concat(E, ignore_index=True))
+
+
+def run_line_figure(p: LinePlan, out_dir: str | Path, *, n_jobs: int = 1,
+                    backend: str = "loky", progress: bool = False) -> LineFigureResult:
+    """Run (or reuse) the plan's sampled runs in ``out_dir/line-runs`` (``n_jobs`` in
+    parallel with joblib's ``backend``), then write the figure's tables and claims into
+    ``out_dir/<plan.out_name()>`` (see the module); the figure is drawn by
+    :func:`draw_line_figure`."""
+    from joblib import Parallel, delayed
+
+    base = Path(out_dir)
+    runs = base / "line-runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    todo = tasks(p)
+    ids = Parallel(n_jobs=n_jobs, backend=backend, verbose=5 if progress else 0)(
+        delayed(_run_task)(t, str(runs)) for t in todo)
+    lines, points, run_table, epochs = _load(p, todo, list(ids), runs)
+    result = LineFigureResult(p, base / p.out_name(), lines, points, run_table, epochs)
+    _report(result)
+    return result
+
+
+def _summary(r: LineFigureResult) -> Any:
+    import pandas as pd
+
+    rows = []
+    for (q, lab), g in r.lines.groupby(["problem", "label"], sort=False):
+        runs = r.runs[(r.runs["problem"] == q) & (r.runs["label"] == lab)]
+        rows.append({"problem": q, "label": lab, "n_seeds": len(runs),
+                     **line_claims._shape_stats(g), **line_claims._parabola_stats(g),
+                     **line_claims._angle_stats(g),
+                     **{f"{c}_mean": float(runs[c].mean()) for c in runs
+                        if c.startswith("final_")}})
+    return pd.DataFrame(rows)
+
+
+def _report(r: LineFigureResult) -> None:
+    from paltest.testbed import results
+
+    p, out = r.plan, r.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    r.summary = _summary(r)
+    r.claims = line_claims.evaluate(p.figure, r.lines, r.runs, p.problems,
+                                    full_scale=p.full_scale)
+    for name, table in (("lines.csv", r.lines), ("runs.csv", r.runs),
+                        ("summary.csv", r.summary)):
+        results.write_text_atomic(out / name, table.to_csv(index=False))
+    if p.figure == 7:
+        results.write_text_atomic(out / "points.csv", r.points.to_csv(index=False))
+    doc = {"figure": p.figure, "scale": p.scale, "plan": asdict(p),
+           "claims": [c.to_json() for c in r.claims]}
+    results.write_text_atomic(out / "claims.json", json.dumps(doc, indent=1))
+    title = (f"Figure {p.figure}: the claims of Sections 3 and 6 ({p.scale} scale, "
+             f"{len(p.seeds)} seeds, {p.dtype})")
+    results.write_text_atomic(out / "claims.md",
+                              line_claims.report_markdown(r.claims, title, p.problems))
+
+
+def draw_line_figure(r: LineFigureResult, formats: tuple[str, ...] = ("png", "pdf")
+                     ) -> list[Path]:
+    """Draw ``figure<N>`` into ``r.out_dir`` (:mod:`paltest.testbed.line_plots`)."""
+    import matplotlib.pyplot as plt
+
+    from paltest.testbed import line_plots
+
+    fig, paths = line_plots.draw(r, r.out_dir / f"figure{r.plan.figure}", formats=formats)
+    plt.close(fig)
+    r.figure_paths = paths
+    return paths
+
+
+def line_summary(r: LineFigureResult) -> str:
+    """A text summary: the summary table's main columns and the claims' verdicts."""
+    import pandas as pd
+
+    cols = [c for c in ("problem", "label", "n_seeds", "n_lines", "convex_fraction",
+                        "edge_fraction", "median_rel_distance", "median_abs_90_minus_angle",
+                        "final_train_loss_mean", "final_test_accuracy_mean")
+            if c in r.summary]
+    with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 160):
+        table = r.summary[cols].to_string(index=False)
+    lines = [f"Figure {r.plan.figure} ({r.plan.scale} scale): {len(r.plan.seeds)} seeds",
+             table, "claims (claims.md has the numbers):"]
+    lines += [f"  [{c.verdict}] {c.id}" for c in r.claims]
+    return "\n".join(lines)
