@@ -346,6 +346,26 @@ def first_order_start(
     return xp, loss, g, ok
 
 
+def update_step(
+    opt: Any, theta: Any, state: NamedTuple, value_and_grad: Any, info_type: Any
+) -> tuple[Any, Any, Any]:
+    """The step of a first-order optimizer defined by its ``update``: ``theta - u``.
+
+    Evaluates the batch once (:func:`first_order_start`), asks
+    ``opt.update(theta, state, grad, opt.lr)`` for ``(u, state_next)``, and returns
+    ``(theta - u, state_next, info_type(loss, lr, nonfinite, n_fun=1, n_grad=1))``, or
+    ``theta`` and ``state`` themselves (and ``lr`` 0) on a non-finite loss or gradient.
+    SGD, Adam and RMSProp step through it, so each update rule is written once, in its
+    ``update``, which PAL also uses along that optimizer's direction.
+    """
+    xp, loss, g, ok = first_order_start(theta, state, value_and_grad, opt.on_nonfinite)
+    u, new_state = opt.update(theta, state, g, opt.lr)
+    theta_next = select(xp, ok, theta - u, theta)
+    lr = select_scalar(xp, ok, opt.lr, theta)
+    info = info_type(loss=loss, lr=lr, nonfinite=~ok, n_fun=1, n_grad=1)
+    return theta_next, select_state(xp, ok, new_state, state), info
+
+
 def select(xp: Any, ok: Any, new: Any, old: Any) -> Any:
     """``xp.where(ok, new, old)`` for a 0-d ``ok``: all of ``new`` or all of ``old``.
 

@@ -26,12 +26,9 @@ from paltest.optimizers.base import (
     check_nonneg,
     check_on_nonfinite,
     check_positive,
-    first_order_start,
     optimizer_repr,
-    select,
-    select_scalar,
-    select_state,
     takes_theta_as_data,
+    update_step,
 )
 
 __all__ = ["SGD", "SGDInfo", "SGDState"]
@@ -136,9 +133,4 @@ class SGD:
         self, theta: Any, state: SGDState, value_and_grad: Any, value: Any = None
     ) -> tuple[Any, SGDState, SGDInfo]:
         """One SGD step: ``(theta_next, state_next, info)``; ``value`` is not used."""
-        xp, loss, g, ok = first_order_start(theta, state, value_and_grad, self.on_nonfinite)
-        u, new_state = self.update(theta, state, g, self.lr)
-        theta_next = select(xp, ok, theta - u, theta)
-        lr = select_scalar(xp, ok, self.lr, theta)
-        info = SGDInfo(loss=loss, lr=lr, nonfinite=~ok, n_fun=1, n_grad=1)
-        return theta_next, select_state(xp, ok, new_state, state), info
+        return update_step(self, theta, state, value_and_grad, SGDInfo)
