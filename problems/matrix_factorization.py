@@ -42,6 +42,7 @@ Example
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -67,16 +68,26 @@ def make_data() -> dict[str, np.ndarray]:
     Returns a dict with ``A`` (10, 6), ``x_train`` (800, 6), ``y_train`` (800, 10),
     ``x_test`` (200, 6), ``y_test`` (200, 10).
     """
-    from sklearn.model_selection import train_test_split
-
     rs = np.random.RandomState(DATA_SEED)  # noqa: NPY002 - the reference's legacy generator
     A = np.linspace(1, 1e-10, N_OUT)[:, None] * rs.rand(N_OUT, N_IN)
     X = rs.randn(N_IN, N_SAMPLES)
     Y = A @ X
-    x_train, x_test, y_train, y_test = train_test_split(
-        X.T, Y.T, test_size=TEST_SIZE, random_state=SPLIT_SEED
-    )
-    return {"A": A, "x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    train, test = split_indices()
+    return {"A": A, "x_train": X.T[train], "y_train": Y.T[train], "x_test": X.T[test],
+            "y_test": Y.T[test]}
+
+
+def split_indices() -> tuple[np.ndarray, np.ndarray]:
+    """The reference's 800/200 split: the indices scikit-learn's
+    ``train_test_split(..., test_size=0.2, random_state=SPLIT_SEED)`` uses (its
+    ``ShuffleSplit``: one ``RandomState(SPLIT_SEED).permutation``, the first
+    ``ceil(0.2 n)`` for the test set, the rest for training), computed here so that
+    building a problem does not import scikit-learn (about a second);
+    ``tests/test_matrix_factorization.py`` checks them against ``train_test_split``.
+    """
+    perm = np.random.RandomState(SPLIT_SEED).permutation(N_SAMPLES)  # noqa: NPY002
+    n_test = math.ceil(TEST_SIZE * N_SAMPLES)
+    return perm[n_test:], perm[:n_test]
 
 
 def _sym_power(S: np.ndarray, power: float) -> np.ndarray:
