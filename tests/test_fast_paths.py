@@ -14,10 +14,11 @@ compared bitwise (dtype, shape and ``tobytes``).
 The forced slow path also switches off PAL's host case logic
 (``paltest.optimizers.pal_cases.HOST_FAST_PATH``) and the problems' NumPy shortcuts
 (``problems.host.HOST_FAST_PATH``: matrix factorization's views, rows, means and cheap
-line). The Figure 8 problems (matrix factorization at ranks 1, 4, 10 and the true model)
-run with PAL, SLS and its variants, the exact line search and every first-order
-optimizer; the Figure 9 code path (the kernel logistic regression with its cheap line)
-runs on a 300-row subset of mushrooms.
+line), and the runner's host collection of step records
+(``paltest.testbed.runner.HOST_FAST_PATH``). The Figure 8 problems (matrix
+factorization at ranks 1, 4, 10 and the true model) run with PAL, SLS and its
+variants, the exact line search and every first-order optimizer; the Figure 9 code
+path (the kernel logistic regression with its cheap line) runs on a 300-row subset of mushrooms.
 
 The fast paths exist on NumPy only, so this test builds NumPy problems whatever
 ``--xp`` is.
@@ -31,6 +32,7 @@ import pytest
 import problems
 from paltest import backend, run
 from paltest.optimizers import base, pal_cases
+from paltest.testbed import runner
 from paltest.testbed.results import TIMING_ARRAYS
 from problems import host
 
@@ -60,6 +62,7 @@ def force_slow_path(monkeypatch):
     monkeypatch.setattr(base, "_HOST_XP", _Never)
     monkeypatch.setattr(pal_cases, "HOST_FAST_PATH", False)
     monkeypatch.setattr(host, "HOST_FAST_PATH", False)
+    monkeypatch.setattr(runner, "HOST_FAST_PATH", False)
 
 
 def _arrays(result):
