@@ -308,7 +308,7 @@ def _figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
           f"the final runs, into {out}/runs", flush=True)
     result = experiments.run_figure(p, out, n_jobs=args.jobs, backend=args.backend,
                                     progress=not args.no_progress)
-    paths = experiments.draw(result, x=args.x)
+    paths = experiments.draw(result, x=args.x, n_jobs=args.jobs, backend=args.backend)
     print("\n" + experiments.summary(result))
     print("\nfigures written:\n" + "\n".join(f"  {q}" for q in paths))
     print("tables: " + ", ".join(str(out / f) for f in ("selection.json", "summary.csv",

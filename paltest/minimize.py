@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any
-
-from scipy.optimize import OptimizeResult
+from typing import TYPE_CHECKING, Any
 
 from paltest import backend
 from paltest.checks import check_int, check_nonneg
 from paltest.optimizers import registry
 from paltest.optimizers.base import as_loss
 from paltest.optimizers.pal import PAL
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
 
 __all__ = ["minimize", "scipy_method"]
 
@@ -109,6 +110,14 @@ def _resolve_optimizer(optimizer: Any, options: dict[str, Any]) -> Any:
             f"got {optimizer!r}"
         )
     return optimizer
+
+
+def _result(**fields: Any) -> Any:
+    """A :class:`scipy.optimize.OptimizeResult` (SciPy imported on first use: importing
+    ``paltest`` should not cost ``scipy.optimize``'s half second)."""
+    from scipy.optimize import OptimizeResult
+
+    return OptimizeResult(**fields)
 
 
 def _finite(fval: float, gnorm: float) -> bool:
@@ -222,13 +231,13 @@ def minimize(
             status = 0
         if notify is not None:
             try:
-                stop = notify(OptimizeResult(x=x, fun=fval, jac=g, nit=nit))
+                stop = notify(_result(x=x, fun=fval, jac=g, nit=nit))
             except StopIteration:
                 stop = True
             if stop is True:
                 status = 99 if status != 0 else 0
                 break
-    return OptimizeResult(
+    return _result(
         x=x, fun=fval, jac=g, nit=nit, nfev=obj.nfev, njev=obj.njev,
         success=status == 0, status=status,
         message=_AT_X0 if status == 3 and nit == 0 else _MESSAGES[status],

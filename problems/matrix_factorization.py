@@ -42,6 +42,7 @@ Example
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -49,7 +50,8 @@ import numpy as np
 
 from paltest import backend
 from paltest.checks import check_int
-from problems.base import Problem
+from problems import host
+from problems.base import BoundValue, BoundValueWithLine, Problem
 from problems.lines import MatrixFactorizationLine
 
 __all__ = ["RANKS", "MatrixFactorization", "make", "make_data"]
@@ -67,16 +69,26 @@ def make_data() -> dict[str, np.ndarray]:
     Returns a dict with ``A`` (10, 6), ``x_train`` (800, 6), ``y_train`` (800, 10),
     ``x_test`` (200, 6), ``y_test`` (200, 10).
     """
-    from sklearn.model_selection import train_test_split
-
     rs = np.random.RandomState(DATA_SEED)  # noqa: NPY002 - the reference's legacy generator
     A = np.linspace(1, 1e-10, N_OUT)[:, None] * rs.rand(N_OUT, N_IN)
     X = rs.randn(N_IN, N_SAMPLES)
     Y = A @ X
-    x_train, x_test, y_train, y_test = train_test_split(
-        X.T, Y.T, test_size=TEST_SIZE, random_state=SPLIT_SEED
-    )
-    return {"A": A, "x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    train, test = split_indices()
+    return {"A": A, "x_train": X.T[train], "y_train": Y.T[train], "x_test": X.T[test],
+            "y_test": Y.T[test]}
+
+
+def split_indices() -> tuple[np.ndarray, np.ndarray]:
+    """The reference's 800/200 split: the indices scikit-learn's
+    ``train_test_split(..., test_size=0.2, random_state=SPLIT_SEED)`` uses (its
+    ``ShuffleSplit``: one ``RandomState(SPLIT_SEED).permutation``, the first
+    ``ceil(0.2 n)`` for the test set, the rest for training), computed here so that
+    building a problem does not import scikit-learn (about a second);
+    ``tests/test_matrix_factorization.py`` checks them against ``train_test_split``.
+    """
+    perm = np.random.RandomState(SPLIT_SEED).permutation(N_SAMPLES)  # noqa: NPY002
+    n_test = math.ceil(TEST_SIZE * N_SAMPLES)
+    return perm[n_test:], perm[:n_test]
 
 
 def _sym_power(S: np.ndarray, power: float) -> np.ndarray:
@@ -179,6 +191,11 @@ class MatrixFactorization(Problem):
             )
         if theta.dtype != self.dtype:
             raise TypeError(f"theta: dtype {theta.dtype} differs from the problem's {self.dtype}")
+        if host.enabled(self.xp) and type(theta) is np.ndarray:  # the same views
+            if self.rank is None:
+                return theta.reshape(N_OUT, N_IN), None
+            cut = self.rank * N_IN
+            return theta[:cut].reshape(self.rank, N_IN), theta[cut:].reshape(N_OUT, self.rank)
         xp = self.xp
         if self.rank is None:
             return xp.reshape(theta, (N_OUT, N_IN)), None
@@ -192,13 +209,19 @@ class MatrixFactorization(Problem):
         pred = h if W2 is None else h @ W2.T
         return pred - y, h, W1, W2
 
+    def _mean(self, sq: Any) -> Any:
+        return host.mean(sq) if host.enabled(self.xp) and type(sq) is np.ndarray else \
+            self.xp.mean(sq)
+
     def _mse(self, x: Any, y: Any, theta: Any) -> Any:
         r = self._residual(theta, x, y)[0]
-        return self.xp.mean(r * r)
+        return self._mean(r * r)
 
     def _rows(self, batch: Any) -> tuple[Any, Any]:
         if batch is None:
             return self._x_train, self._y_train
+        if host.enabled(self.xp) and type(batch) is np.ndarray:  # what np.take does
+            return self._x_train[batch], self._y_train[batch]
         xp = self.xp
         return xp.take(self._x_train, batch, axis=0), xp.take(self._y_train, batch, axis=0)
 
@@ -209,16 +232,29 @@ class MatrixFactorization(Problem):
 
     def value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
         """The batch MSE and its analytic gradient (same layout as ``theta``)."""
+        return self._value_and_grad(theta, *self._rows(batch))
+
+    def _value_and_grad(self, theta: Any, x: Any, y: Any) -> tuple[Any, Any]:
         xp = self.xp
-        x, y = self._rows(batch)
         r, h, W1, W2 = self._residual(theta, x, y)
-        loss = xp.mean(r * r)
+        loss = self._mean(r * r)
         g = r * (2.0 / (r.shape[0] * N_OUT))  # dL/dpred, (b, 10)
         if W2 is None:
             return loss, xp.reshape(g.T @ x, (-1,))
         g_w2 = g.T @ h  # (10, k)
         g_w1 = (g @ W2).T @ x  # (k, 6)
+        if host.enabled(xp) and type(g_w1) is np.ndarray:  # the same vector
+            return loss, np.concatenate((g_w1.ravel(), g_w2.ravel()))
         return loss, xp.concat([xp.reshape(g_w1, (-1,)), xp.reshape(g_w2, (-1,))])
+
+    def bind(self, batch: Any) -> tuple[Any, Any]:
+        """As :meth:`problems.base.Problem.bind`; on the NumPy shortcut path
+        (:mod:`problems.host`) the batch's rows are gathered once for both callables."""
+        if not (host.enabled(self.xp) and type(batch) is np.ndarray):
+            return super().bind(batch)
+        x, y = self._rows(batch)
+        bound = _BoundRowsWithLine if self.line_class.cheap else _BoundRows
+        return (lambda theta: self._value_and_grad(theta, x, y), bound(self, batch, x, y))
 
     def train_loss(self, theta: Any) -> Any:
         """MSE over all 800 training samples."""
@@ -227,6 +263,26 @@ class MatrixFactorization(Problem):
     def test_metrics(self, theta: Any) -> dict[str, Any]:
         """``{"test_loss": MSE over the 200 test samples}``."""
         return {"test_loss": self._mse(self._x_test, self._y_test, theta)}
+
+
+class _BoundRows(BoundValue):
+    """The ``value`` of :meth:`MatrixFactorization.bind` on the shortcut path: the batch's
+    rows gathered once (``value(theta)`` equals ``problem.value(theta, batch)``)."""
+
+    __slots__ = ("x", "y")
+
+    def __init__(self, problem: MatrixFactorization, batch: Any, x: Any, y: Any) -> None:
+        super().__init__(problem, batch)
+        self.x, self.y = x, y
+
+    def __call__(self, theta: Any) -> Any:
+        return self.problem._mse(self.x, self.y, theta)
+
+
+class _BoundRowsWithLine(_BoundRows, BoundValueWithLine):
+    """:class:`_BoundRows` with ``line`` (the problem's line is cheap)."""
+
+    __slots__ = ()
 
 
 def make(

@@ -11,6 +11,15 @@ as it is and once with every shortcut and cache switched off (the forced slow pa
 the general code for every array), and every non-timing array of the two results is
 compared bitwise (dtype, shape and ``tobytes``).
 
+The forced slow path also switches off PAL's host case logic
+(``paltest.optimizers.pal_cases.HOST_FAST_PATH``) and the problems' NumPy shortcuts
+(``problems.host.HOST_FAST_PATH``: matrix factorization's views, rows, means and cheap
+line), and the runner's host collection of step records
+(``paltest.testbed.runner.HOST_FAST_PATH``). The Figure 8 problems (matrix
+factorization at ranks 1, 4, 10 and the true model) run with PAL, SLS and its
+variants, the exact line search and every first-order optimizer; the Figure 9 code
+path (the kernel logistic regression with its cheap line) runs on a 300-row subset of mushrooms.
+
 The fast paths exist on NumPy only, so this test builds NumPy problems whatever
 ``--xp`` is.
 """
@@ -22,10 +31,14 @@ import pytest
 
 import problems
 from paltest import backend, run
-from paltest.optimizers import base
+from paltest.optimizers import base, pal_cases
+from paltest.testbed import runner
 from paltest.testbed.results import TIMING_ARRAYS
+from problems import host
 
 FIRST_ORDER_AND_PAL = ["sgd", "adam", "rmsprop", "sgdhd", "alig", "cocob", "pal"]
+LINE_SEARCHES = ["sls", "sls-goldstein", "sls-polyak", "exact"]
+FIGURE8 = ["mf-true", "mf-rank1", "mf-rank4", "mf-rank10"]
 
 
 class _NoCache(dict):
@@ -47,6 +60,9 @@ def force_slow_path(monkeypatch):
     for name in ("_ndarray", "_np_float64", "_np_float32"):
         monkeypatch.setattr(base, name, _Never)
     monkeypatch.setattr(base, "_HOST_XP", _Never)
+    monkeypatch.setattr(pal_cases, "HOST_FAST_PATH", False)
+    monkeypatch.setattr(host, "HOST_FAST_PATH", False)
+    monkeypatch.setattr(runner, "HOST_FAST_PATH", False)
 
 
 def _arrays(result):
@@ -58,25 +74,63 @@ def _arrays(result):
     return out
 
 
-def _run(name, dtype):
-    prob = problems.get("mf-rank4", xp="numpy", dtype=dtype)
-    return _arrays(run(prob, name, epochs=3, batch_size=100, seed=0))
+def _run(name, dtype, problem="mf-rank4", epochs=3, **options):
+    prob = problems.get(problem, xp="numpy", dtype=dtype, **options)
+    return _arrays(run(prob, name, epochs=epochs, batch_size=100, seed=0))
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", FIRST_ORDER_AND_PAL)
-def test_fast_paths_are_bitwise_the_slow_path(monkeypatch, name, dtype):
-    fast = _run(name, dtype)
-    with monkeypatch.context() as m:
-        force_slow_path(m)
-        assert backend.namespace(np.zeros(2)) is not None  # the general code still works
-        slow = _run(name, dtype)
+def _assert_same(fast, slow):
     assert sorted(fast) == sorted(slow)
-    assert fast["steps.loss"].size == 3 * 8  # 800 rows / 100 per batch, 3 epochs
     for key in fast:
         assert fast[key].dtype == slow[key].dtype, key
         assert fast[key].shape == slow[key].shape, key
         assert fast[key].tobytes() == slow[key].tobytes(), key
+
+
+def _fast_and_slow(monkeypatch, *args, **kwargs):
+    fast = _run(*args, **kwargs)
+    with monkeypatch.context() as m:
+        force_slow_path(m)
+        assert backend.namespace(np.zeros(2)) is not None  # the general code still works
+        slow = _run(*args, **kwargs)
+    return fast, slow
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("problem", FIGURE8)
+@pytest.mark.parametrize("name", FIRST_ORDER_AND_PAL + LINE_SEARCHES)
+def test_figure8_problems_fast_paths_are_bitwise_the_slow_path(monkeypatch, name, problem,
+                                                               dtype):
+    fast, slow = _fast_and_slow(monkeypatch, name, dtype, problem, epochs=2)
+    assert fast["steps.loss"].size == 2 * 8
+    _assert_same(fast, slow)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["pal", "sls", "exact", "sgd", "adam"])
+def test_kernel_problem_fast_paths_are_bitwise_the_slow_path(monkeypatch, data_dir, name,
+                                                             dtype):
+    fast, slow = _fast_and_slow(monkeypatch, name, dtype, "mushrooms", epochs=1,
+                                n_rows=300)
+    assert fast["steps.loss"].size >= 2
+    _assert_same(fast, slow)
+
+
+def test_the_problem_shortcuts_are_taken_and_switch_off(monkeypatch):
+    """The comparisons above test something only if the problems' shortcuts run."""
+    prob = problems.get("mf-rank4", xp="numpy", dtype="float32")
+    batch = next(iter(prob.batches(0, 0, 100)))
+    calls = []
+    real = host.line_means
+    monkeypatch.setattr(host, "line_means", lambda sq: calls.append(1) or real(sq))
+    theta = prob.init_params(0)
+    _, value = prob.bind(batch)
+    value.line(theta, -theta)([0.5, 0.25])
+    assert type(value).__name__ == "_BoundRowsWithLine" and calls == [1]
+    monkeypatch.setattr(host, "HOST_FAST_PATH", False)
+    _, value = prob.bind(batch)
+    value.line(theta, -theta)([0.5, 0.25])
+    assert type(value).__name__ != "_BoundRowsWithLine" and calls == [1]
 
 
 def test_the_forced_slow_path_bypasses_the_shortcuts(monkeypatch):

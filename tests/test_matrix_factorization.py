@@ -202,3 +202,16 @@ def test_errors():
         p.value(p.xp.zeros(5, dtype=p.dtype), None)
     with pytest.raises(TypeError, match="theta"):
         p.value(p.xp.zeros(16, dtype=p.xp.float32), None)
+
+
+def test_split_indices_are_scikit_learns():
+    # make_data splits without importing scikit-learn; the reference uses train_test_split.
+    from sklearn.model_selection import train_test_split
+
+    X = np.arange(mf.N_SAMPLES * 2, dtype=np.float64).reshape(mf.N_SAMPLES, 2)
+    x_train, x_test = train_test_split(X, test_size=mf.TEST_SIZE,
+                                       random_state=mf.SPLIT_SEED)
+    train, test = mf.split_indices()
+    assert np.array_equal(X[train], x_train) and np.array_equal(X[test], x_test)
+    d = mf.make_data()
+    assert d["x_train"].shape == (800, 6) and d["x_test"].shape == (200, 6)

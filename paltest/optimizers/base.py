@@ -103,7 +103,7 @@ __all__ = [
 ON_NONFINITE = ("flag", "raise")
 
 _ndarray, _np_float64, _np_float32 = np.ndarray, np.float64, np.float32
-_np_full, _np_asarray = np.full, np.asarray
+_np_full, _np_asarray, _np_isfinite = np.full, np.asarray, np.isfinite
 _HOST_XP = backend.namespace(np.zeros(0))  # array_api_compat.numpy
 
 
@@ -340,7 +340,10 @@ def first_order_start(
     otherwise nothing leaves the device.
     """
     xp, loss, g = evaluate(theta, state, value_and_grad)
-    ok = xp.isfinite(loss) & xp.all(xp.isfinite(g))
+    if type(g) is _ndarray and xp is _HOST_XP:  # the same np.bool_, fewer wrappers
+        ok = _np_isfinite(loss) & _np_isfinite(g).all()
+    else:
+        ok = xp.isfinite(loss) & xp.all(xp.isfinite(g))
     if on_nonfinite == "raise":
         raise_if_nonfinite(ok, "loss or gradient")
     return xp, loss, g, ok

@@ -267,11 +267,15 @@ def report(result: FigureResult) -> FigureResult:
 
 
 def draw(result: FigureResult, formats: tuple[str, ...] = ("png", "pdf"),
-         x: str = "epochs") -> list[Path]:
+         x: str = "epochs", *, n_jobs: int = 1, backend: str = "loky") -> list[Path]:
     """Draw the figure (final runs; PAL's default configuration dashed where it differs
     from the chosen one) against ``x`` (``"epochs"``, ``"evaluations"`` or
-    ``"seconds"``), and the sensitivity plot of every tuned optimizer, into ``out_dir``."""
-    import matplotlib.pyplot as plt
+    ``"seconds"``), and the sensitivity plot of every tuned optimizer, into ``out_dir``.
+
+    The plots are independent: with ``n_jobs`` > 1 they are drawn in parallel by joblib
+    (``backend`` as in :func:`paltest.testbed.sweep.run_configs`; the files are the same
+    as when drawn one after another)."""
+    import joblib
 
     from paltest.testbed import figures
 
@@ -285,23 +289,37 @@ def draw(result: FigureResult, formats: tuple[str, ...] = ("png", "pdf"),
                                                 strict=True)])
     meta = {"scale": p.scale}
     suffix = "" if x == "epochs" else f"_{x}"
+    tasks = []
     if p.figure == 8:
-        fig, paths = figures.figure8(table, result.floors, out / f"figure8{suffix}",
-                                     problems=p.problems, formats=formats, x=x,
-                                     note=scale_note(p), metadata=meta)
+        tasks.append(("figure8", (table, result.floors, out / f"figure8{suffix}"),
+                      {"problems": p.problems, "x": x}))
     else:
-        fig, paths = figures.figure9(table, out / f"figure9{suffix}", problems=p.problems,
-                                     formats=formats, x=x, note=scale_note(p), metadata=meta)
-    plt.close(fig)
+        tasks.append(("figure9", (table, out / f"figure9{suffix}"),
+                      {"problems": p.problems, "x": x}))
     for o in p.grids:
         recs = {q: s[o] for q, s in result.selection.items() if o in s}
         if recs:
-            fig, more = figures.sensitivity(recs, out / f"sensitivity_{o}", optimizer=o,
-                                            formats=formats, note=scale_note(p),
-                                            metadata=meta)
-            plt.close(fig)
-            paths += more
+            tasks.append(("sensitivity", (recs, out / f"sensitivity_{o}"), {"optimizer": o}))
+    common = {"formats": formats, "note": scale_note(p), "metadata": meta}
+    calls = [joblib.delayed(_draw_one)(name, args, {**kw, **common})
+             for name, args, kw in tasks]
+    if n_jobs == 1 or len(calls) == 1:
+        done = [c[0](*c[1], **c[2]) for c in calls]
+    else:
+        with joblib.parallel_config(backend=backend, n_jobs=n_jobs):
+            done = joblib.Parallel()(calls)
+    paths = [q for more in done for q in more]
     result.figure_paths = paths
+    return paths
+
+
+def _draw_one(name: str, args: tuple, kwargs: dict[str, Any]) -> list[Path]:
+    """Draw one plot of :func:`draw` with ``paltest.testbed.figures.<name>``, close it,
+    and return its files."""
+    from paltest.testbed import figures
+
+    fig, paths = getattr(figures, name)(*args, **kwargs)
+    figures._plt().close(fig)
     return paths
 
 

@@ -13,6 +13,7 @@ platform and thread counts. :mod:`paltest.testbed.results` re-exports all three.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -80,7 +81,10 @@ def run_id(config: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical(config).encode()).hexdigest()[:16]
 
 
+@functools.cache
 def _version(dist: str) -> str | None:
+    # Installed versions do not change within a process; reading a distribution's
+    # metadata costs ~1 ms (most of environment()'s time, once per run).
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

@@ -82,6 +82,9 @@ def _resolve_optimizer(optimizer: Any, hps: dict[str, Any] | None, n_batches: in
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
+#: Whether an epoch's step records are collected without the device round trip on NumPy
+#: (:meth:`_EpochBuffer.flush`; the same arrays, tests/test_fast_paths.py).
+HOST_FAST_PATH = True
 
 
 def _numeric_fields(info: Any) -> dict[str, Any]:
@@ -132,6 +135,8 @@ class _EpochBuffer:
         vector.
         """
         xp = self.xp
+        if HOST_FAST_PATH and backend.on_host(xp):
+            return self._flush_host(extra)
         wide = xp.float64
         parts, kinds = [], []
         for key, vals in self.device.items():
@@ -150,6 +155,24 @@ class _EpochBuffer:
         for key, vals in self.host.items():
             out[key] = np.asarray(vals)
         return out, flat[len(kinds) * self.n:]
+
+    def _flush_host(self, extra: list[Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """:meth:`flush` on NumPy, with the same arrays: the values are already on the
+        host, and the round trip through float64 is exact for every record dtype, so
+        each field is stacked in its own dtype and cast to the host dtype directly."""
+        out: dict[str, np.ndarray] = {}
+        for key, vals in self.device.items():
+            if len(vals) != self.n:
+                raise ValueError(f"step record field {key!r} missing in some steps")
+            first = vals[0].dtype
+            if any(v.dtype != first for v in vals):
+                stacked = np.array(vals, dtype=np.float64)
+            else:
+                stacked = np.stack(vals)
+            out[key] = stacked.astype(_host_dtype(self.xp, stacked.dtype))
+        for key, vals in self.host.items():
+            out[key] = np.asarray(vals)
+        return out, np.array(extra, dtype=np.float64).reshape(-1)
 
 
 def _host_dtype(xp: Any, dtype: Any) -> str:
