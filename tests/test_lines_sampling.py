@@ -302,3 +302,86 @@ def test_problem_and_optimizer_are_checked():
         shapes.classify([0.0, 1.0], [0.0, 1.0])
     with pytest.raises(ValueError, match="mu"):
         shapes.pal_parabola(0.0, -1.0, 0.0, 0.0)
+
+
+# --- bracketing: the range is widened until the minimum is inside -----------------------
+
+def _far_quadratic(xp_name):
+    """A 1-d quadratic and a sampler scale ``mu`` that puts its minimum about 100 ``mu``
+    beyond the start along the descent line (the initial range is ``mu * [-0.5, 1.5]``)."""
+    p = problems.get("quadratic", eigenvalues=[0.01], minimizer=[0.0], rotate=False,
+                     xp=xp_name)
+    return p, abs(float(np.asarray(p.init_params(0))[0])) / 100.0
+
+
+@pytest.mark.parametrize("extend", [0, 2, 6])
+def test_the_range_is_widened_until_the_minimum_is_bracketed(xp, xp_name, extend):
+    p, mu = _far_quadratic(xp_name)
+    opt = SGD(lr=1e-6)  # a tiny step: R = max(|step|, mu) = mu, range mu * [-0.5, 1.5]
+    plain = run(p, SGD(lr=1e-6), epochs=2, batch_size=1, seed=0)
+    sampler = LineSampler(p, opt, every=1, points=50, mu=mu, extend=extend)
+    sampled = run(p, opt, epochs=2, batch_size=1, seed=0, observe=sampler)
+    _same(plain, sampled)  # widening reads nothing the run uses
+    row = sampler.samples().lines.iloc[0]
+    # hi: 1.5, 6, 24, 96, 384: the minimum (~100) is first inside after 4 widenings
+    need = 4
+    j = min(extend, need)
+    assert row["extensions"] == j and row["hi"] == 1.5 * 4.0**j and row["lo"] == -0.5
+    c = sampler.counts
+    n_lines = c["lines"]
+    assert n_lines == 2
+    assert c["extensions"] == n_lines * j
+    assert c["host_transfers"] == n_lines * (1 + j)
+    assert c["points"] == n_lines * (1 + j) * (50 + 2)
+    if extend >= need:
+        assert row["shape"] == "convex"
+        # a parabola: the refined sampled minimum is the exact one, |theta_0 - theta*|
+        assert row["s_min"] / mu == pytest.approx(100.0, rel=1e-9)
+    else:
+        assert row["shape"] == "edge"  # still not bracketed: kept as 'edge'
+
+
+def test_extend_is_checked():
+    p = _quadratic()
+    with pytest.raises(ValueError, match="extend"):
+        LineSampler(p, PAL(), extend=-1)
+
+
+# --- the sampler's direction is the optimizer's own line_direction -----------------------
+
+class _Spy:
+    """A problem whose ``line`` records the direction it is given."""
+
+    def __init__(self, p):
+        self._p, self.directions = p, []
+
+    def __getattr__(self, name):
+        return getattr(self._p, name)
+
+    def line(self, theta, d, batch):
+        self.directions.append(d)
+        return self._p.line(theta, d, batch)
+
+
+@pytest.mark.parametrize("opt_name", ["pal", "pal-adam"])
+def test_the_samplers_direction_is_pal_line_direction_bitwise(xp, xp_name, opt_name):
+    from paltest import backend
+
+    p = problems.get("mf-rank4", xp=xp_name, dtype="float32")
+    spy = _Spy(p)
+    n_b = p.n_batches(100)
+    opt = registry.make(opt_name, n_batches_per_epoch=n_b)
+    assert hasattr(opt, "line_direction")
+    sampler = LineSampler(spy, opt, at=[0, 3, 7], points=5, extend=0)
+    wanted = []
+
+    def observe(step, batch, theta, state, theta_next, state_next, info):
+        if sampler.due(step):
+            wanted.append(opt.line_direction(state_next))
+        sampler(step, batch, theta, state, theta_next, state_next, info)
+
+    run(p, opt, epochs=1, batch_size=100, seed=0, observe=observe)
+    assert len(spy.directions) == len(wanted) == 3
+    for got, want in zip(spy.directions, wanted, strict=True):
+        g, w = backend.to_host(got), backend.to_host(want)
+        assert g.dtype == w.dtype and g.tobytes() == w.tobytes()

@@ -25,6 +25,18 @@ Figures 2-3). Optionally (Figure 7) the full training loss along the same line
 (``full_loss``) and the quartiles, mean and extremes of the losses of all the epoch's
 batches along it (``batch_quartiles``; needs the run's ``seed``).
 
+Bracketing (``extend``, default :data:`DEFAULT_EXTEND` = 6): when a moved step's batch
+line (or, with ``full_loss``, its full-loss line) has its lowest sample at an end of the
+range (shape ``"edge"``: the range does not bracket a minimum), the range is widened by
+:data:`EXTEND_FACTOR` = 4 at that end (``hi`` times 4; ``lo`` times 4, or -0.5 when it is
+0) and the line is sampled again with the same number of evenly spaced points over the
+whole new range, at most ``extend`` times. The row's ``lo``, ``hi`` (in units of
+:math:`R`) and ``extensions`` say which range was kept; the extra evaluations and
+transfers are in :attr:`LineSampler.counts` (``extensions``, ``points``, ...). A line
+still ``"edge"`` after that (e.g. a separable logistic loss that keeps falling toward
+:math:`s\to\infty`) stays ``"edge"``. A line whose first range brackets its minimum
+costs exactly what it did without ``extend``.
+
 ``points=0`` records only the angle and the step (cheap: one gradient per due step).
 
 Cost and counting: the sampler calls the problem directly (``problem.line``, which is a
@@ -65,18 +77,25 @@ from paltest.optimizers.exact import ExactLineSearch
 from paltest.optimizers.pal import PAL
 from paltest.testbed import line_shapes as shapes
 
-__all__ = ["DEFAULT_MU", "DEFAULT_SPAN", "LINE_COLUMNS", "LineRecord", "LineSampler",
-           "LineSamples", "line_direction", "load_samples", "sample_run", "sampler_settings",
+__all__ = ["DEFAULT_EXTEND", "DEFAULT_MU", "DEFAULT_SPAN", "EXTEND_FACTOR", "LINE_COLUMNS",
+           "LineRecord", "LineSampler", "LineSamples", "line_direction", "load_samples",
+           "sample_run", "sampler_settings",
            "save_samples"]
 
 DEFAULT_MU = 1.0
 DEFAULT_SPAN = (-0.5, 1.5)
+#: The most times a line's range is widened (by :data:`EXTEND_FACTOR` at the end holding
+#: the lowest sample) while its minimum is not bracketed; up to ``4**6 = 4096`` times
+#: the first range's reach on that side.
+DEFAULT_EXTEND = 6
+EXTEND_FACTOR = 4.0
 #: The scalar columns of :attr:`LineSamples.lines`, one row per sampled line.
 LINE_COLUMNS = (
     "step_index", "epoch", "shape", "moved", "step", "mu", "scale", "angle",
     "l0", "l_mu", "dl0", "pal_a", "pal_b", "pal_c", "pal_min",
     "lsq_a", "lsq_b", "lsq_c", "lsq_min", "lsq_residual",
-    "s_min", "l_min", "full_s_min", "full_l_min", "full_shape", "batch_l_min_at_full_min")
+    "s_min", "l_min", "full_s_min", "full_l_min", "full_shape", "batch_l_min_at_full_min",
+    "lo", "hi", "extensions")
 _QUARTILES = ("q0", "q25", "q50", "q75", "q100")
 
 
@@ -105,11 +124,12 @@ def line_direction(optimizer: Any, theta: Any, theta_next: Any, state_next: Any,
     ``(d, step)`` (an array like ``theta`` and a 0-d array).
 
     * an optimizer with a ``line_direction(state_next)`` method: that direction,
-      normalised (a zero direction stays zero), and ``info.step`` when the record has a
-      ``step``, else :math:`(\theta_{next}-\theta)\cdot\hat d`;
-    * :class:`~paltest.optimizers.pal.PAL`: :math:`-\mathrm{buf}/n` from
-      ``state_next.buf`` with PAL's zero-norm rule (:math:`n = \lVert\mathrm{buf}\rVert`,
-      ``eps`` when 0), and ``info.step``;
+      normalised (a zero direction stays zero); for
+      :class:`~paltest.optimizers.pal.PAL` (along its own or another optimizer's
+      direction) :meth:`~paltest.optimizers.pal.PAL.line_direction` is unit already and
+      is used as it is (the sampler's direction is bitwise that array); and
+      ``info.step`` when the record has a ``step``, else
+      :math:`(\theta_{next}-\theta)\cdot\hat d`;
     * :class:`~paltest.optimizers.exact.ExactLineSearch`: :math:`-g/\lVert g\rVert` with
       ``grad`` the gradient at ``theta`` on the batch (needed), and ``info.step``;
     * any other optimizer: :math:`(\theta_{next}-\theta)/\lVert\theta_{next}-\theta\rVert`
@@ -118,12 +138,11 @@ def line_direction(optimizer: Any, theta: Any, theta_next: Any, state_next: Any,
     """
     xp = backend.namespace(theta)
     if hasattr(optimizer, "line_direction"):
-        d, _ = _unit(xp, optimizer.line_direction(state_next), 1.0)
+        d = optimizer.line_direction(state_next)
+        if not isinstance(optimizer, PAL):  # PAL's is unit already: used bitwise as is
+            d, _ = _unit(xp, d, 1.0)
         step = info.step if hasattr(info, "step") else xp.vecdot(theta_next - theta, d)
         return d, step
-    if isinstance(optimizer, PAL):
-        d, _ = _unit(xp, state_next.buf, optimizer.eps)
-        return -d, info.step
     if isinstance(optimizer, ExactLineSearch):
         if grad is None:
             raise ValueError("grad: the exact line search's direction needs the gradient "
@@ -149,7 +168,8 @@ def _check_span(span: Any) -> tuple[float, float]:
 def sampler_settings(optimizer: Any, *, every: int = 10, at: Iterable[int] | None = None,
                      points: int = 50, span: Any = DEFAULT_SPAN, mu: float | None = None,
                      window: float = 0.5, full_loss: bool = False,
-                     batch_quartiles: bool = False) -> dict[str, Any]:
+                     batch_quartiles: bool = False,
+                     extend: int = DEFAULT_EXTEND) -> dict[str, Any]:
     """The checked, JSON-able settings of a :class:`LineSampler` for ``optimizer`` (its
     ``config``; errors name the argument). ``mu`` defaults to ``optimizer.mu``, else
     :data:`DEFAULT_MU`."""
@@ -170,9 +190,10 @@ def sampler_settings(optimizer: Any, *, every: int = 10, at: Iterable[int] | Non
             raise TypeError(f"{name}: must be a bool, got {flag!r}")
     if (full_loss or batch_quartiles) and not points:
         raise ValueError("points: full_loss and batch_quartiles need points >= 3")
+    extend = check_int("extend", extend, 0)
     return {"every": every, "at": at, "points": points, "span": [lo, hi], "mu": float(mu),
             "window": float(window), "full_loss": full_loss,
-            "batch_quartiles": batch_quartiles}
+            "batch_quartiles": batch_quartiles, "extend": extend}
 
 
 class LineSampler:
@@ -192,19 +213,23 @@ class LineSampler:
             shape is judged (:func:`~paltest.testbed.line_shapes.classify`).
         full_loss: also sample the full training loss along the line.
         batch_quartiles: also sample every batch of the step's epoch along the line.
+        extend: the most times the range is widened while a line's minimum is not
+            bracketed (see the module; 0: never).
         seed: the run's seed (needed by ``batch_quartiles`` to rebuild the epoch's
             batches with ``problem.batches(epoch, seed, batch_size)``).
 
     After the run, :meth:`samples` gives the records as tables; :attr:`counts` the
     sampler's own evaluations (``lines``, ``points`` on batch lines, ``cheap_lines``,
-    ``grads``, ``full_points``, ``batch_points``, ``host_transfers``).
+    ``grads``, ``full_points``, ``batch_points``, ``host_transfers``, ``extensions``;
+    the points of widened ranges are included in ``points``, ``full_points`` and
+    ``batch_points``).
     """
 
     def __init__(self, problem: Any, optimizer: Any, *, every: int = 10,
                  at: Iterable[int] | None = None, points: int = 50,
                  span: Any = DEFAULT_SPAN, mu: float | None = None, window: float = 0.5,
                  full_loss: bool = False, batch_quartiles: bool = False,
-                 seed: int | None = None) -> None:
+                 extend: int = DEFAULT_EXTEND, seed: int | None = None) -> None:
         for attr in ("line", "value_and_grad", "batches", "xp", "dtype", "n_train"):
             if not hasattr(problem, attr):
                 raise TypeError(f"problem: expected a Problem, got {problem!r} (no {attr!r})")
@@ -213,12 +238,13 @@ class LineSampler:
         self.problem, self.optimizer = problem, optimizer
         cfg = sampler_settings(optimizer, every=every, at=at, points=points, span=span, mu=mu,
                                window=window, full_loss=full_loss,
-                               batch_quartiles=batch_quartiles)
+                               batch_quartiles=batch_quartiles, extend=extend)
         self.every, self.points, self.mu, self.window = (cfg["every"], cfg["points"],
                                                          cfg["mu"], cfg["window"])
         self.at = None if cfg["at"] is None else frozenset(cfg["at"])
         self.span = tuple(cfg["span"])
         self.full_loss, self.batch_quartiles = cfg["full_loss"], cfg["batch_quartiles"]
+        self.extend = cfg["extend"]
         self._config = cfg
         if batch_quartiles and seed is None:
             raise ValueError("seed: batch_quartiles needs the run's seed (to rebuild the "
@@ -226,10 +252,10 @@ class LineSampler:
         self.seed = None if seed is None else check_int("seed", seed, 0)
         self.records: list[LineRecord] = []
         self.counts = dict.fromkeys(("lines", "points", "cheap_lines", "grads",
-                                     "full_points", "batch_points", "host_transfers"), 0)
+                                     "full_points", "batch_points", "host_transfers",
+                                     "extensions"), 0)
         xp, p = problem.xp, problem
-        base = np.linspace(self.span[0], self.span[1], max(self.points, 1))
-        self._base = backend.from_host(base, xp, device=p.device, dtype=p.dtype_name)
+        self._base = self._grid(*self.span)
         self._extra = backend.from_host(np.array([0.0, self.mu]), xp, device=p.device,
                                         dtype=p.dtype_name)
         self._all = None
@@ -263,40 +289,90 @@ class LineSampler:
         cos = xp.vecdot(d, g1) / xp.linalg.vector_norm(g1)
         nonfinite = getattr(info, "nonfinite", False)
         head = [s_opt, cos, xp.astype(xp.asarray(nonfinite, device=p.device), p.dtype)]
-        parts: list[Any] = []
         k = self.points
         n_batches = 0
+        lo, hi, j = self.span[0], self.span[1], 0
         if k:
             scale = xp.maximum(xp.abs(xp.astype(s_opt, p.dtype)), xp.asarray(
                 self.mu, dtype=p.dtype, device=p.device))
-            s = scale * self._base
-            line = p.line(theta, d, batch)
-            vals = line(xp.concat([s, self._extra]))
-            c["points"] += k + 2
-            c["cheap_lines"] += int(line.cheap)
             head += [scale, xp.vecdot(g0, d)]
-            parts += [s, vals]
-            if self.full_loss:
-                if self._all is None:
-                    self._all = backend.from_host(np.arange(p.n_train), xp, device=p.device,
-                                                  dtype="int64")
-                parts.append(p.line(theta, d, self._all)(s))
-                c["full_points"] += k
-            if self.batch_quartiles:
-                epoch = step // max(1, p.n_train // int(batch.shape[0]))
-                for b in p.batches(epoch, self.seed, int(batch.shape[0])):
-                    parts.append(p.line(theta, d, b)(s))
-                    n_batches += 1
-                c["batch_points"] += k * n_batches
-        wide = xp.float64
-        flat = xp.concat([xp.reshape(xp.astype(v, wide), (-1,)) for v in head + parts])
-        host = backend.to_host(flat)
-        c["host_transfers"] += 1
+            line = p.line(theta, d, batch)
+            parts, n_batches = self._sample(step, theta, d, batch, line, scale, self._base)
+        else:
+            parts = []
+        host = self._transfer(head + parts)
+        while k and j < self.extend:
+            side = self._edge(host, n_batches)
+            if side == 0:
+                break
+            j += 1
+            if side < 0:
+                lo = lo * EXTEND_FACTOR if lo < 0 else -0.5
+            else:
+                hi *= EXTEND_FACTOR
+            c["extensions"] += 1
+            parts, n_batches = self._sample(step, theta, d, batch, line, scale,
+                                            self._grid(lo, hi))
+            host = self._transfer(head + parts)
         c["lines"] += 1
-        self.records.append(self._record(step, int(batch.shape[0]), host, n_batches))
+        self.records.append(self._record(step, int(batch.shape[0]), host, n_batches,
+                                         (lo, hi, j)))
 
-    def _record(self, step: int, batch_size: int, host: np.ndarray,
-                n_batches: int) -> LineRecord:
+    def _grid(self, lo: float, hi: float) -> Any:
+        p = self.problem
+        base = np.linspace(lo, hi, max(self.points, 1))
+        return backend.from_host(base, p.xp, device=p.device, dtype=p.dtype_name)
+
+    def _sample(self, step: int, theta: Any, d: Any, batch: Any, line: Any, scale: Any,
+                base: Any) -> tuple[list[Any], int]:
+        """The device arrays of one range: steps, batch losses (and l(0), l(mu)), the
+        full loss and the epoch's batch losses when asked; counted."""
+        p, xp, c, k = self.problem, self.problem.xp, self.counts, self.points
+        s = scale * base
+        vals = line(xp.concat([s, self._extra]))
+        c["points"] += k + 2
+        c["cheap_lines"] += int(line.cheap)
+        parts = [s, vals]
+        n_batches = 0
+        if self.full_loss:
+            if self._all is None:
+                self._all = backend.from_host(np.arange(p.n_train), xp, device=p.device,
+                                              dtype="int64")
+            parts.append(p.line(theta, d, self._all)(s))
+            c["full_points"] += k
+        if self.batch_quartiles:
+            epoch = step // max(1, p.n_train // int(batch.shape[0]))
+            for b in p.batches(epoch, self.seed, int(batch.shape[0])):
+                parts.append(p.line(theta, d, b)(s))
+                n_batches += 1
+            c["batch_points"] += k * n_batches
+        return parts, n_batches
+
+    def _transfer(self, arrays: list[Any]) -> np.ndarray:
+        xp = self.problem.xp
+        flat = xp.concat([xp.reshape(xp.astype(v, xp.float64), (-1,)) for v in arrays])
+        self.counts["host_transfers"] += 1
+        return backend.to_host(flat)
+
+    def _edge(self, host: np.ndarray, n_batches: int) -> int:
+        """-1 / +1 when the batch line (or the full-loss line) of a moved step has its
+        lowest sample at the first / last point of the range (not bracketed), else 0."""
+        k = self.points
+        s_opt, nonfinite = float(host[0]), float(host[2])
+        if not (s_opt != 0 and math.isfinite(s_opt) and not nonfinite):
+            return 0
+        s = host[5:5 + k]
+        curves = [host[5 + k:5 + 2 * k]]
+        if self.full_loss:
+            curves.append(host[5 + 2 * k + 2:5 + 3 * k + 2])
+        for loss in curves:
+            if shapes.classify(s, loss, window=self.window,
+                               dtype=self.problem.dtype_name) == "edge":
+                return -1 if shapes.sampled_minimum(s, loss)[2] == 0 else 1
+        return 0
+
+    def _record(self, step: int, batch_size: int, host: np.ndarray, n_batches: int,
+                span: tuple[float, float, int]) -> LineRecord:
         k = self.points
         s_opt, cos, nonfinite = (float(v) for v in host[:3])
         n_per_epoch = max(1, self.problem.n_train // batch_size)
@@ -304,7 +380,8 @@ class LineSampler:
         row.update(step_index=step, epoch=step // n_per_epoch + 1, step=s_opt, mu=self.mu,
                    angle=shapes.angle_degrees(cos),
                    moved=bool(s_opt != 0 and math.isfinite(s_opt) and not nonfinite),
-                   shape="skipped")
+                   shape="skipped", lo=span[0], hi=span[1],
+                   extensions=span[2])
         if not k:
             return LineRecord(row, np.zeros(0), np.zeros(0), None, None)
         scale, dl0 = float(host[3]), float(host[4])
