@@ -28,21 +28,34 @@ def test_figure1_convexity_and_parabola():
     assert ok == {"1-convex": HOLDS, "1-parabola": HOLDS}
     bad = _verdicts(lc.evaluate(1, _lines(convex=7, pal_min=1.3), None, ["p"]))
     assert bad == {"1-convex": FAILS, "1-parabola": FAILS}
-    edge = _lines().assign(shape="edge")
-    assert set(_verdicts(lc.evaluate(1, edge, None, ["p"])).values()) == {NOT_MEASURABLE}
+    edge = _lines().assign(shape="edge", lo=-0.5, hi=6144.0, extensions=6)
+    c = lc.evaluate(1, edge, None, ["p"])
+    assert {x.verdict for x in c} == {NOT_MEASURABLE}
+    assert "6144" in c[0].reason and "keeps falling" in c[0].reason
     quick = lc.evaluate(1, _lines(), None, ["p"], full_scale=False)
     assert {c.verdict for c in quick} == {NOT_MEASURABLE} and "reduced" in quick[0].reason
 
 
 def test_figure2_angles():
-    lines = pd.concat([_lines(angle=85.0), _lines("pal-no-alpha", angle=70.0)])
-    assert _verdicts(lc.evaluate(2, lines, None, ["p"])) == {"2-angle": HOLDS,
-                                                             "2-alpha": HOLDS}
-    lines = pd.concat([_lines(angle=60.0), _lines("pal-no-alpha", angle=80.0)])
-    assert _verdicts(lc.evaluate(2, lines, None, ["p"])) == {"2-angle": FAILS,
-                                                             "2-alpha": FAILS}
+    # without alpha the parabola stops short (ratio 0.7) and the angle is above 90
+    lines = pd.concat([_lines(angle=95.0), _lines("pal-no-alpha", angle=110.0, pal_min=0.7)])
+    assert _verdicts(lc.evaluate(2, lines, None, ["p"])) == {
+        "2-angle": HOLDS, "2-alpha": HOLDS, "2-narrow": HOLDS}
+    # alpha overshoots (60: beyond the minimum) where the parabola did not stop short
+    lines = pd.concat([_lines(angle=60.0), _lines("pal-no-alpha", angle=80.0, pal_min=1.1)])
+    c = lc.evaluate(2, lines, None, ["p"])
+    assert _verdicts(c) == {"2-angle": FAILS, "2-alpha": FAILS, "2-narrow": FAILS}
+    assert c[0].numbers["median_angle_with_alpha"] == 60.0
+    assert c[0].numbers["fraction_beyond_minimum_with_alpha"] == 1.0
+    assert c[0].numbers["fraction_beyond_minimum_without_alpha"] == 1.0
+    # the threshold is |90 - angle|: 10 degrees on either side of 90
+    near = pd.concat([_lines(angle=99.0), _lines("pal-no-alpha", angle=101.0)])
+    assert _verdicts(lc.evaluate(2, near, None, ["p"]))["2-angle"] == HOLDS
+    far = pd.concat([_lines(angle=79.0), _lines("pal-no-alpha", angle=102.0)])
+    assert _verdicts(lc.evaluate(2, far, None, ["p"])) == {
+        "2-angle": FAILS, "2-alpha": HOLDS, "2-narrow": FAILS}
     only = _verdicts(lc.evaluate(2, _lines(angle=85.0), None, ["p"]))
-    assert only == {"2-angle": HOLDS, "2-alpha": NOT_MEASURABLE}
+    assert only == {"2-angle": HOLDS, "2-alpha": NOT_MEASURABLE, "2-narrow": NOT_MEASURABLE}
 
 
 def test_figure6_paired_by_seed():
@@ -67,7 +80,8 @@ def test_figure7_estimator_and_smaller():
     assert _verdicts(c) == {"7-estimator": FAILS, "7-smaller": FAILS}
     assert c[0].numbers["median_rel_distance"] == pytest.approx(0.1)
     edge = _lines(n=8, convex=8, full_shape="edge")
-    assert set(_verdicts(lc.evaluate(7, edge, None, ["p"])).values()) == {NOT_MEASURABLE}
+    c = lc.evaluate(7, edge, None, ["p"])
+    assert {x.verdict for x in c} == {NOT_MEASURABLE} and "full-loss" in c[0].reason
 
 
 def test_report_markdown_and_arguments():
