@@ -16,7 +16,8 @@ from paltest.testbed.lines import LINE_COLUMNS  # noqa: E402
 
 # a small, download-free set: the network and a matrix factorization
 PROBLEMS = ["mlp-digits", "mf-rank4"]
-CLAIMS = {1: ("1-convex", "1-parabola"), 2: ("2-angle", "2-alpha"), 6: ("6-loss", "6-test"),
+CLAIMS = {1: ("1-convex", "1-parabola"), 2: ("2-angle", "2-alpha", "2-narrow"),
+          6: ("6-loss", "6-test"),
           7: ("7-estimator", "7-smaller")}
 LABELS = {1: {"pal"}, 2: {"pal", "pal-no-alpha"}, 6: {"pal", "exact"}, 7: {"pal"}}
 

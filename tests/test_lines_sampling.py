@@ -150,6 +150,8 @@ def test_lsq_parabola_and_pal_parabola_closed_forms():
     (lambda s: np.abs(s - 0.3), "convex"),
     (lambda s: -s, "edge"),
     (lambda s: np.exp(-s), "edge"),
+    (lambda s: np.maximum(0.0, 0.5 - s), "edge"),  # falls to 0 and stays: not bracketed
+    (lambda s: np.maximum(0.0, s + 0.2), "edge"),  # the same on the left
     (lambda s: 0.0 * s + 2.0, "flat"),
     (lambda s: (s**2 - 0.25) ** 2 + 0.05 * s, "nonconvex"),  # a double well, max at 0
     (lambda s: np.where(np.abs(s - 0.3) < 0.05, np.nan, (s - 0.3) ** 2), "nonconvex"),
@@ -339,6 +341,14 @@ def test_the_range_is_widened_until_the_minimum_is_bracketed(xp, xp_name, extend
         assert row["s_min"] / mu == pytest.approx(100.0, rel=1e-9)
     else:
         assert row["shape"] == "edge"  # still not bracketed: kept as 'edge'
+
+
+def test_open_side():
+    s = np.linspace(-0.5, 1.5, 21)
+    assert shapes.open_side(s, (s - 0.3) ** 2) == 0
+    assert shapes.open_side(s, -s) == 1 and shapes.open_side(s, s) == -1
+    assert shapes.open_side(s, np.maximum(0.0, 0.5 - s)) == 1  # a plateau at its minimum
+    assert shapes.open_side(s, np.maximum(0.0, s + 0.2)) == -1
 
 
 def test_extend_is_checked():

@@ -13,7 +13,7 @@ registered problem), and reads the sampled lines:
   shapes). Claims ``1-convex``, ``1-parabola`` (all seeds' lines).
 * **Figure 2** - the angle at the update point over training, PAL with update step
   adaptation (``alpha`` default 1/0.6) and without (``alpha = 1``), same sampling.
-  Claims ``2-angle``, ``2-alpha``.
+  Claims ``2-angle``, ``2-alpha``, ``2-narrow``.
 * **Figure 6** - PAL against the exact binary line search
   (:class:`~paltest.optimizers.exact.ExactLineSearch`, defaults), same sampling: the
   angle, the training loss and the test accuracy (test loss where there is none) over

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SHAPES", "angle_degrees", "classify", "lsq_parabola", "pal_parabola",
-           "parabola_minimum", "rounding_tolerance", "sampled_minimum"]
+__all__ = ["SHAPES", "angle_degrees", "classify", "lsq_parabola", "open_side",
+           "pal_parabola", "parabola_minimum", "rounding_tolerance", "sampled_minimum"]
 
 #: The shapes :func:`classify` reports (``"skipped"``: the sampler had no line, e.g. the
 #: optimizer did not move or its step was not finite).
@@ -118,8 +118,10 @@ def classify(s: Any, l: Any, *, window: float = 0.5, rtol: float | None = None,
     """The shape of a sampled line around its lowest sample (steps ``s`` evenly spaced).
 
     * ``"flat"``: every finite sample is within the tolerance of the lowest;
-    * ``"edge"``: the lowest sample is the first or the last one (the range does not
-      bracket a minimum);
+    * ``"edge"``: the lowest sample is the first or the last one, or the first or last
+      sample is within the tolerance of the lowest (the loss does not rise again on that
+      side: e.g. a logistic loss that underflows to exactly 0 in float32 along the line);
+      either way the range does not bracket a minimum;
     * ``"convex"``: every second difference :math:`l_{k-1} - 2 l_k + l_{k+1}` whose three
       samples lie within ``window`` :math:`\\times R` of the lowest sample's step, where
       :math:`R = (\\max s - \\min s)/2` is the range's half-width, is at least minus the
@@ -144,7 +146,7 @@ def classify(s: Any, l: Any, *, window: float = 0.5, rtol: float | None = None,
     _, l_min, i = sampled_minimum(s, l)
     if float(np.max(l[finite])) - l_min <= tol:
         return "flat"
-    if i in (0, len(s) - 1):
+    if i in (0, len(s) - 1) or _open_side(l, l_min, tol):
         return "edge"
     half = 0.5 * (s[-1] - s[0])
     near = np.abs(s - s[i]) <= window * half * (1 + 1e-12)
@@ -154,6 +156,31 @@ def classify(s: Any, l: Any, *, window: float = 0.5, rtol: float | None = None,
     if not np.all(np.isfinite(vals)) or np.any(vals < -tol):
         return "nonconvex"
     return "convex"
+
+
+def _open_side(l: np.ndarray, l_min: float, tol: float) -> int:
+    """-1 / +1 when the first / last sample is within ``tol`` of the lowest (or not
+    finite), i.e. the samples do not rise again on that side; else 0."""
+    for side, v in ((1, l[-1]), (-1, l[0])):
+        if not np.isfinite(v) or v - l_min <= tol:
+            return side
+    return 0
+
+
+def open_side(s: Any, l: Any, *, dtype: Any = "float64") -> int:
+    """The end of the range at which a line ``l(s)`` is not bracketed: -1 (the lowest
+    sample is the first, or the first sample is within the rounding allowance
+    :func:`rounding_tolerance` of the lowest), +1 (likewise the last), 0 (bracketed)."""
+    s, l = np.asarray(s, dtype=np.float64), np.asarray(l, dtype=np.float64)
+    finite = np.isfinite(l)
+    if not finite.any():
+        return 0
+    _, l_min, i = sampled_minimum(s, l)
+    if i == 0:
+        return -1
+    if i == len(l) - 1:
+        return 1
+    return _open_side(l, l_min, rounding_tolerance(l, dtype))
 
 
 def angle_degrees(cos: float) -> float:

@@ -26,8 +26,9 @@ Figures 2-3). Optionally (Figure 7) the full training loss along the same line
 batches along it (``batch_quartiles``; needs the run's ``seed``).
 
 Bracketing (``extend``, default :data:`DEFAULT_EXTEND` = 6): when a moved step's batch
-line (or, with ``full_loss``, its full-loss line) has its lowest sample at an end of the
-range (shape ``"edge"``: the range does not bracket a minimum), the range is widened by
+line (or, with ``full_loss``, its full-loss line) is not bracketed (shape ``"edge"``:
+the lowest sample at an end of the range, or an end sample within the rounding allowance
+of the lowest, :func:`paltest.testbed.line_shapes.open_side`), the range is widened by
 :data:`EXTEND_FACTOR` = 4 at that end (``hi`` times 4; ``lo`` times 4, or -0.5 when it is
 0) and the line is sampled again with the same number of evenly spaced points over the
 whole new range, at most ``extend`` times. The row's ``lo``, ``hi`` (in units of
@@ -368,7 +369,7 @@ class LineSampler:
         for loss in curves:
             if shapes.classify(s, loss, window=self.window,
                                dtype=self.problem.dtype_name) == "edge":
-                return -1 if shapes.sampled_minimum(s, loss)[2] == 0 else 1
+                return shapes.open_side(s, loss, dtype=self.problem.dtype_name) or 1
         return 0
 
     def _record(self, step: int, batch_size: int, host: np.ndarray, n_batches: int,
