@@ -63,12 +63,9 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -77,40 +74,25 @@ from paltest.checks import check_int
 from paltest.optimizers.exact import ExactLineSearch
 from paltest.optimizers.pal import PAL
 from paltest.testbed import line_shapes as shapes
+from paltest.testbed.line_records import (
+    LINE_COLUMNS,
+    LineRecord,
+    LineSamples,
+    load_samples,
+    save_samples,
+)
 
 __all__ = ["DEFAULT_EXTEND", "DEFAULT_MU", "DEFAULT_SPAN", "EXTEND_FACTOR", "LINE_COLUMNS",
            "LineRecord", "LineSampler", "LineSamples", "line_direction", "load_samples",
-           "sample_run", "sampler_settings",
-           "save_samples"]
+           "sample_run", "sampler_settings", "save_samples"]
 
 DEFAULT_MU = 1.0
 DEFAULT_SPAN = (-0.5, 1.5)
-#: The most times a line's range is widened (by :data:`EXTEND_FACTOR` at the end holding
-#: the lowest sample) while its minimum is not bracketed; up to ``4**6 = 4096`` times
+#: The most times a line's range is widened (by :data:`EXTEND_FACTOR` at the end where it
+#: is not bracketed, :func:`~paltest.testbed.line_shapes.open_side`); up to ``4**6 = 4096`` times
 #: the first range's reach on that side.
 DEFAULT_EXTEND = 6
 EXTEND_FACTOR = 4.0
-#: The scalar columns of :attr:`LineSamples.lines`, one row per sampled line.
-LINE_COLUMNS = (
-    "step_index", "epoch", "shape", "moved", "step", "mu", "scale", "angle",
-    "l0", "l_mu", "dl0", "pal_a", "pal_b", "pal_c", "pal_min",
-    "lsq_a", "lsq_b", "lsq_c", "lsq_min", "lsq_residual",
-    "s_min", "l_min", "full_s_min", "full_l_min", "full_shape", "batch_l_min_at_full_min",
-    "lo", "hi", "extensions")
-_QUARTILES = ("q0", "q25", "q50", "q75", "q100")
-
-
-class LineRecord(NamedTuple):
-    """One sampled line on the host: ``row`` (the :data:`LINE_COLUMNS` values), and the
-    arrays ``s`` (steps), ``loss`` (batch loss), ``full`` (full training loss or
-    ``None``) and ``batches`` (the epoch's batch losses, shape (batches, points), or
-    ``None``)."""
-
-    row: dict[str, Any]
-    s: np.ndarray
-    loss: np.ndarray
-    full: np.ndarray | None
-    batches: np.ndarray | None
 
 
 def _unit(xp: Any, v: Any, eps: float) -> tuple[Any, Any]:
@@ -418,74 +400,6 @@ class LineSampler:
     def samples(self) -> LineSamples:
         """The records so far as :class:`LineSamples` (tables, counts, settings)."""
         return LineSamples.from_records(self.records, dict(self.counts), self.config)
-
-
-@dataclass
-class LineSamples:
-    """Sampled lines as two tidy tables.
-
-    Attributes:
-        lines: one row per sampled line (:data:`LINE_COLUMNS`).
-        points: one row per line and sample: ``step_index``, ``s``, ``loss`` (the batch
-            loss that defined the direction), ``full_loss`` (when sampled), and, with
-            batch quartiles, ``q0``, ``q25``, ``q50``, ``q75``, ``q100`` and
-            ``batch_mean`` over the epoch's batches.
-        counts: the sampler's own evaluation counts.
-        config: the sampler's settings.
-    """
-
-    lines: Any
-    points: Any
-    counts: dict[str, int] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_records(cls, records: list[LineRecord], counts: dict[str, int],
-                     config: dict[str, Any]) -> LineSamples:
-        """Build the tables from :class:`LineRecord` s."""
-        import pandas as pd
-
-        lines = pd.DataFrame([r.row for r in records], columns=list(LINE_COLUMNS))
-        frames = []
-        for r in records:
-            cols: dict[str, Any] = {"step_index": np.full(len(r.s), r.row["step_index"]),
-                                    "s": r.s, "loss": r.loss}
-            if r.full is not None:
-                cols["full_loss"] = r.full
-            if r.batches is not None and r.batches.size:
-                qs = np.percentile(r.batches, [0, 25, 50, 75, 100], axis=0)
-                cols.update(zip(_QUARTILES, qs, strict=True))
-                cols["batch_mean"] = np.mean(r.batches, axis=0)
-            frames.append(pd.DataFrame(cols))
-        points = (pd.concat(frames, ignore_index=True) if frames
-                  else pd.DataFrame(columns=["step_index", "s", "loss"]))
-        return cls(lines, points, counts, config)
-
-
-def save_samples(samples: LineSamples, directory: str | Path, stem: str) -> list[Path]:
-    """Write ``<stem>.lines.csv``, ``<stem>.points.csv`` and ``<stem>.lines.json``
-    (counts and settings) into ``directory`` atomically (``stem``: the run id, so the
-    files sit next to the run's result file)."""
-    from paltest.testbed import results
-
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    meta = {"counts": samples.counts, "config": samples.config}
-    return [results.write_text_atomic(d / f"{stem}.lines.csv", samples.lines.to_csv(index=False)),
-            results.write_text_atomic(d / f"{stem}.points.csv",
-                                      samples.points.to_csv(index=False)),
-            results.write_text_atomic(d / f"{stem}.lines.json", json.dumps(meta, indent=1))]
-
-
-def load_samples(directory: str | Path, stem: str) -> LineSamples:
-    """Read what :func:`save_samples` wrote (``FileNotFoundError`` when absent)."""
-    import pandas as pd
-
-    d = Path(directory)
-    meta = json.loads((d / f"{stem}.lines.json").read_text(encoding="utf-8"))
-    lines = pd.read_csv(d / f"{stem}.lines.csv")
-    return LineSamples(lines, pd.read_csv(d / f"{stem}.points.csv"), meta["counts"],
-                       meta["config"])
 
 
 def sample_run(problem: Any, optimizer: Any, *, epochs: int, batch_size: int, seed: int,
