@@ -54,6 +54,9 @@ def test_notebook_runs(path, monkeypatch, tmp_path):
     if path.name.startswith("figure"):
         assert "scale: quick" in _text(nb)
         assert _images(nb) >= 2 and "claims of Section 7" in _text(nb)
+    if path.name == "line_analyses.ipynb":
+        assert "scale: quick" in _text(nb) and "(quick scale)" in _text(nb)
+        assert _images(nb) == 4 and "2-narrow" in _text(nb)
     assert path.read_bytes() == committed  # executed in memory only
 
 
@@ -92,9 +95,22 @@ def test_figure_notebooks_are_committed_with_a_full_run(path):
 def test_other_notebooks_are_stored_without_outputs():
     nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed")
     for path in NOTEBOOKS:
-        if path in FIGURE_NOTEBOOKS:
-            continue
+        if path in FIGURE_NOTEBOOKS or path.name == "line_analyses.ipynb":
+            continue  # committed with a full run (checked above and below)
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             if cell.cell_type == "code":
                 assert not cell.get("outputs") and cell.get("execution_count") is None, path
+
+
+def test_line_analyses_notebook_is_committed_with_a_full_run():
+    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed")
+    nb = nbformat.read(ROOT / "notebooks" / "line_analyses.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), "every cell executed"
+    text = _text(nb)
+    assert "scale: full" in text and "(full scale)" in text
+    assert _images(nb) == 4  # Figures 1, 2, 6 and 7
+    assert "holds" in text and "does not hold" in text
+    assert not [o for c in code for o in c.get("outputs", [])
+                if o.get("output_type") == "error"]
