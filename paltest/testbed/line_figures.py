@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from paltest.optimizers import registry
-from paltest.testbed import line_claims
+from paltest.testbed import line_claims, protocols
 
 __all__ = ["DEFAULT_PROBLEMS", "EPOCHS", "FIGURES", "LABELS", "LineFigureResult",
            "LinePlan", "Task", "draw_line_figure", "line_plan", "line_summary",
@@ -69,7 +69,6 @@ LINES_PER_RUN, POINTS, N_REPRESENTATIVE, N_REPRESENTATIVE_7 = 100, 50, 6, 8
 #: The configurations: label -> (optimizer, hyperparameters).
 LABELS = {"pal": ("pal", {}), "pal-no-alpha": ("pal", {"alpha": 1.0}), "exact": ("exact", {})}
 _WHO = {1: ("pal",), 2: ("pal", "pal-no-alpha"), 6: ("pal", "exact"), 7: ("pal",)}
-_KERNEL = {"mushrooms", "ijcnn", "w8a", "rcv1", "kernel-logreg"}
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ class LinePlan:
     def options(self, problem: str) -> dict[str, Any]:
         """The problem options (``xp``, ``dtype``; 500 rows for kernel problems when quick)."""
         opts: dict[str, Any] = {"xp": self.xp, "dtype": self.dtype}
-        if self.quick and problem in _KERNEL:
+        if self.quick and problem in protocols.KERNEL_PROBLEMS:
             opts["n_rows"] = QUICK_N_ROWS
         return opts
 

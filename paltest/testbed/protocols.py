@@ -90,7 +90,8 @@ QUICK_EPOCHS, QUICK_SEEDS, QUICK_N_ROWS = 2, (0, 1), 500
 #: which makes an epoch several times faster than computing them on the fly; in float64
 #: they do not fit, so the kernels are computed on the fly (peak < 8 GB either way).
 FIGURE9_MEMORY_BUDGET = 4.5e9
-_KERNEL_PROBLEMS = {"mushrooms", "ijcnn", "w8a", "rcv1", "kernel-logreg"}
+#: The kernel problems (their quick scale takes the first rows only).
+KERNEL_PROBLEMS = {"mushrooms", "ijcnn", "w8a", "rcv1", "kernel-logreg"}
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class Plan:
     def options(self, problem: str) -> dict[str, Any]:
         """The problem options of ``problem`` (``n_rows`` only for kernel problems)."""
         opts = dict(self.problem_options)
-        if problem not in _KERNEL_PROBLEMS:
+        if problem not in KERNEL_PROBLEMS:
             opts.pop("n_rows", None)
         return opts
 
