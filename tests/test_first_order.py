@@ -490,3 +490,46 @@ def test_value_and_grad_that_is_not_a_pair_is_named(config, bad):
     opt = make(config)
     with pytest.raises(TypeError, match="^value_and_grad: must return a .loss, grad. pair"):
         opt.step(theta, opt.init(theta), lambda t: bad, None)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_finiteness_with_a_sum_that_overflows(dtype, xp):
+    """The NumPy finiteness test reads the gradient's sum first: a sum that overflows
+    (finite entries near the dtype's maximum) must still count as finite, and an inf or
+    NaN entry anywhere as not finite, exactly as the entrywise test says."""
+    from paltest.optimizers.base import first_order_start
+
+    top = float(np.finfo(dtype).max) / 2
+    cases = {
+        "overflowing sum": ([top, top, top, -1.0], True),
+        "cancelling infs": ([np.inf, -np.inf, 1.0, 1.0], False),
+        "one nan": ([1.0, np.nan, 1.0, 1.0], False),
+        "huge and inf": ([top, top, np.inf, 0.0], False),
+        "plain": ([1.0, -2.0, 3.0, 0.5], True),
+    }
+    theta = backend.from_host(np.zeros(4, dtype=dtype), xp)
+    for name, (g, want) in cases.items():
+        grad = backend.from_host(np.asarray(g, dtype=dtype), xp)
+        _, _, _, ok = first_order_start(theta, None, lambda t, grad=grad: (1.0, grad), "flag")
+        assert bool(backend.to_host(ok)) is want, name
+        theta_next, _, info = SGD(lr=1e-300 if dtype == "float64" else 1e-38).step(
+            theta, SGD().init(theta), lambda t, grad=grad: (1.0, grad))
+        assert bool(backend.to_host(info.nonfinite)) is (not want), name
+
+
+def test_step_wrapper_keeps_the_methods_signature():
+    """The detaching wrapper of ``step`` passes keywords, leaves a missing ``value`` out
+    (SGD's own default applies; PAL, which needs it, raises TypeError naming it)."""
+    import inspect
+
+    from paltest import PAL
+
+    vg = lambda t: (float(t @ t), 2 * t)  # noqa: E731
+    theta = np.array([1.0, 2.0])
+    a = SGD().step(theta, SGD().init(theta), vg)
+    b = SGD().step(theta=theta, state=SGD().init(theta), value_and_grad=vg, value=None)
+    assert a[0].tobytes() == b[0].tobytes()
+    assert list(inspect.signature(SGD.step).parameters)[-1] == "value"
+    with pytest.raises(TypeError, match="value"):
+        PAL().step(theta, PAL().init(theta), vg)

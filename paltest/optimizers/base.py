@@ -63,6 +63,7 @@ say why in ``no_direction``.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -104,6 +105,8 @@ ON_NONFINITE = ("flag", "raise")
 
 _ndarray, _np_float64, _np_float32 = np.ndarray, np.float64, np.float32
 _np_full, _np_asarray, _np_isfinite = np.full, np.asarray, np.isfinite
+_np_sum, _np_true, _np_false, _isfinite = np.add.reduce, np.True_, np.False_, math.isfinite
+_np_sqrt = np.sqrt
 _HOST_XP = backend.namespace(np.zeros(0))  # array_api_compat.numpy
 
 
@@ -171,6 +174,8 @@ def _detaching(method: Any, step: bool = False) -> Any:
     """
     if getattr(method, "_detaches_theta", False):
         return method
+    if step and list(inspect.signature(method).parameters) == _STEP_PARAMETERS:
+        return _detaching_step(method)
 
     @functools.wraps(method)
     def wrapper(self: Any, theta: Any, *args: Any, **kwargs: Any) -> Any:
@@ -186,6 +191,34 @@ def _detaching(method: Any, step: bool = False) -> Any:
 
     wrapper._detaches_theta = True  # type: ignore[attr-defined]
     return wrapper
+
+
+_STEP_PARAMETERS = ["self", "theta", "state", "value_and_grad", "value"]
+_MISSING = object()
+
+
+def _detaching_step(method: Any) -> Any:
+    """:func:`_detaching` for ``step(self, theta, state, value_and_grad, value)``, with
+    that signature instead of ``*args, **kwargs`` (a quarter of the call's cost on NumPy);
+    ``value`` left out is left out of the call too, so the method's own default applies."""
+
+    @functools.wraps(method)
+    def step(self: Any, theta: Any, state: Any, value_and_grad: Any,
+             value: Any = _MISSING) -> Any:
+        if type(theta) not in backend.HOST_ARRAY_TYPES:  # NumPy: never traced
+            if backend.is_traced(theta):
+                why = host_reads(self)
+                if why is not None:
+                    raise TraceError(
+                        f"{type(self).__name__}.step: cannot be traced (jax.jit, lax.scan, "
+                        f"vmap): {why}; call step eagerly, outside the traced function")
+            theta = backend.detach(theta)
+        if value is _MISSING:
+            return method(self, theta, state, value_and_grad)
+        return method(self, theta, state, value_and_grad, value)
+
+    step._detaches_theta = True  # type: ignore[attr-defined]
+    return step
 
 
 def takes_theta_as_data(cls: type) -> type:
@@ -299,7 +332,7 @@ def call_value_and_grad(value_and_grad: Any, theta: Any, xp: Any) -> tuple[Any, 
     returned as given (see :func:`as_loss`).
     """
     out = value_and_grad(theta)
-    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+    if not ((type(out) is tuple or isinstance(out, (tuple, list))) and len(out) == 2):
         got = (f"a {type(out).__name__} of {len(out)} items"
                if isinstance(out, (tuple, list)) else f"a {type(out).__name__}")
         raise TypeError(f"value_and_grad: must return a (loss, grad) pair, got {got}")
@@ -318,13 +351,16 @@ def evaluate(theta: Any, state: Any, value_and_grad: Any) -> tuple[Any, Any, Any
     (:func:`as_loss`). Only metadata is read: no host transfer.
     """
     xp = backend.check_params(theta)
-    fields = zip(state._fields, state, strict=True) if state is not None else ()
-    for name, field in fields:
-        if getattr(field, "ndim", None) == 1 and tuple(field.shape) != tuple(theta.shape):
-            raise ValueError(
-                f"state: {name} of shape {tuple(field.shape)} does not match theta of "
-                f"shape {tuple(theta.shape)}; call init(theta) first"
-            )
+    if state is not None:
+        fields, shape = state._fields, theta.shape
+        for i, field in enumerate(state):
+            if field is None or (type(field) is _ndarray and field.shape == shape):
+                continue  # the common cases, one check each
+            if getattr(field, "ndim", None) == 1 and tuple(field.shape) != tuple(shape):
+                raise ValueError(
+                    f"state: {fields[i]} of shape {tuple(field.shape)} does not match theta of "
+                    f"shape {tuple(shape)}; call init(theta) first"
+                )
     loss, g = call_value_and_grad(value_and_grad, theta, xp)
     return xp, as_loss(loss, xp, theta), g
 
@@ -340,8 +376,11 @@ def first_order_start(
     otherwise nothing leaves the device.
     """
     xp, loss, g = evaluate(theta, state, value_and_grad)
-    if type(g) is _ndarray and xp is _HOST_XP:  # the same np.bool_, fewer wrappers
-        ok = _np_isfinite(loss) & _np_isfinite(g).all()
+    if type(g) is _ndarray and xp is _HOST_XP:  # the same np.bool_, fewer passes
+        # A finite sum has finite terms only (inf and NaN propagate), so the entrywise
+        # test runs only when the sum is not finite (it may have overflowed).
+        ok = _np_true if (_isfinite(loss) and (_isfinite(_np_sum(g))
+                                                or _np_isfinite(g).all())) else _np_false
     else:
         ok = xp.isfinite(loss) & xp.all(xp.isfinite(g))
     if on_nonfinite == "raise":
@@ -363,10 +402,32 @@ def update_step(
     """
     xp, loss, g, ok = first_order_start(theta, state, value_and_grad, opt.on_nonfinite)
     u, new_state = opt.update(theta, state, g, opt.lr)
+    if xp is _HOST_XP and type(u) is _ndarray and type(theta) is _ndarray:
+        # select, select_scalar and select_state on NumPy without their calls: the same
+        # arrays (a Python branch on ok; the learning rate made in theta's dtype).
+        step = theta - u
+        okb = bool(ok)
+        if step.shape == theta.shape and step.dtype == theta.dtype:
+            theta_next = step if okb else theta
+        else:
+            theta_next = xp.where(ok, step, theta)
+        # info_type(loss, lr, nonfinite, n_fun, n_grad): StepInfo's field order
+        info = info_type(loss, _np_asarray(opt.lr if okb else 0.0, dtype=theta.dtype),
+                         ~ok, 1, 1)
+        return theta_next, _host_select_state(okb, new_state, state), info
     theta_next = select(xp, ok, theta - u, theta)
     lr = select_scalar(xp, ok, opt.lr, theta)
     info = info_type(loss=loss, lr=lr, nonfinite=~ok, n_fun=1, n_grad=1)
     return theta_next, select_state(xp, ok, new_state, state), info
+
+
+def host_norm(x: Any) -> Any:
+    """``numpy.linalg.vector_norm(x)`` of a 1-D real NumPy array, without its Python
+    layers: NumPy computes that norm as ``sqrt(add.reduce(x * x))`` (``numpy.linalg.norm``
+    along one axis, ord 2), and this makes the same two ufunc calls on the same values, so
+    the same bits (a NumPy scalar of ``x``'s dtype; tests/test_pal_evaluators.py checks
+    it against ``vector_norm``)."""
+    return _np_sqrt(_np_sum(x * x))
 
 
 def select(xp: Any, ok: Any, new: Any, old: Any) -> Any:
@@ -382,6 +443,23 @@ def select(xp: Any, ok: Any, new: Any, old: Any) -> Any:
     if backend.on_host(xp) and new.shape == old.shape and new.dtype == old.dtype:
         return new if bool(ok) else old
     return xp.where(ok, new, old)
+
+
+def _host_select_state(ok: bool, new: NamedTuple, old: NamedTuple) -> NamedTuple:
+    """:func:`select_state` on NumPy for a Python bool ``ok``: ``new`` or ``old`` itself
+    when every field is ``None`` in both or a NumPy array of one shape and dtype in both
+    (what :func:`select` returns field by field then), else :func:`select_state`."""
+    for n, o in zip(new, old, strict=True):
+        if n is None:
+            if o is not None:
+                break
+        elif not (type(n) is _ndarray and type(o) is _ndarray and n.shape == o.shape
+                  and n.dtype == o.dtype):
+            break
+    else:
+        if type(new) is type(old):
+            return new if ok else old
+    return select_state(_HOST_XP, _np_true if ok else _np_false, new, old)
 
 
 def select_state(xp: Any, ok: Any, new: NamedTuple, old: NamedTuple) -> NamedTuple:

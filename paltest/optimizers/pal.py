@@ -51,6 +51,7 @@ from paltest.optimizers.base import (
     check_on_nonfinite,
     check_positive,
     evaluate,
+    host_norm,
     raise_if_nonfinite,
     select,
     select_state,
@@ -379,7 +380,7 @@ class PAL:
             else:
                 buf = state.buf * beta
                 buf += g
-        n = cast(np.linalg.vector_norm(buf))
+        n = cast(host_norm(buf))
         if n == 0:
             n = cast(self.eps)  # NaN stays NaN
         b = -cast(np.vecdot(g, buf)) / n

@@ -127,7 +127,7 @@ class SGD:
             d = g + self.momentum * new_buf if self.nesterov else new_buf
         else:
             new_buf, d = None, g
-        return lr * d, SGDState(momentum_buffer=new_buf)
+        return lr * d, SGDState(new_buf)
 
     def step(
         self, theta: Any, state: SGDState, value_and_grad: Any, value: Any = None
