@@ -38,6 +38,7 @@ reports case 3. The authors' code instead leaves :math:`\theta` at the measuring
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -135,6 +136,12 @@ class PALInfo(NamedTuple):
     def loss(self) -> Any:
         """The batch loss at the start of the step (:math:`l_0`)."""
         return self.l0
+
+
+_asarray = np.asarray
+_F32 = np.dtype("float32")
+_new_info = functools.partial(tuple.__new__, PALInfo)  # PALInfo(*fields), without a call
+_new_state = functools.partial(tuple.__new__, PALState)
 
 
 @takes_theta_as_data
@@ -367,7 +374,7 @@ class PAL:
         """:meth:`step` after the first evaluation, on NumPy: the scalar work on host
         scalars (see the module docstring), bitwise equal to the array evaluator."""
         dt = theta.dtype
-        cast = np.float32 if dt == np.float32 else float
+        cast = np.float32 if (dt is _F32 or dt == _F32) else float
         base, base_next = self.direction, None
         if base is not None:  # the base's update at unit learning rate (a fresh array)
             buf, base_next = base.update(theta, state.base, g, 1.0)
@@ -397,8 +404,12 @@ class PAL:
                   and l_mu.dtype in _HOST_DTYPES):
             l_mu = as_loss(l_mu, xp, theta)
 
-        ct = dt if l0.dtype == l_mu.dtype == dt else np.result_type(l0.dtype, l_mu.dtype, dt)
-        ccast = np.float32 if ct == np.float32 else float
+        if l0.dtype is dt and l_mu.dtype is dt:
+            ct, ccast = dt, cast
+        else:
+            ct = dt if l0.dtype == l_mu.dtype == dt else np.result_type(l0.dtype, l_mu.dtype,
+                                                                         dt)
+            ccast = np.float32 if ct == np.float32 else float
         l0c, lmuc, bc = ccast(l0), ccast(l_mu), ccast(b)
         n_ok = math.isfinite(n)
         if not n_ok:
@@ -418,11 +429,11 @@ class PAL:
         new_buf = buf if finite else state.buf
         new_prev = None if state.prev_grad is None else (g if finite else state.prev_grad)
         new_base = None if base is None else (base_next if finite else state.base)
-        info = PALInfo(  # 0-d arrays (the case and bool fields: shared read-only ones)
-            l0=l0, l_mu=l_mu, a=np.asarray(res.a, dtype=ct), b=np.asarray(b, dtype=dt),
-            step=np.asarray(step, dtype=dt), lr=np.asarray(lr, dtype=dt),
-            case=_cases.CASE_ARRAYS[res.case],
-            clipped=_cases.BOOL_ARRAYS[bool(res.clipped)], beta=np.asarray(beta, dtype=dt),
-            nonfinite=_cases.BOOL_ARRAYS[not finite], n_fun=2, n_grad=1,
-        )
-        return theta_next, PALState(buf=new_buf, prev_grad=new_prev, base=new_base), info
+        # 0-d arrays (the case and bool fields: shared read-only ones), positionally:
+        # l0, l_mu, a, b, step, lr, case, clipped, beta, nonfinite, n_fun, n_grad
+        info = _new_info((
+            l0, l_mu, _asarray(res.a, dtype=ct), _asarray(b, dtype=dt),
+            _asarray(step, dtype=dt), _asarray(lr, dtype=dt), _cases.CASE_ARRAYS[res.case],
+            _cases.BOOL_ARRAYS[bool(res.clipped)], _asarray(beta, dtype=dt),
+            _cases.BOOL_ARRAYS[not finite], 2, 1))
+        return theta_next, _new_state((new_buf, new_prev, new_base)), info
