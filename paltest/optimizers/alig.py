@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from paltest import backend
 from paltest.optimizers.base import (
     check_in_range,
@@ -37,6 +39,9 @@ from paltest.optimizers.base import (
 )
 
 __all__ = ["ALIG", "ALIGInfo", "ALIGState"]
+
+#: ``(astype, zeros_like, full_like)`` on NumPy arrays (see :meth:`ALIG.step`).
+_NP_FUNCS = (lambda x, dtype: x.astype(dtype), np.zeros_like, np.full_like)
 
 
 class ALIGState(NamedTuple):
@@ -131,12 +136,16 @@ class ALIG:
     ) -> tuple[Any, ALIGState, ALIGInfo]:
         """One ALI-G step: ``(theta_next, state_next, info)``; ``value`` is not used."""
         xp, loss, g, ok = first_order_start(theta, state, value_and_grad, self.on_nonfinite)
-        gamma = xp.astype(loss, theta.dtype) / (xp.vecdot(g, g) + self.delta)
+        # On NumPy, NumPy's own astype, zeros_like and full_like: what the namespace's
+        # wrappers call, without their argument handling (the same values and types).
+        fx = _NP_FUNCS if type(g) is np.ndarray else (
+            lambda x, dt: xp.astype(x, dt), xp.zeros_like, xp.full_like)
+        gamma = fx[0](loss, theta.dtype) / (xp.vecdot(g, g) + self.delta)
         if self.max_lr is None:
-            clipped = xp.zeros_like(ok)
+            clipped = fx[1](ok)
         else:
             clipped = gamma > self.max_lr
-            gamma = xp.where(clipped, xp.full_like(gamma, self.max_lr), gamma)
+            gamma = xp.where(clipped, fx[2](gamma, self.max_lr), gamma)
         theta_new = theta - gamma * g
         buf = state.momentum_buffer
         if self.momentum:
@@ -144,6 +153,6 @@ class ALIG:
             theta_new = theta_new + self.momentum * new_buf
             buf = select(xp, ok, new_buf, buf)
         theta_next = select(xp, ok, theta_new, theta)
-        info = ALIGInfo(loss=loss, lr=select(xp, ok, gamma, xp.zeros_like(gamma)),
+        info = ALIGInfo(loss=loss, lr=select(xp, ok, gamma, fx[1](gamma)),
                         clipped=clipped & ok, nonfinite=~ok, n_fun=1, n_grad=1)
         return theta_next, ALIGState(momentum_buffer=buf), info

@@ -31,12 +31,15 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from paltest import backend
 from paltest.optimizers.base import (
     StepInfo,
     check_on_nonfinite,
     check_positive,
     first_order_start,
+    host_norm,
     optimizer_repr,
     select,
     takes_theta_as_data,
@@ -141,10 +144,11 @@ class COCOBBackprop:
             select(xp, ok, new, old)
             for new, old in zip((g_sum, a_sum, big_l, reward, w), state, strict=True)
         ))
-        g_norm = xp.linalg.vector_norm(g)
+        norm = host_norm if type(g) is np.ndarray else xp.linalg.vector_norm  # same bits
+        g_norm = norm(g)
         moved = ok & (g_norm > 0)
         one = xp.ones_like(g_norm)
-        lr = xp.linalg.vector_norm(theta_next - theta) / xp.where(moved, g_norm, one)
+        lr = norm(theta_next - theta) / xp.where(moved, g_norm, one)
         info = COCOBInfo(loss=loss, lr=xp.where(moved, lr, xp.zeros_like(lr)),
                          nonfinite=~ok, n_fun=1, n_grad=1)
         return theta_next, new_state, info

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from paltest import backend
 from paltest.optimizers.base import (
     check_bool,
@@ -161,7 +163,7 @@ class SGDHD:
         else:
             d = g
         theta_next = select(xp, ok, theta - lr * d, theta)
-        zero = xp.zeros_like(lr)
+        zero = (np.zeros_like if type(g) is np.ndarray else xp.zeros_like)(lr)  # same array
         new_state = SGDHDState(
             lr=select(xp, ok, lr, state.lr),
             prev_direction=select(xp, ok, d, state.prev_direction),
