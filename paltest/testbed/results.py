@@ -335,10 +335,9 @@ def load_table(directory: str | os.PathLike, *, strict: bool = False) -> Any:
         for k, v in c["hyperparameters"].items():
             cols[f"hp_{k}"] = v if not isinstance(v, (list, dict)) else json.dumps(v)
         n = len(r.epochs["epoch"])
-        frame = pd.DataFrame({k: [v] * n for k, v in cols.items()})
-        for k, v in r.epochs.items():
-            frame[k] = v
-        frames.append(frame)
+        # One constructor call: the run's constants, then its epoch arrays (an epoch
+        # array named like a constant replaces it in place, as an assignment would).
+        frames.append(pd.DataFrame({**{k: [v] * n for k, v in cols.items()}, **r.epochs}))
     if not frames:
         return pd.DataFrame(columns=["run_id", "problem", "optimizer", "seed", "epoch"])
     return pd.concat(frames, ignore_index=True)
