@@ -52,6 +52,7 @@ None of these methods transfers data from the device to the host.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -71,8 +72,16 @@ def epoch_permutation(n: int, epoch: int, seed: int) -> np.ndarray:
     batches are identical on every backend and on resumption. ``seed`` and ``epoch`` must
     be ints >= 0 (``TypeError``/``ValueError`` naming them; a float is not rounded).
     """
-    rng = np.random.default_rng([check_int("seed", seed), check_int("epoch", epoch)])
-    return rng.permutation(n)
+    return _permutation(n, check_int("seed", seed), check_int("epoch", epoch)).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """:func:`epoch_permutation`, cached and read-only (runs of one process share their
+    epochs' permutations: every tuning run of a seed draws the same ones)."""
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    perm.flags.writeable = False
+    return perm
 
 
 class Line(abc.ABC):
@@ -198,11 +207,12 @@ class Problem(abc.ABC):
             raise ValueError(
                 f"batch_size: {batch_size} exceeds the training set size {self.n_train}"
             )
-        perm = epoch_permutation(self.n_train, epoch, seed)
+        perm = _permutation(self.n_train, check_int("seed", seed), check_int("epoch", epoch))
         n_batches = self.n_train // batch_size
-        idx = backend.from_host(
-            perm[: n_batches * batch_size], self.xp, device=self.device, dtype="int64"
-        )
+        host = perm[: n_batches * batch_size]
+        if not backend.on_host(self.xp):  # (a device copy: its own writeable array)
+            host = np.array(host)
+        idx = backend.from_host(host, self.xp, device=self.device, dtype="int64")
         return (idx[i * batch_size : (i + 1) * batch_size] for i in range(n_batches))
 
     def n_batches(self, batch_size: int) -> int:

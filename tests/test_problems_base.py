@@ -233,3 +233,16 @@ def test_direct_line_equals_value_at_each_step(xp):
     assert line(0.5).shape == (1,)
     with pytest.raises(ValueError, match="s: must be 1-d"):
         line(xp.zeros((2, 2), dtype=p.dtype))
+
+
+def test_epoch_permutation_is_cached_but_returned_fresh():
+    """The permutation is computed once per (n, epoch, seed) and shared read-only by
+    ``batches``; ``epoch_permutation`` hands out a writeable copy each time."""
+    a = base.epoch_permutation(40, 2, 5)
+    a[0] = -1  # the caller's own array
+    b = base.epoch_permutation(40, 2, 5)
+    assert b[0] != -1 and b.flags.writeable
+    shared = base._permutation(40, 5, 2)
+    assert not shared.flags.writeable
+    np.testing.assert_array_equal(b, shared)
+    assert base._permutation(40, 5, 2) is shared
