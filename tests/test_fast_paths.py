@@ -177,3 +177,67 @@ def test_as_loss_and_scalar_shortcuts_return_what_the_general_code_returns(
         assert type(f) is type(s)
         assert f.dtype == s.dtype and f.shape == s.shape
         assert np.asarray(f).tobytes() == np.asarray(s).tobytes()
+
+
+def _records():
+    from typing import NamedTuple
+
+    class Info(NamedTuple):
+        loss: object
+        lr: object
+        case: object
+        note: object
+        vec: object
+        n_fun: int
+
+    f32, f64 = np.float32, np.float64
+    return Info, [Info(loss=np.asarray(f64(i)), lr=np.asarray(f32(i / 3)),
+                       case=np.asarray(i, np.int32),
+                       note="x", vec=np.zeros(3), n_fun=2) for i in range(5)]
+
+
+def _flush(records, fast, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(runner, "HOST_FAST_PATH", fast)
+        buf = runner._EpochBuffer(backend.namespace(np.zeros(1)))
+        for r in records:
+            buf.add(r)
+        return buf.flush([np.asarray(1.5)])
+
+
+def _same(a, b):
+    assert list(a[0]) == list(b[0])  # the same fields in the same order
+    for key in a[0]:
+        assert a[0][key].dtype == b[0][key].dtype, key
+        assert a[0][key].tobytes() == b[0][key].tobytes(), key
+    assert a[1].tobytes() == b[1].tobytes()
+
+
+def test_step_records_by_column_equal_records_by_step(monkeypatch):
+    """The runner's column-wise collection of an epoch's records (NumPy) gives the arrays,
+    dtypes and field order of the record-by-record collection, for uniform records and
+    for those it hands back (mixed dtypes, a field None in some steps, mixed types)."""
+    Info, recs = _records()
+    fast, slow = _flush(recs, True, monkeypatch), _flush(recs, False, monkeypatch)
+    _same(fast, slow)
+    assert list(fast[0]) == ["loss", "lr", "case", "n_fun"]  # no str, no vector field
+    assert fast[0]["lr"].dtype == np.float32 and fast[0]["case"].dtype == np.int64
+    mixed_dtype = [*recs[:2], recs[2]._replace(lr=np.asarray(0.5)), *recs[3:]]
+    _same(_flush(mixed_dtype, True, monkeypatch), _flush(mixed_dtype, False, monkeypatch))
+    assert _flush(mixed_dtype, True, monkeypatch)[0]["lr"].dtype == np.float64
+    for bad in ([*recs[:3], recs[3]._replace(case=None), recs[4]],
+                [*recs[:3], recs[3]._replace(lr=0.5), recs[4]]):  # a Python float
+        for fast_path in (True, False):
+            with pytest.raises(ValueError, match="missing in some steps"):
+                _flush(bad, fast_path, monkeypatch)
+    two_types = [*recs[:2], _records()[1][2], *recs[3:]]  # another Info class
+    _same(_flush(two_types, True, monkeypatch), _flush(two_types, False, monkeypatch))
+    mixed_kind = [*recs[:2], recs[2]._replace(case=np.int32(2)), *recs[3:]]  # a scalar
+    _same(_flush(mixed_kind, True, monkeypatch), _flush(mixed_kind, False, monkeypatch))
+    assert _flush([], True, monkeypatch)[0] == {}
+    buf = runner._EpochBuffer(backend.namespace(np.zeros(1)))
+    for r in recs:
+        buf.add(r)
+    assert buf._columns() is not None  # the uniform epoch is taken column by column
+    buf.records[2] = mixed_kind[2]
+    assert buf._columns() is None

@@ -105,15 +105,32 @@ def _numeric_fields(info: Any) -> dict[str, Any]:
 
 
 class _EpochBuffer:
-    """Step records of one epoch: device values stay on the device until :meth:`flush`."""
+    """Step records of one epoch: device values stay on the device until :meth:`flush`.
+
+    :meth:`add` only keeps the record; :meth:`flush` sorts the fields into host values
+    (Python numbers) and device values (0-d arrays). On NumPy (:data:`HOST_FAST_PATH`)
+    an epoch of records of one NamedTuple type is sorted column by column
+    (:meth:`_columns`); anything else goes record by record (:meth:`_sort`), with the
+    same arrays either way.
+    """
 
     def __init__(self, xp: Any) -> None:
         self.xp = xp
+        self.records: list[Any] = []
         self.device: dict[str, list] = {}
         self.host: dict[str, list] = {}
         self.n = 0
 
     def add(self, info: Any) -> None:
+        self.records.append(info)
+        self.n += 1
+
+    def _sort(self) -> None:
+        for info in self.records:
+            self._sort_one(info)
+        self.records = []
+
+    def _sort_one(self, info: Any) -> None:
         host, device = self.host, self.device
         for key, value in _numeric_fields(info).items():
             if isinstance(value, _HOST_SCALARS):
@@ -125,7 +142,44 @@ class _EpochBuffer:
                 if vals is None:
                     vals = device[key] = []
             vals.append(value)
-        self.n += 1
+
+    def _columns(self) -> dict[str, np.ndarray] | None:
+        """:meth:`_flush_host`'s step arrays for an epoch of NumPy records of one
+        NamedTuple type, a column at a time; ``None`` when a column is not uniform (mixed
+        types, shapes or dtypes, ``None`` in some steps): then :meth:`_sort` decides."""
+        recs = self.records
+        cls = type(recs[0])
+        if cls.__iter__ is not tuple.__iter__ or any(type(r) is not cls for r in recs):
+            return None
+        keys = _FIELDS.get(cls)
+        if keys is None:
+            keys = _FIELDS[cls] = tuple(getattr(recs[0], "_fields", ()))
+        if not keys:
+            return None
+        columns = dict(zip(keys, zip(*recs, strict=True), strict=False))
+        columns = {"loss": tuple(r.loss for r in recs), **columns}
+        device: dict[str, np.ndarray] = {}
+        host: dict[str, np.ndarray] = {}
+        for key, col in columns.items():
+            kinds = set(map(type, col))
+            if len(kinds) != 1:
+                return None
+            kind = kinds.pop()
+            if kind is type(None) or issubclass(kind, (str, bytes)):
+                continue
+            if issubclass(kind, _HOST_SCALARS):
+                host[key] = np.asarray(col)
+            elif kind is np.ndarray or issubclass(kind, np.generic):
+                shapes = {v.shape for v in col}
+                if () not in shapes:
+                    continue  # no 0-d value: not a record field (as in _sort_one)
+                if len(shapes) != 1 or len({v.dtype for v in col}) != 1:
+                    return None
+                stacked = np.stack(col)
+                device[key] = stacked.astype(_host_dtype_cached(self.xp, stacked.dtype))
+            else:
+                return None
+        return {**device, **host}
 
     def flush(self, extra: list[Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Host arrays of the step fields, and the host values of ``extra`` 0-d arrays.
@@ -136,7 +190,12 @@ class _EpochBuffer:
         """
         xp = self.xp
         if HOST_FAST_PATH and backend.on_host(xp):
+            out = self._columns() if self.records else {}
+            if out is not None:
+                return out, np.array(extra, dtype=np.float64).reshape(-1)
+            self._sort()
             return self._flush_host(extra)
+        self._sort()
         wide = xp.float64
         parts, kinds = [], []
         for key, vals in self.device.items():
@@ -173,6 +232,17 @@ class _EpochBuffer:
         for key, vals in self.host.items():
             out[key] = np.asarray(vals)
         return out, np.array(extra, dtype=np.float64).reshape(-1)
+
+
+_HOST_DTYPES: dict[Any, str] = {}
+
+
+def _host_dtype_cached(xp: Any, dtype: np.dtype) -> str:
+    """:func:`_host_dtype` of a NumPy dtype on NumPy's namespace ``xp`` (cached)."""
+    name = _HOST_DTYPES.get(dtype)
+    if name is None:
+        name = _HOST_DTYPES[dtype] = _host_dtype(xp, dtype)
+    return name
 
 
 def _host_dtype(xp: Any, dtype: Any) -> str:
