@@ -110,7 +110,9 @@ class Line(abc.ABC):
         p = self.problem
         if isinstance(s, (int, float)) and not isinstance(s, bool):
             s = [float(s)]
-        if not hasattr(s, "shape"):
+        if type(s) is list and backend.on_host(p.xp):  # from_host's steps, without its calls
+            s = np.asarray(s, dtype=np.float64).astype(p.dtype, copy=False)
+        elif not hasattr(s, "shape"):
             s = backend.from_host(np.asarray(s, dtype=np.float64), p.xp, device=p.device,
                                   dtype=backend.dtype_name(p.dtype))
         if s.ndim != 1:

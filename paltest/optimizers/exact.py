@@ -51,6 +51,8 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from paltest import backend
 from paltest.optimizers.base import (
     as_loss,
@@ -225,7 +227,10 @@ class ExactLineSearch:
             line = make_line(theta, -u)
 
             def losses(steps: list[float]) -> list[float]:
-                return [finite(float(v)) for v in backend.to_host(line(steps))]
+                vals = line(steps)
+                # tolist: Python floats, as float() of each value (NumPy arrays only)
+                vals = vals.tolist() if type(vals) is np.ndarray else backend.to_host(vals)
+                return [finite(float(v)) for v in vals]
 
         s, cur, h = 0.0, l0_host, self.initial_step
         n_ext = 0
