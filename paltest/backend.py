@@ -142,7 +142,7 @@ def on_host(xp: ModuleType) -> bool:
     """Whether ``xp`` is NumPy: its arrays live in host memory, so reading a 0-d array's
     value as a Python ``bool`` costs no device synchronization.
 
-    :func:`paltest.optimizers.base.select` uses it to replace a whole-vector selection
+    :func:`paltest.optimizers.selection.select` uses it to replace a whole-vector selection
     by a Python branch with the same result. array-api-strict answers ``False`` on
     purpose: the test suite runs the device code path on it, and proves that path never
     converts a value to Python.

@@ -31,7 +31,7 @@ import pytest
 
 import problems
 from paltest import backend, run
-from paltest.optimizers import base, pal_cases
+from paltest.optimizers import base, pal_cases, selection
 from paltest.testbed import runner
 from paltest.testbed.results import TIMING_ARRAYS
 from problems import host
@@ -60,6 +60,8 @@ def force_slow_path(monkeypatch):
     for name in ("_ndarray", "_np_float64", "_np_float32"):
         monkeypatch.setattr(base, name, _Never)
     monkeypatch.setattr(base, "_HOST_XP", _Never)
+    monkeypatch.setattr(selection, "_ndarray", _Never)
+    monkeypatch.setattr(selection, "_HOST_XP", _Never)
     monkeypatch.setattr(pal_cases, "HOST_FAST_PATH", False)
     monkeypatch.setattr(host, "HOST_FAST_PATH", False)
     monkeypatch.setattr(runner, "HOST_FAST_PATH", False)

@@ -19,6 +19,13 @@ Both perform the same IEEE operations in the same order and dtype, so their resu
 bitwise identical (the tests check that with hypothesis over finite, subnormal, signed
 zero, infinite and NaN inputs, in float64 and float32).
 
+A step does not call :class:`HostOps` method by method: :func:`compiled_host_case`
+traces :func:`case_logic` once per dtype (a tracer with :class:`HostOps`'s method names
+records each operation) into one straight-line Python function with those operations
+inline, which :func:`host_case` runs (1.5 µs against 2.6 µs per float64 step on the
+project's 2-core machine). :func:`host_case_reference` runs :class:`HostOps` itself; the
+tests hold the generated function to it and to the array evaluator, bit for bit.
+
 Example:
     >>> import numpy as np
     >>> v = np.asarray([1.0]), np.asarray([0.5]), np.asarray([-1.0])
@@ -37,7 +44,8 @@ import numpy as np
 
 from paltest import backend
 
-__all__ = ["ArrayOps", "HostOps", "PALCase", "case_logic", "host_case", "pal_case"]
+__all__ = ["ArrayOps", "HostOps", "PALCase", "case_logic", "compiled_host_case", "host_case",
+           "host_case_reference", "pal_case"]
 
 
 class PALCase(NamedTuple):
