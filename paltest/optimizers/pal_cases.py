@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from paltest import backend
+from paltest.optimizers.pal_trace import _Sym, _Tracer, compile_traced  # noqa: F401
 
 __all__ = ["ArrayOps", "HostOps", "PALCase", "case_logic", "compiled_host_case", "host_case",
            "host_case_reference", "pal_case"]
@@ -211,129 +212,21 @@ def case_logic(o: Any, l0: Any, l_mu: Any, b: Any, mu: float, alpha: float, s_ma
     return PALCase(step=step, a=a, case=o.case_code(case1, case2, finite), clipped=clipped)
 
 
-class _Sym:
-    """A value of :func:`case_logic` traced by :class:`_Tracer`: the name of a local of
-    the generated function. Arithmetic and comparisons emit one statement each."""
-
-    __slots__ = ("name", "tr")
-
-    def __init__(self, tr: _Tracer, name: str) -> None:
-        self.tr, self.name = tr, name
-
-    def __bool__(self) -> bool:
-        raise TypeError("case_logic must not branch on values (it is traced)")
-
-    def _bin(self, op: str, other: Any, swap: bool = False) -> _Sym:
-        a, b = self.name, self.tr.ref(other)
-        return self.tr.emit(f"{b} {op} {a}" if swap else f"{a} {op} {b}")
-
-    def __add__(self, o: Any) -> _Sym: return self._bin("+", o)
-    def __radd__(self, o: Any) -> _Sym: return self._bin("+", o, True)
-    def __sub__(self, o: Any) -> _Sym: return self._bin("-", o)
-    def __rsub__(self, o: Any) -> _Sym: return self._bin("-", o, True)
-    def __mul__(self, o: Any) -> _Sym: return self._bin("*", o)
-    def __rmul__(self, o: Any) -> _Sym: return self._bin("*", o, True)
-    def __truediv__(self, o: Any) -> _Sym: return self._bin("/", o)
-    def __rtruediv__(self, o: Any) -> _Sym: return self._bin("/", o, True)
-    def __and__(self, o: Any) -> _Sym: return self._bin("&", o)
-    def __rand__(self, o: Any) -> _Sym: return self._bin("&", o, True)
-    def __lt__(self, o: Any) -> _Sym: return self._bin("<", o)
-    def __le__(self, o: Any) -> _Sym: return self._bin("<=", o)
-    def __gt__(self, o: Any) -> _Sym: return self._bin(">", o)
-    def __ge__(self, o: Any) -> _Sym: return self._bin(">=", o)
-    def __neg__(self) -> _Sym: return self.tr.emit(f"-{self.name}")
-
-
-class _Tracer:
-    """Traces :func:`case_logic` into straight-line Python (see :func:`compiled_host_case`):
-    every method emits, inline, the statement that :class:`HostOps`'s method of the same
-    name evaluates, so the generated function performs :class:`HostOps`'s operations on
-    the same values (tests hold the two, and the array evaluator, to the same bits)."""
-
-    def __init__(self, dtype: Any) -> None:
-        self.f32 = np.dtype(dtype) == np.float32
-        self.lines: list[str] = []
-        self.consts: dict[str, Any] = {}
-
-    def ref(self, v: Any) -> str:
-        if isinstance(v, _Sym):
-            return v.name
-        if (type(v) is float and math.isfinite(v)) or type(v) is int:
-            return repr(v)
-        name = f"c{len(self.consts)}"
-        self.consts[name] = v
-        return name
-
-    def emit(self, expr: str) -> _Sym:
-        name = f"t{len(self.lines)}"
-        self.lines.append(f"    {name} = {expr}")
-        return _Sym(self, name)
-
-    def ftz(self, x: _Sym) -> _Sym:
-        x = x.name
-        return self.emit(f"{x} if {x} == 0.0 or not abs({x}) < TINY else {x} * 0.0")
-
-    def maximum(self, x: _Sym, y: _Sym) -> _Sym:
-        x, y = x.name, y.name
-        return self.emit(f"{y} if ({y} > {x} or {y} != {y}) else {x}")
-
-    def abs(self, x: _Sym) -> _Sym:
-        return self.emit(f"abs({x.name})")
-
-    def where(self, c: Any, x: Any, y: Any) -> _Sym:
-        return self.emit(f"{self.ref(x)} if {self.ref(c)} else {self.ref(y)}")
-
-    def ones(self, like: Any) -> _Sym:
-        return self.emit("ONE")
-
-    def zeros(self, like: Any) -> _Sym:
-        return self.emit("ZERO")
-
-    def exponent(self, m: _Sym) -> _Sym:
-        k = self.emit(f"CAST(floor(log2({m.name}))) - 1.0")
-        return self.emit(f"{k.name} if {k.name} >= E_MIN else E_MIN")
-
-    def pow2(self, k: _Sym) -> _Sym:
-        return self.emit(f"CAST(ldexp(1.0, int({k.name})))")
-
-    def div(self, x: Any, y: Any) -> _Sym:
-        x, y = self.ref(x), self.ref(y)
-        if self.f32:
-            return self.emit(f"{x} / {y}")
-        return self.emit(f"{x} / {y} if {y} != 0.0 else (NAN if {x} == 0.0 or {x} != {x} "
-                         f"else copysign(INF, {x}))")
-
-    def case_code(self, case1: _Sym, case2: _Sym, finite: _Sym) -> _Sym:
-        return self.emit(f"int({case1.name}) + 2 * int({case2.name}) + 3 * int(not "
-                         f"{finite.name})")
-
-
 _COMPILED: dict[Any, Any] = {}
 
 
 def compiled_host_case(dtype: Any) -> Any:
     """The host evaluator for ``dtype`` as one generated function (cached)
     ``f(l0, l_mu, b, mu, alpha, s_max, finite) -> (step, a, case, clipped)``:
-    :func:`case_logic` traced once by :class:`_Tracer` into straight-line Python, with
-    :class:`HostOps`'s operations inline (no method calls: about a quarter of the time
-    of :class:`HostOps` per step)."""
+    :func:`case_logic` traced once (:func:`paltest.optimizers.pal_trace.compile_traced`)
+    into straight-line Python, with :class:`HostOps`'s operations inline (no method
+    calls). Its source is the function's ``source`` attribute."""
     dtype = np.dtype(dtype)
     fn = _COMPILED.get(dtype)
     if fn is None:
-        tr = _Tracer(dtype)
-        args = ("l0", "l_mu", "b", "mu", "alpha", "s_max", "finite")
-        res = case_logic(tr, *(_Sym(tr, a) for a in args))
-        ops = host_ops(dtype)
-        env = {"TINY": ops.tiny, "E_MIN": ops.e_min, "CAST": ops.cast,
-               "ONE": ops.cast(1.0), "ZERO": ops.cast(0.0), "NAN": math.nan,
-               "INF": math.inf, "floor": math.floor, "log2": np.log2, "ldexp": math.ldexp,
-               "copysign": math.copysign, **tr.consts}
-        body = "\n".join(tr.lines)
-        out = ", ".join(tr.ref(v) for v in res)
-        src = f"def host_case_{dtype.name}({', '.join(args)}):\n{body}\n    return {out}\n"
-        exec(compile(src, f"<paltest host case {dtype.name}>", "exec"), env)  # noqa: S102
-        fn = _COMPILED[dtype] = env[f"host_case_{dtype.name}"]
-        fn.source = src
+        fn = _COMPILED[dtype] = compile_traced(
+            case_logic, ("l0", "l_mu", "b", "mu", "alpha", "s_max", "finite"),
+            host_ops(dtype), f"host_case_{dtype.name}")
     return fn
 
 
