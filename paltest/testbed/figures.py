@@ -47,8 +47,8 @@ import numpy as np
 
 from paltest.testbed import metrics
 
-__all__ = ["COLORS", "XAXES", "band", "curves", "figure8", "figure9", "label_runs", "save",
-           "sensitivity"]
+__all__ = ["COLORS", "XAXES", "band", "curves", "figure8", "figure9", "label_runs", "layout",
+           "save", "sensitivity"]
 
 COLORS = {"pal": "tab:red", "sls": "tab:blue", "exact": "tab:purple", "sgd": "tab:green",
           "adam": "tab:orange", "rmsprop": "tab:brown", "sgdhd": "tab:pink",
@@ -67,6 +67,8 @@ XAXES = {"epochs": "epoch", "evaluations": "evaluations (forward + backward pass
          "seconds": "seconds in steps"}
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = (None, "o", "s", "^", "D", "v")
+DPI = 150  # of the PNG files
+PAD_INCHES = 0.1  # around what is drawn, in the saved files (matplotlib's default)
 ZERO_LR = "lr = 0 in the epoch (filled: every step of every seed; hollow: some steps)"
 
 
@@ -151,27 +153,60 @@ def _groups(table: Any) -> list[tuple[str, str, dict, Any]]:
     return out
 
 
+def layout(fig: Any, legend: Any = None) -> None:
+    """Fix the layout of ``fig`` once: :func:`matplotlib.pyplot.tight_layout` (the height of
+    ``legend``, a figure legend at the bottom, measured and kept free), leaving no layout
+    engine on the figure, so that :func:`save` renders each file once."""
+    from matplotlib.layout_engine import TightLayoutEngine
+
+    bottom = 0.0
+    if legend is not None:
+        bottom = legend.get_window_extent(_renderer(fig)).height / fig.bbox.height
+    TightLayoutEngine(rect=(0, bottom, 1, 1)).execute(fig)
+
+
+def _renderer(fig: Any) -> Any:
+    get = getattr(fig.canvas, "get_renderer", None)
+    return get() if get is not None else fig._get_renderer()
+
+
 def save(fig: Any, out: str | os.PathLike | None, formats: tuple[str, ...] = ("png", "pdf"),
          metadata: dict[str, str] | None = None) -> list[Path]:
-    """Save ``fig`` as ``out.<format>`` for each format (directories created); the figure's
-    title and ``metadata`` (e.g. ``{"scale": "quick"}``) go into the files' metadata
-    (PNG text chunks; the PDF's Title and Subject)."""
+    """Save ``fig`` as ``out.<format>`` for each format (directories created; PNG at
+    ``DPI`` dots per inch); the figure's title and ``metadata`` (e.g. ``{"scale":
+    "quick"}``) go into the files' metadata (PNG text chunks; the PDF's Title and Subject).
+
+    Every file shows the same area: the bounding box of everything drawn, padded by
+    ``PAD_INCHES`` (what ``bbox_inches="tight"`` saves), measured once here, so that each
+    file is rendered once (``"tight"`` renders every file twice)."""
     if out is None:
         return []
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else out.name
     info = "; ".join(f"{k}: {v}" for k, v in (metadata or {}).items())
-    paths = []
-    for fmt in formats:
-        path = out.with_name(f"{out.name}.{fmt}")
-        meta = ({"Title": title, "Description": info or title,
-                 **{k.capitalize(): str(v) for k, v in (metadata or {}).items()}}
-                if fmt == "png" else {"Title": title, "Subject": info or title}
-                if fmt == "pdf" else None)
-        fig.savefig(path, dpi=150 if fmt == "png" else None, bbox_inches="tight",
-                    metadata=meta)
-        paths.append(path)
+    engine = fig.get_layout_engine()
+    if isinstance(engine, PlaceHolderLayoutEngine):  # a layout already done: keep it fixed
+        fig.set_layout_engine(None)  # (with one left, savefig renders every file twice)
+    elif engine is not None:
+        engine.execute(fig)
+    try:
+        area = fig.get_tightbbox(_renderer(fig)).padded(PAD_INCHES)
+        paths = []
+        for fmt in formats:
+            path = out.with_name(f"{out.name}.{fmt}")
+            meta = ({"Title": title, "Description": info or title,
+                     **{k.capitalize(): str(v) for k, v in (metadata or {}).items()}}
+                    if fmt == "png" else {"Title": title, "Subject": info or title}
+                    if fmt == "pdf" else None)
+            fig.savefig(path, dpi=DPI if fmt == "png" else None, bbox_inches=area,
+                        metadata=meta)
+            paths.append(path)
+    finally:
+        if isinstance(engine, PlaceHolderLayoutEngine):
+            fig.set_layout_engine(engine)
     return paths
 
 
@@ -287,12 +322,11 @@ def curves(table: Any, out: str | os.PathLike | None = None, *, problems: Any = 
                                   markerfacecolor="black")
     labels = list(handles)
     ncol = min(len(labels), max(2, int(width / 2.2)))
-    fig.legend([handles[k] for k in labels], labels, loc="lower center", ncol=ncol,
-               frameon=False, bbox_to_anchor=(0.5, 0.0), fontsize=8)
+    legend = fig.legend([handles[k] for k in labels], labels, loc="lower center", ncol=ncol,
+                        frameon=False, bbox_to_anchor=(0.5, 0.0), fontsize=8)
     if title or note:
         fig.suptitle((title or "") + note)
-    legend_inches = 0.2 * math.ceil(len(labels) / ncol) + 0.15  # rows of 8-point text
-    fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
+    layout(fig, legend)
     return fig, save(fig, out, formats, metadata)
 
 
@@ -385,11 +419,12 @@ def sensitivity(records: dict[str, dict[str, Any]], out: str | os.PathLike | Non
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), loc="lower center", frameon=False,
-               ncol=min(len(handles), 6), fontsize=8, bbox_to_anchor=(0.5, -0.01))
+    legend = fig.legend(list(handles.values()), list(handles), loc="lower center",
+                        frameon=False, ncol=min(len(handles), 6), fontsize=8,
+                        bbox_to_anchor=(0.5, 0.0))
     axes[0, 0].set_ylabel("score: mean log10 gap")
     fig.suptitle(f"{NAMES.get(optimizer, optimizer)} selection on one seed (lower is better; "
                  f"* chosen, x diverged, hollow: added by extension or refinement){note}",
                  fontsize=10)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    layout(fig, legend)
     return fig, save(fig, out, formats, metadata)
