@@ -198,7 +198,12 @@ def save(fig: Any, out: str | os.PathLike | None, formats: tuple[str, ...] = ("p
     elif engine is not None:
         engine.execute(fig)
     try:
-        area = fig.get_tightbbox(_renderer(fig)).padded(PAD_INCHES)
+        dpi = fig.dpi  # measured at the PNG's resolution (text extents depend a little on it)
+        fig.dpi = DPI
+        try:
+            area = fig.get_tightbbox(_renderer(fig)).padded(PAD_INCHES)
+        finally:
+            fig.dpi = dpi
         paths = []
         for fmt in formats:
             path = out.with_name(f"{out.name}.{fmt}")
