@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from paltest.testbed import metrics
+from paltest.testbed.figure_files import DPI, PAD_INCHES, layout, save  # noqa: F401
 
 __all__ = ["COLORS", "XAXES", "band", "curves", "figure8", "figure9", "label_runs", "layout",
            "save", "sensitivity"]
@@ -68,8 +69,6 @@ XAXES = {"epochs": "epoch", "evaluations": "evaluations (forward + backward pass
          "seconds": "seconds in steps"}
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = (None, "o", "s", "^", "D", "v")
-DPI = 150  # of the PNG files
-PAD_INCHES = 0.1  # around what is drawn, in the saved files (matplotlib's default)
 ZERO_LR = "lr = 0 in the epoch (filled: every step of every seed; hollow: some steps)"
 
 
@@ -153,71 +152,6 @@ def _groups(table: Any) -> tuple[str, list[tuple[str, str, str | None, dict]]]:
     order = list(COLORS)
     out.sort(key=lambda g: order.index(g[0]) if g[0] in order else len(order))
     return key, [g[1:] for g in out]
-
-
-def layout(fig: Any, legend: Any = None) -> None:
-    """Fix the layout of ``fig`` once: matplotlib's tight layout (as
-    ``Figure.tight_layout``; the height of ``legend``, a figure legend at the bottom,
-    measured and kept free), leaving no layout engine on the figure, so that :func:`save`
-    renders each file once."""
-    from matplotlib.layout_engine import TightLayoutEngine
-
-    bottom = 0.0
-    if legend is not None:
-        bottom = legend.get_window_extent(_renderer(fig)).height / fig.bbox.height
-    TightLayoutEngine(rect=(0, bottom, 1, 1)).execute(fig)
-
-
-def _renderer(fig: Any) -> Any:
-    get = getattr(fig.canvas, "get_renderer", None)
-    return get() if get is not None else fig._get_renderer()
-
-
-def save(fig: Any, out: str | os.PathLike | None, formats: tuple[str, ...] = ("png", "pdf"),
-         metadata: dict[str, str] | None = None) -> list[Path]:
-    """Save ``fig`` as ``out.<format>`` for each format (directories created; PNG at
-    ``DPI`` dots per inch); the figure's title and ``metadata`` (e.g. ``{"scale":
-    "quick"}``) go into the files' metadata (PNG text chunks; the PDF's Title and Subject).
-
-    Every file shows the same area: the bounding box of everything drawn, padded by
-    ``PAD_INCHES`` (what ``bbox_inches="tight"`` saves), measured once here, so that each
-    file is rendered once (``"tight"`` renders every file twice)."""
-    if out is None:
-        return []
-    import matplotlib
-    from matplotlib.layout_engine import PlaceHolderLayoutEngine
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else out.name
-    info = "; ".join(f"{k}: {v}" for k, v in (metadata or {}).items())
-    engine = fig.get_layout_engine()
-    if isinstance(engine, PlaceHolderLayoutEngine):  # a layout already done: keep it fixed
-        with matplotlib.rc_context({"figure.autolayout": False}):
-            fig.set_layout_engine(None)  # (with one left, savefig renders every file twice)
-    elif engine is not None:
-        engine.execute(fig)
-    try:
-        dpi = fig.dpi  # measured at the PNG's resolution (text extents depend a little on it)
-        fig.dpi = DPI
-        try:
-            area = fig.get_tightbbox(_renderer(fig)).padded(PAD_INCHES)
-        finally:
-            fig.dpi = dpi
-        paths = []
-        for fmt in formats:
-            path = out.with_name(f"{out.name}.{fmt}")
-            meta = ({"Title": title, "Description": info or title,
-                     **{k.capitalize(): str(v) for k, v in (metadata or {}).items()}}
-                    if fmt == "png" else {"Title": title, "Subject": info or title}
-                    if fmt == "pdf" else None)
-            fig.savefig(path, dpi=DPI if fmt == "png" else None, bbox_inches=area,
-                        metadata=meta)
-            paths.append(path)
-    finally:
-        if isinstance(engine, PlaceHolderLayoutEngine):
-            fig.set_layout_engine(engine)
-    return paths
 
 
 def _gap_rows(sub: Any, floor: float | None) -> tuple[Any, float]:
