@@ -10,6 +10,8 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
+from test_figures_files import assert_saved_whole  # noqa: E402
+
 from paltest import cli  # noqa: E402
 from paltest.testbed import line_figures as lf  # noqa: E402
 from paltest.testbed.lines import LINE_COLUMNS  # noqa: E402
@@ -38,6 +40,7 @@ def test_line_figure_quick(number, out, capsys):
                  f"figure{number}.png", f"figure{number}.pdf"):
         assert (folder / name).is_file(), name
         assert (folder / name).stat().st_size > 0
+    assert_saved_whole(folder / f"figure{number}.png", folder / f"figure{number}.pdf")
     lines = pd.read_csv(folder / "lines.csv")
     assert set(LINE_COLUMNS) | {"problem", "label", "seed", "run_id"} <= set(lines)
     assert set(lines["label"]) == LABELS[number]

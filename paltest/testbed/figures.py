@@ -3,8 +3,9 @@
 All functions take a :func:`paltest.testbed.results.load_table` table (one row per run and
 epoch), draw with matplotlib (imported inside the functions, on the Agg backend when no
 backend was chosen), save the figure as ``<out>.png`` and ``<out>.pdf`` when ``out`` is
-given (with ``metadata`` such as the scale in the files' metadata), and return
-``(figure, paths)``.
+given (with ``metadata`` such as the scale in the files' metadata; both files show the
+same area, everything drawn plus a margin, measured once, so each file is rendered once),
+and return ``(figure, paths)``.
 
 What the panels show:
 
@@ -46,9 +47,10 @@ from typing import Any
 import numpy as np
 
 from paltest.testbed import metrics
+from paltest.testbed.figure_files import DPI, PAD_INCHES, layout, save  # noqa: F401
 
-__all__ = ["COLORS", "XAXES", "band", "curves", "figure8", "figure9", "label_runs", "save",
-           "sensitivity"]
+__all__ = ["COLORS", "XAXES", "band", "curves", "figure8", "figure9", "label_runs", "layout",
+           "save", "sensitivity"]
 
 COLORS = {"pal": "tab:red", "sls": "tab:blue", "exact": "tab:purple", "sgd": "tab:green",
           "adam": "tab:orange", "rmsprop": "tab:brown", "sgdhd": "tab:pink",
@@ -103,12 +105,14 @@ def _x_column(runs: Any, x: str) -> np.ndarray:
     return cum.reindex(runs.index).to_numpy(dtype=float)
 
 
-def band(table: Any, metric: str, x: str = "epochs") -> Any:
+def band(table: Any, metric: str, x: str = "epochs", by: str | None = None) -> Any:
     """Per epoch over seeds: ``mean``, ``min`` and ``max`` of ``metric`` and the mean
-    ``x`` (a DataFrame indexed by epoch)."""
+    ``x`` (a DataFrame indexed by epoch; by ``(by, epoch)`` when ``by`` names a column,
+    one band per value of it)."""
+    keys = ["epoch"] if by is None else [by, "epoch"]
     t = table.assign(_x=_x_column(table, _check_x(x)))
-    out = t.groupby("epoch")[metric].agg(["mean", "min", "max"])
-    out["x"] = t.groupby("epoch")["_x"].mean()
+    out = t.groupby(keys)[metric].agg(["mean", "min", "max"])
+    out["x"] = t.groupby(keys)["_x"].mean()
     return out
 
 
@@ -131,75 +135,57 @@ def _fmt(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def _groups(table: Any) -> list[tuple[str, str, dict, Any]]:
-    """``(label, colour, line style, rows)`` per curve: a colour per optimizer and a line
-    style (then a marker) per label of that optimizer."""
+def _groups(table: Any) -> tuple[str, list[tuple[str, str, str | None, dict]]]:
+    """The grouping column and ``(key, label, colour, line style)`` per curve: a colour per
+    optimizer and a line style (then a marker) per label of that optimizer."""
     key = "label" if "label" in table.columns else "optimizer"
+    first = table.drop_duplicates(key).dropna(subset=[key])  # as groupby: no NaN key
     out = []
     seen: dict[str, int] = {}
-    for name, rows in table.groupby(key, sort=False):
-        opt = str(rows["optimizer"].iloc[0])
+    for name, opt in zip(first[key], first["optimizer"].astype(str), strict=True):
         label = NAMES.get(str(name), str(name)) if key == "optimizer" else str(name)
         k = seen.get(opt, 0)
         seen[opt] = k + 1
         style = {"ls": LINESTYLES[k % len(LINESTYLES)],
                  "marker": MARKERS[(k // len(LINESTYLES)) % len(MARKERS)], "markevery": 0.1}
-        out.append((label, COLORS.get(opt), style, rows))
+        out.append((opt, name, label, COLORS.get(opt), style))
     order = list(COLORS)
-    out.sort(key=lambda g: order.index(g[3]["optimizer"].iloc[0])
-             if g[3]["optimizer"].iloc[0] in order else len(order))
-    return out
-
-
-def save(fig: Any, out: str | os.PathLike | None, formats: tuple[str, ...] = ("png", "pdf"),
-         metadata: dict[str, str] | None = None) -> list[Path]:
-    """Save ``fig`` as ``out.<format>`` for each format (directories created); the figure's
-    title and ``metadata`` (e.g. ``{"scale": "quick"}``) go into the files' metadata
-    (PNG text chunks; the PDF's Title and Subject)."""
-    if out is None:
-        return []
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else out.name
-    info = "; ".join(f"{k}: {v}" for k, v in (metadata or {}).items())
-    paths = []
-    for fmt in formats:
-        path = out.with_name(f"{out.name}.{fmt}")
-        meta = ({"Title": title, "Description": info or title,
-                 **{k.capitalize(): str(v) for k, v in (metadata or {}).items()}}
-                if fmt == "png" else {"Title": title, "Subject": info or title}
-                if fmt == "pdf" else None)
-        fig.savefig(path, dpi=150 if fmt == "png" else None, bbox_inches="tight",
-                    metadata=meta)
-        paths.append(path)
-    return paths
+    out.sort(key=lambda g: order.index(g[0]) if g[0] in order else len(order))
+    return key, [g[1:] for g in out]
 
 
 def _gap_rows(sub: Any, floor: float | None) -> tuple[Any, float]:
     """``sub`` with ``train_loss`` replaced by the gap clipped at each run's resolution,
     and the median clip."""
-    sub = sub.assign(train_loss=sub["train_loss"].astype(np.float64))
-    clips = []
-    for _, rows in sub.groupby("run_id", sort=False):
-        first = rows.sort_values("epoch").iloc[0]
-        c = metrics.clip_level(floor, float(first["train_loss"]), first.get("dtype", "float64"))
-        gap = metrics.gap_curve(rows["train_loss"], floor)
-        sub.loc[rows.index, "train_loss"] = np.where(np.isfinite(gap), np.maximum(gap, c), gap)
-        clips.append(c)
-    return sub, float(np.median(clips)) if clips else math.nan
+    loss = sub["train_loss"].astype(np.float64)
+    first = sub.assign(train_loss=loss).sort_values("epoch", kind="stable").drop_duplicates(
+        "run_id")
+    dtypes = first["dtype"] if "dtype" in first.columns else ["float64"] * len(first)
+    clips = {r: metrics.clip_level(floor, float(v), d)
+             for r, v, d in zip(first["run_id"], first["train_loss"], dtypes, strict=True)}
+    c = sub["run_id"].map(clips).to_numpy(dtype=np.float64)
+    gap = metrics.gap_curve(loss, floor)
+    sub = sub.assign(train_loss=np.where(np.isfinite(gap), np.maximum(gap, c), gap))
+    return sub, float(np.median(list(clips.values()))) if clips else math.nan
 
 
-def _zero_lr_marks(ax: Any, runs: Any, xs: Any, color: str | None) -> bool:
-    """Triangles on the axis floor at epochs where the learning rate was exactly 0."""
-    r = runs.sort_values(["run_id", "epoch"])
+def _zero_lr(sub: Any, key: str) -> tuple[Any, Any]:
+    """Per ``(key, epoch)``: whether every step of every seed had learning rate exactly 0,
+    and whether some step had."""
+    r = sub.sort_values(["run_id", "epoch"])
     if "lr_zero" in r.columns and "n_steps" in r.columns:
         steps = r.groupby("run_id")["n_steps"].diff().fillna(0)
         all_zero = (r["lr_zero"] == steps) & (steps > 0)
         any_zero = r["lr_zero"] > 0
     else:  # files written before lr_zero was recorded
         all_zero = any_zero = r["lr_mean"] == 0
-    every = all_zero.groupby(r["epoch"]).all()
-    some = any_zero.groupby(r["epoch"]).any()
+    keys = [r[key], r["epoch"]]
+    return all_zero.groupby(keys).all(), any_zero.groupby(keys).any()
+
+
+def _zero_lr_marks(ax: Any, every: Any, some: Any, xs: Any, color: str | None) -> bool:
+    """Triangles on the axis floor at epochs where the learning rate was exactly 0
+    (``every``, ``some``: one curve's part of :func:`_zero_lr`, indexed by epoch)."""
     full = every[every].index
     part = some[some & ~every].index
     if not len(full) and not len(part):
@@ -219,17 +205,23 @@ def _panel(ax: Any, sub: Any, metric: str, x: str, floor: float | None) -> bool:
     clip = math.nan
     if metric == "train_loss" and floor is not None:
         sub, clip = _gap_rows(sub, floor)
-    for label, color, style, runs in _groups(sub):
-        b = band(runs, metric, x)
-        b = b[b["mean"].notna()]
-        drawn = b[b["max"] > 0] if metric in LOG_ROWS else b
-        ax.plot(drawn["x"], drawn["mean"].where(drawn["mean"] > 0) if metric in LOG_ROWS
-                else drawn["mean"], color=color, label=label, lw=1.5, **style)
-        lo = drawn["min"].where(drawn["min"] > 0) if metric in LOG_ROWS else drawn["min"]
-        ax.fill_between(drawn["x"], lo.fillna(drawn["mean"]), drawn["max"], color=color,
-                        alpha=0.15, lw=0)
+    key, groups = _groups(sub)
+    bands = band(sub, metric, x, by=key)
+    if metric == "lr_mean":
+        every, some = _zero_lr(sub, key)
+    log = metric in LOG_ROWS
+    for name, label, color, style in groups:
+        b = bands.loc[name]
+        xs, mean, lo, hi = (b[c].to_numpy(dtype=np.float64) for c in ("x", "mean", "min", "max"))
+        keep = ~np.isnan(mean) & (hi > 0) if log else ~np.isnan(mean)
+        xs, mean, lo, hi = xs[keep], mean[keep], lo[keep], hi[keep]
+        # on a log axis: a mean <= 0 is a gap in the line, a minimum <= 0 the mean
+        ax.plot(xs, np.where(mean > 0, mean, np.nan) if log else mean, color=color,
+                label=label, lw=1.5, **style)
+        ax.fill_between(xs, np.where(lo > 0, lo, mean) if log else
+                        np.where(np.isnan(lo), mean, lo), hi, color=color, alpha=0.15, lw=0)
         if metric == "lr_mean":
-            zero |= _zero_lr_marks(ax, runs, b["x"], color)
+            zero |= _zero_lr_marks(ax, every.loc[name], some.loc[name], b["x"], color)
     if metric == "train_loss" and floor is not None:
         if floor > 0:
             ax.axhline(metrics.FLOOR_TARGET * floor, ls="--", color="black", lw=1,
@@ -287,12 +279,11 @@ def curves(table: Any, out: str | os.PathLike | None = None, *, problems: Any = 
                                   markerfacecolor="black")
     labels = list(handles)
     ncol = min(len(labels), max(2, int(width / 2.2)))
-    fig.legend([handles[k] for k in labels], labels, loc="lower center", ncol=ncol,
-               frameon=False, bbox_to_anchor=(0.5, 0.0), fontsize=8)
+    legend = fig.legend([handles[k] for k in labels], labels, loc="lower center", ncol=ncol,
+                        frameon=False, bbox_to_anchor=(0.5, 0.0), fontsize=8)
     if title or note:
         fig.suptitle((title or "") + note)
-    legend_inches = 0.2 * math.ceil(len(labels) / ncol) + 0.15  # rows of 8-point text
-    fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
+    layout(fig, legend)
     return fig, save(fig, out, formats, metadata)
 
 
@@ -385,11 +376,12 @@ def sensitivity(records: dict[str, dict[str, Any]], out: str | os.PathLike | Non
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), loc="lower center", frameon=False,
-               ncol=min(len(handles), 6), fontsize=8, bbox_to_anchor=(0.5, -0.01))
+    legend = fig.legend(list(handles.values()), list(handles), loc="lower center",
+                        frameon=False, ncol=min(len(handles), 6), fontsize=8,
+                        bbox_to_anchor=(0.5, 0.0))
     axes[0, 0].set_ylabel("score: mean log10 gap")
     fig.suptitle(f"{NAMES.get(optimizer, optimizer)} selection on one seed (lower is better; "
                  f"* chosen, x diverged, hollow: added by extension or refinement){note}",
                  fontsize=10)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    layout(fig, legend)
     return fig, save(fig, out, formats, metadata)

@@ -191,5 +191,5 @@ def draw(r: Any, out: str | os.PathLike | None = None,
     """Draw the figure of ``r`` and save it as ``out.<format>``; ``(figure, paths)``."""
     plt = figures._plt()
     fig = {1: _figure1, 2: _figure2, 6: _figure6, 7: _figure7}[r.plan.figure](plt, r)
-    fig.tight_layout()
+    figures.layout(fig)
     return fig, figures.save(fig, out, formats, metadata={"scale": r.plan.scale})
