@@ -173,33 +173,3 @@ def test_compiled_host_case_equals_the_reference(dtype, data):
     for g, r in zip(got, ref, strict=True):
         assert type(g) is type(r)
         assert np.asarray(g).tobytes() == np.asarray(r).tobytes()
-
-
-def test_compiled_host_case_is_straight_line_code():
-    """The generated source has no call of HostOps (its operations are inline) and
-    tracing refuses a Python branch on a traced value."""
-    src = pal_cases.compiled_host_case(np.dtype("float64")).source
-    assert "ops." not in src and src.count("\n") > 40
-    tr = pal_cases._Tracer(np.dtype("float64"))
-    with pytest.raises(TypeError, match="branch"):
-        bool(pal_cases._Sym(tr, "x") > 0.0)
-
-
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_host_norm_is_numpys_vector_norm(dtype):
-    """``base.host_norm`` (PAL's host path) is bitwise ``numpy.linalg.vector_norm`` over
-    lengths across NumPy's pairwise-summation blocks, tiny and huge scales (overflow to
-    inf), and vectors with inf and NaN entries."""
-    from paltest.optimizers.base import host_norm
-
-    rng = np.random.default_rng(3)
-    big = float(np.finfo(dtype).max) ** 0.5 * 4
-    for n in [*range(0, 140), 255, 256, 257, 1000, 4097, 6499]:
-        for scale in (1.0, 1e-20, 1e20, big):
-            x = (rng.standard_normal(n) * scale).astype(dtype)
-            if n > 3 and scale == 1.0:
-                x[n // 2] = rng.choice([np.inf, -np.inf, np.nan])
-            want = np.linalg.vector_norm(x)
-            got = host_norm(x)
-            assert got.dtype == want.dtype
-            assert got.tobytes() == want.tobytes(), (n, scale)
