@@ -20,6 +20,13 @@ from paltest.testbed import figures  # noqa: E402
 BORDER = 3  # pixels along each edge of a PNG that must be background (PAD_INCHES is 15)
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test made (pyplot keeps them open otherwise)."""
+    yield
+    figures._plt().close("all")
+
+
 def assert_saved_whole(png, pdf) -> tuple[float, float]:
     """The PNG has only background along its edges (nothing cut off there) and the PDF's
     page is the same area; returns the area in inches."""
