@@ -338,7 +338,12 @@ def call_value_and_grad(value_and_grad: Any, theta: Any, xp: Any) -> tuple[Any, 
     detached from any autograd history (:func:`paltest.backend.detach`). The loss is
     returned as given (see :func:`as_loss`).
     """
-    out = value_and_grad(theta)
+    return _checked_pair(value_and_grad(theta), theta, xp)
+
+
+def _checked_pair(out: Any, theta: Any, xp: Any) -> tuple[Any, Any]:
+    """:func:`call_value_and_grad` after the call: ``out`` checked to be ``(loss, grad)``,
+    the gradient checked and detached."""
     if not ((type(out) is tuple or isinstance(out, (tuple, list))) and len(out) == 2):
         got = (f"a {type(out).__name__} of {len(out)} items"
                if isinstance(out, (tuple, list)) else f"a {type(out).__name__}")
@@ -368,7 +373,23 @@ def evaluate(theta: Any, state: Any, value_and_grad: Any) -> tuple[Any, Any, Any
                     f"state: {fields[i]} of shape {tuple(field.shape)} does not match theta of "
                     f"shape {tuple(shape)}; call init(theta) first"
                 )
-    loss, g = call_value_and_grad(value_and_grad, theta, xp)
+    if xp is _HOST_XP and type(theta) is _ndarray:
+        # NumPy: call_value_and_grad's and as_loss's checks inline for the common
+        # results (a pair, a gradient array like theta, an np.float64/np.float32 loss);
+        # anything else takes the general checks below.
+        out = value_and_grad(theta)
+        if type(out) is tuple and len(out) == 2:
+            loss, g = out
+            if type(g) is _ndarray and g.shape == theta.shape and g.dtype == theta.dtype:
+                cls = type(loss)
+                if cls is _np_float64:
+                    return xp, _np_asarray(float(loss), dtype=theta.dtype), g
+                if cls is _np_float32:
+                    return xp, loss, g
+                return xp, as_loss(loss, xp, theta), g
+        loss, g = _checked_pair(out, theta, xp)
+    else:
+        loss, g = call_value_and_grad(value_and_grad, theta, xp)
     return xp, as_loss(loss, xp, theta), g
 
 
