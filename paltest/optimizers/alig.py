@@ -23,6 +23,7 @@ CIFAR configurations), :math:`\mu = 0.9` (the paper's experiments), :math:`\delt
 
 from __future__ import annotations
 
+import types
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,8 +41,9 @@ from paltest.optimizers.base import (
 
 __all__ = ["ALIG", "ALIGInfo", "ALIGState"]
 
-#: ``(astype, zeros_like, full_like)`` on NumPy arrays (see :meth:`ALIG.step`).
-_NP_FUNCS = (lambda x, dtype: x.astype(dtype), np.zeros_like, np.full_like)
+#: ``astype``, ``zeros_like`` and ``full_like`` for NumPy arrays (see :meth:`ALIG.step`).
+_NP_FUNCS = types.SimpleNamespace(astype=lambda x, dtype: x.astype(dtype),
+                                  zeros_like=np.zeros_like, full_like=np.full_like)
 
 
 class ALIGState(NamedTuple):
@@ -138,14 +140,13 @@ class ALIG:
         xp, loss, g, ok = first_order_start(theta, state, value_and_grad, self.on_nonfinite)
         # On NumPy, NumPy's own astype, zeros_like and full_like: what the namespace's
         # wrappers call, without their argument handling (the same values and types).
-        fx = _NP_FUNCS if type(g) is np.ndarray else (
-            lambda x, dt: xp.astype(x, dt), xp.zeros_like, xp.full_like)
-        gamma = fx[0](loss, theta.dtype) / (xp.vecdot(g, g) + self.delta)
+        fx = _NP_FUNCS if type(g) is np.ndarray else xp
+        gamma = fx.astype(loss, theta.dtype) / (xp.vecdot(g, g) + self.delta)
         if self.max_lr is None:
-            clipped = fx[1](ok)
+            clipped = fx.zeros_like(ok)
         else:
             clipped = gamma > self.max_lr
-            gamma = xp.where(clipped, fx[2](gamma, self.max_lr), gamma)
+            gamma = xp.where(clipped, fx.full_like(gamma, self.max_lr), gamma)
         theta_new = theta - gamma * g
         buf = state.momentum_buffer
         if self.momentum:
@@ -153,6 +154,6 @@ class ALIG:
             theta_new = theta_new + self.momentum * new_buf
             buf = select(xp, ok, new_buf, buf)
         theta_next = select(xp, ok, theta_new, theta)
-        info = ALIGInfo(loss=loss, lr=select(xp, ok, gamma, fx[1](gamma)),
+        info = ALIGInfo(loss=loss, lr=select(xp, ok, gamma, fx.zeros_like(gamma)),
                         clipped=clipped & ok, nonfinite=~ok, n_fun=1, n_grad=1)
         return theta_next, ALIGState(momentum_buffer=buf), info

@@ -188,16 +188,22 @@ def _detaching(method: Any, step: bool = False) -> Any:
     def wrapper(self: Any, theta: Any, *args: Any, **kwargs: Any) -> Any:
         if type(theta) in backend.HOST_ARRAY_TYPES:  # NumPy: never traced, no autograd
             return method(self, theta, *args, **kwargs)
-        if step and backend.is_traced(theta):
-            why = host_reads(self)
-            if why is not None:
-                raise TraceError(
-                    f"{type(self).__name__}.step: cannot be traced (jax.jit, lax.scan, "
-                    f"vmap): {why}; call step eagerly, outside the traced function")
-        return method(self, backend.detach(theta), *args, **kwargs)
+        return method(self, _device_theta(self, theta, step), *args, **kwargs)
 
     wrapper._detaches_theta = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def _device_theta(opt: Any, theta: Any, step: bool) -> Any:
+    """A ``theta`` that is not a NumPy array, detached; for ``step`` of a host-driven
+    optimizer a traced one raises :class:`TraceError` first."""
+    if step and backend.is_traced(theta):
+        why = host_reads(opt)
+        if why is not None:
+            raise TraceError(
+                f"{type(opt).__name__}.step: cannot be traced (jax.jit, lax.scan, "
+                f"vmap): {why}; call step eagerly, outside the traced function")
+    return backend.detach(theta)
 
 
 _STEP_PARAMETERS = ["self", "theta", "state", "value_and_grad", "value"]
@@ -213,13 +219,7 @@ def _detaching_step(method: Any) -> Any:
     def step(self: Any, theta: Any, state: Any, value_and_grad: Any,
              value: Any = _MISSING) -> Any:
         if type(theta) not in backend.HOST_ARRAY_TYPES:  # NumPy: never traced
-            if backend.is_traced(theta):
-                why = host_reads(self)
-                if why is not None:
-                    raise TraceError(
-                        f"{type(self).__name__}.step: cannot be traced (jax.jit, lax.scan, "
-                        f"vmap): {why}; call step eagerly, outside the traced function")
-            theta = backend.detach(theta)
+            theta = _device_theta(self, theta, True)
         if value is _MISSING:
             return method(self, theta, state, value_and_grad)
         return method(self, theta, state, value_and_grad, value)
