@@ -82,6 +82,7 @@ def test_every_file_is_written_whole(tmp_path, monkeypatch):
         # the narrow plots' titles are wider than the figure: the saved area grows
         if name != "figure8":
             assert width > fig.get_figwidth(), name
+        figures._plt().close(fig)
     assert {"PAL", "epoch", "chosen"} <= {t[0] for t in texts}  # legends, labels: drawn
     for text, box, w, h in texts:  # every text drawn lies on its page (within rounding)
         assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= w + 1 and box.y1 <= h + 1, text
