@@ -16,7 +16,15 @@ NumPy operations with less around them:
   ``np.add.reduce`` of the point's contiguous row); with two or more it adds the
   ``batch * outputs`` entries of each point one after another (the reduced axes
   coalesce into one outer axis over an inner axis of length ``n``), which is what
-  ``np.cumsum`` along a point's contiguous row does, at a third of the cost.
+  ``np.cumsum`` along a point's contiguous row does, at a third of the cost;
+* :func:`line_values` is the matrix-factorization line's losses at the steps ``s``
+  (``r = r0 + s (r1 + s r2)``, then :func:`line_means` of ``r * r``) with the same
+  elementwise operations written into preallocated arrays; for two points (a bisection
+  level of the exact line search) the two in-order sums run as one: the squares are
+  written interleaved, point by point, into a complex array whose real parts belong to
+  the first point and imaginary parts to the second, and ``np.add.accumulate`` of it
+  adds both sequences in order (complex addition adds the real and the imaginary parts
+  separately, each rounded to the dtype), in one pass instead of two.
 
 Every shortcut can be switched off (``problems.host.HOST_FAST_PATH = False``) and
 ``tests/test_fast_paths.py`` compares whole trajectories with it on and off, bitwise;
@@ -37,13 +45,17 @@ import numpy as np
 
 from paltest import backend
 
-__all__ = ["HOST_FAST_PATH", "enabled", "line_means", "mean"]
+__all__ = ["HOST_FAST_PATH", "enabled", "line_means", "line_values", "mean"]
 
 #: Switch for every shortcut of this module (read at each call).
 HOST_FAST_PATH = True
 
 _add_reduce = np.add.reduce
 _intp = np.intp
+_add, _multiply, _accumulate, _empty = np.add, np.multiply, np.add.accumulate, np.empty
+#: The complex dtype whose real and imaginary parts are two lanes of a real dtype.
+_LANES = {np.dtype(np.float32): np.dtype(np.complex64),
+          np.dtype(np.float64): np.dtype(np.complex128)}
 
 
 def enabled(xp: Any) -> bool:
@@ -67,3 +79,29 @@ def line_means(sq: np.ndarray) -> np.ndarray:
     else:
         total = np.cumsum(rows, axis=1)[:, -1]  # in order, as over the strided (b, k, n)
     return np.true_divide(total, _intp(rows.shape[1]), out=total, casting="unsafe")
+
+
+def line_values(r0: np.ndarray, r1: np.ndarray, r2: np.ndarray | None,
+                s: np.ndarray) -> np.ndarray:
+    """``line_means(r * r)`` with ``r = r0 + S * (r1 + S * r2)`` (``r0 + S * r1`` when
+    ``r2`` is ``None``) and ``S = s[:, None]``: the mean squared residual at each of the
+    steps ``s`` (1-d, ``r0``'s dtype) of the C-contiguous 1-d residual coefficients
+    ``r0``, ``r1``, ``r2`` (one batch's ``(batch, outputs)`` entries, flattened)."""
+    n, m, dt = s.shape[0], r0.shape[0], r0.dtype
+    S = s[:, None]
+    r = _empty((n, m), dt)
+    if r2 is None:
+        _multiply(S, r1, out=r)
+    else:
+        _multiply(S, r2, out=r)
+        _add(r1, r, out=r)
+        _multiply(S, r, out=r)
+    _add(r0, r, out=r)
+    if n != 2 or dt not in _LANES:
+        _multiply(r, r, out=r)
+        return line_means(r.reshape(n, m, 1))
+    pairs = _empty(m, _LANES[dt])  # entry i: point 0's i-th square + 1j * point 1's
+    _multiply(r, r, out=pairs.view(dt).reshape(m, 2).T)
+    _accumulate(pairs, out=pairs)  # both running sums, each in order
+    total = pairs[-1:].view(dt)
+    return np.true_divide(total, _intp(m), out=total, casting="unsafe")
