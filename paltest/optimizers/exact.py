@@ -43,7 +43,11 @@ says how many of them came from the cheap line (0 on the direct path). The line'
 Host transfers: the search is a loop on the host; a step makes one device-to-host
 transfer at its start (finiteness, :math:`l_0`, :math:`\lVert g\rVert`) and one per probe
 (its loss; on a cheap line one per extrapolation probe and one per bisection level).
-The angle stays on the device.
+The angle stays on the device. On NumPy (``HOST_FAST_PATH``) there is nothing to
+transfer: the start values are read from the arrays directly, and the cheap line gets
+its steps as an array of the parameters' dtype (the float64 steps rounded to it, as
+the line itself would round a list) and gives its losses back with ``tolist``; the
+numbers, trial points and decisions are those of the general code.
 """
 
 from __future__ import annotations
@@ -68,7 +72,12 @@ from paltest.optimizers.base import (
     takes_theta_as_data,
 )
 
-__all__ = ["ExactLineSearch", "ExactLineSearchInfo", "ExactLineSearchState"]
+__all__ = ["HOST_FAST_PATH", "ExactLineSearch", "ExactLineSearchInfo", "ExactLineSearchState"]
+
+#: Whether a step on NumPy reads its start values and the cheap line's losses directly
+#: (the same numbers as the general code, which runs when this is false; see the module
+#: docstring, tests/test_fast_paths.py).
+HOST_FAST_PATH = True
 
 _isfinite = math.isfinite
 
@@ -201,7 +210,7 @@ class ExactLineSearch:
     ) -> tuple[Any, ExactLineSearchState, ExactLineSearchInfo]:
         """One step: ``(theta_next, state, info)`` (same batch for both callables)."""
         xp, l0, g = evaluate(theta, state, value_and_grad)
-        on_host = type(theta) is np.ndarray and backend.on_host(xp)
+        on_host = HOST_FAST_PATH and type(theta) is np.ndarray and backend.on_host(xp)
         gn = xp.linalg.vector_norm(g)
         if on_host and type(g) is np.ndarray:  # the same numbers, read without the stack
             ct = np.result_type(l0.dtype, theta.dtype)
