@@ -180,17 +180,22 @@ class MatrixFactorizationLine(CheapLine):
             self.r0 = h0 @ W2.T - y
             self.r1 = h1 @ W2.T + h0 @ D2.T
             self.r2 = h1 @ D2.T
-        self._flat = None
+        self._flat = self._pairs = None
         if host.enabled(p.xp) and type(self.r0) is np.ndarray:  # (batch * 10,) views
             self._flat = tuple(None if r is None else r.reshape(-1)
                                for r in (self.r0, self.r1, self.r2))
 
     def values(self, s: Any) -> Any:
         xp = self.problem.xp
-        if self._flat is not None and type(s) is np.ndarray and host.enabled(xp):
-            # The same elementwise operations in the (n, batch * 10) layout, and the
-            # batch mean as np.mean sums it over (batch, 10, n) (problems.host).
-            return host.line_values(*self._flat, s)
+        flat = self._flat
+        if flat is not None and type(s) is np.ndarray and s.dtype == flat[0].dtype and \
+                host.enabled(xp):
+            # The same elementwise operations in the (n, batch * 10) layout (or, for two
+            # points, interleaved), and the batch mean as np.mean sums it over
+            # (batch, 10, n) (problems.host).
+            if self._pairs is None and s.shape[0] == 2:
+                self._pairs = host.interleave(*flat)  # kept for the line's next calls
+            return host.line_values(*flat, s, pairs=self._pairs)
         s3 = s[None, None, :]
         inner = self.r1[..., None] if self.r2 is None else \
             self.r1[..., None] + s3 * self.r2[..., None]

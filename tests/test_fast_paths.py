@@ -126,7 +126,7 @@ def test_the_problem_shortcuts_are_taken_and_switch_off(monkeypatch):
     batch = next(iter(prob.batches(0, 0, 100)))
     calls = []
     real = host.line_values
-    monkeypatch.setattr(host, "line_values", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(host, "line_values", lambda *a, **k: calls.append(1) or real(*a, **k))
     theta = prob.init_params(0)
     _, value = prob.bind(batch)
     value.line(theta, -theta)([0.5, 0.25])

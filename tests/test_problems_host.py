@@ -66,14 +66,18 @@ def test_line_values_is_the_general_line_formula(dtype, linear, seed, batch, out
     r = r0[..., None] + s3 * inner
     with np.errstate(all="ignore"):
         ref = np.mean(r * r, axis=(0, 1))
-        got = host.line_values(r0.reshape(-1), r1.reshape(-1),
-                               None if r2 is None else r2.reshape(-1), s)
-    assert got.dtype == ref.dtype and got.shape == ref.shape == (n,)
-    assert got.tobytes() == ref.tobytes()
+        flat = (r0.reshape(-1), r1.reshape(-1), None if r2 is None else r2.reshape(-1))
+        strided = np.repeat(s, 2)[::2]  # the same steps, not contiguous
+        gots = [host.line_values(*flat, s), host.line_values(*flat, strided),
+                host.line_values(*flat, s, pairs=host.interleave(*flat))]
+    for got in gots:
+        assert got.dtype == ref.dtype and got.shape == ref.shape == (n,)
+        assert got.tobytes() == ref.tobytes()
 
 
 def test_line_values_sums_two_points_in_one_complex_pass(monkeypatch):
-    """Two points take the interleaved path (the test above then checks its bits)."""
+    """Two points take the interleaved path (the test above then checks its bits), and
+    the matrix-factorization line keeps its interleaved coefficients."""
     seen = []
     real = np.add.accumulate
     monkeypatch.setattr(host, "_accumulate", lambda x, out: seen.append(x.dtype) or
@@ -83,6 +87,18 @@ def test_line_values_sums_two_points_in_one_complex_pass(monkeypatch):
     assert seen == [np.complex64]
     host.line_values(r, r, None, np.array([1.0, 2.0, 3.0], np.float32))
     assert seen == [np.complex64]
+    import problems
+
+    prob = problems.get("mf-rank4", xp="numpy", dtype="float64")
+    theta = prob.init_params(0)
+    line = prob.line(theta, -theta, np.arange(100))
+    made = []
+    real_interleave = host.interleave
+    monkeypatch.setattr(host, "interleave", lambda *a: made.append(1) or real_interleave(*a))
+    first, again = line([0.5, 0.25]), line([0.5, 0.25])
+    assert made == [1] and first.tobytes() == again.tobytes()
+    assert seen == [np.complex64, np.complex128, np.complex128]
+    assert line(np.array([0.5, 0.25], np.float32)).dtype == np.float64  # the general code
 
 
 def test_the_switch_turns_the_shortcuts_off(monkeypatch):
