@@ -16,7 +16,16 @@ NumPy operations with less around them:
   ``np.add.reduce`` of the point's contiguous row); with two or more it adds the
   ``batch * outputs`` entries of each point one after another (the reduced axes
   coalesce into one outer axis over an inner axis of length ``n``), which is what
-  ``np.cumsum`` along a point's contiguous row does, at a third of the cost.
+  ``np.cumsum`` along a point's contiguous row does, at a third of the cost;
+* :func:`line_values` is the matrix-factorization line's losses at the steps ``s``
+  (``r = r0 + s (r1 + s r2)``, then :func:`line_means` of ``r * r``) with the same
+  elementwise operations written into preallocated arrays; for two points (a bisection
+  level of the exact line search) both points are computed interleaved, entry by entry
+  (the coefficients repeated, :func:`interleave`, once per line), into a complex array
+  whose real parts belong to the first point and imaginary parts to the second, and
+  ``np.add.accumulate`` of it adds both sequences in order (complex addition adds the
+  real and the imaginary parts separately, each rounded to the dtype), in one pass
+  instead of two.
 
 Every shortcut can be switched off (``problems.host.HOST_FAST_PATH = False``) and
 ``tests/test_fast_paths.py`` compares whole trajectories with it on and off, bitwise;
@@ -37,13 +46,18 @@ import numpy as np
 
 from paltest import backend
 
-__all__ = ["HOST_FAST_PATH", "enabled", "line_means", "mean"]
+__all__ = ["HOST_FAST_PATH", "enabled", "interleave", "line_means", "line_values", "mean"]
 
 #: Switch for every shortcut of this module (read at each call).
 HOST_FAST_PATH = True
 
 _add_reduce = np.add.reduce
 _intp = np.intp
+_add, _multiply, _accumulate = np.add, np.multiply, np.add.accumulate
+_empty, _copyto = np.empty, np.copyto
+#: The complex dtype whose real and imaginary parts are two lanes of a real dtype.
+_LANES = {np.dtype(np.float32): np.dtype(np.complex64),
+          np.dtype(np.float64): np.dtype(np.complex128)}
 
 
 def enabled(xp: Any) -> bool:
@@ -67,3 +81,63 @@ def line_means(sq: np.ndarray) -> np.ndarray:
     else:
         total = np.cumsum(rows, axis=1)[:, -1]  # in order, as over the strided (b, k, n)
     return np.true_divide(total, _intp(rows.shape[1]), out=total, casting="unsafe")
+
+
+def interleave(*coefficients: np.ndarray | None) -> tuple[np.ndarray | None, ...]:
+    """Each 1-d array with every entry twice in a row (``np.repeat(r, 2)``; ``None``
+    stays ``None``): the two-point layout of :func:`line_values`."""
+    return tuple(None if r is None else np.repeat(r, 2) for r in coefficients)
+
+
+def line_values(r0: np.ndarray, r1: np.ndarray, r2: np.ndarray | None, s: np.ndarray,
+                pairs: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None,
+                ) -> np.ndarray:
+    """``line_means(r * r)`` with ``r = r0 + S * (r1 + S * r2)`` (``r0 + S * r1`` when
+    ``r2`` is ``None``) and ``S = s[:, None]``: the mean squared residual at each of the
+    steps ``s`` (1-d, of ``r0``'s dtype) of the C-contiguous 1-d residual coefficients
+    ``r0``, ``r1``, ``r2`` (one batch's ``(batch, outputs)`` entries, flattened).
+
+    Two points are computed in the interleaved layout (entry ``i`` of point 0, then of
+    point 1, ...): ``pairs`` is :func:`interleave` of the coefficients (made here when
+    not given; a line that is called many times keeps it), the steps alternate in the
+    same layout, every operation is one pass over contiguous memory, and the squares are
+    already the complex pairs whose accumulation sums both points in order.
+    """
+    n, m, dt = s.shape[0], r0.shape[0], r0.dtype
+    if n == 2 and dt in _LANES and s.dtype == dt and s.flags.c_contiguous:
+        return _two_points(*(interleave(r0, r1, r2) if pairs is None else pairs), s)
+    S = s[:, None]
+    r = _empty((n, m), dt)
+    if r2 is None:
+        _multiply(S, r1, out=r)
+    else:
+        _multiply(S, r2, out=r)
+        _add(r1, r, out=r)
+        _multiply(S, r, out=r)
+    _add(r0, r, out=r)
+    _multiply(r, r, out=r)
+    return line_means(r.reshape(n, m, 1))
+
+
+def _two_points(R0: np.ndarray, R1: np.ndarray, R2: np.ndarray | None,
+                s: np.ndarray) -> np.ndarray:
+    """:func:`line_values` at the two steps ``s`` from the interleaved coefficients."""
+    dt = R0.dtype
+    lanes = _LANES[dt]
+    m = R0.shape[0] // 2
+    steps = _empty(m, lanes)
+    _copyto(steps, s.view(lanes))  # s[0], s[1], s[0], s[1], ...
+    S = steps.view(dt)
+    pairs = _empty(m, lanes)  # entry i: point 0's i-th square + 1j * point 1's
+    r = pairs.view(dt)
+    if R2 is None:
+        _multiply(S, R1, out=r)
+    else:
+        _multiply(S, R2, out=r)
+        _add(R1, r, out=r)
+        _multiply(S, r, out=r)
+    _add(R0, r, out=r)
+    _multiply(r, r, out=r)
+    _accumulate(pairs, out=pairs)  # both running sums, each in order
+    total = pairs[-1:].view(dt)
+    return np.true_divide(total, _intp(m), out=total, casting="unsafe")

@@ -153,13 +153,23 @@ class LeastSquaresLine(CheapLine):
 
 class MatrixFactorizationLine(CheapLine):
     r"""Matrix factorization: the residual :math:`r_0 + s (r_1 + s r_2)` per batch row and
-    output, then the mean of its square (``value``'s mean squared error)."""
+    output, then the mean of its square (``value``'s mean squared error).
+
+    ``rows``: the batch's ``(x, y)`` when the caller has gathered them already (the
+    problem's bound ``value`` on the NumPy shortcut path), else they are gathered here.
+    """
 
     setup_products = 4
 
+    def __init__(self, problem: Any, theta: Any, direction: Any, batch: Any,
+                 rows: tuple[Any, Any] | None = None) -> None:
+        self._given_rows = rows
+        super().__init__(problem, theta, direction, batch)
+
     def setup(self) -> None:
         p = self.problem
-        x, y = p._rows(self.batch)
+        x, y = p._rows(self.batch) if self._given_rows is None else self._given_rows
+        self._given_rows = None
         W1, W2 = p._weights(self.theta)
         D1, D2 = p._weights(self.direction)
         h0, h1 = x @ W1.T, x @ D1.T
@@ -170,16 +180,22 @@ class MatrixFactorizationLine(CheapLine):
             self.r0 = h0 @ W2.T - y
             self.r1 = h1 @ W2.T + h0 @ D2.T
             self.r2 = h1 @ D2.T
+        self._flat = self._pairs = None
+        if host.enabled(p.xp) and type(self.r0) is np.ndarray:  # (batch * 10,) views
+            self._flat = tuple(None if r is None else r.reshape(-1)
+                               for r in (self.r0, self.r1, self.r2))
 
     def values(self, s: Any) -> Any:
         xp = self.problem.xp
-        if host.enabled(xp) and type(s) is np.ndarray and type(self.r0) is np.ndarray:
-            # The same elementwise operations in the (n, batch, 10) layout, and the
-            # batch mean as np.mean sums it over (batch, 10, n) (problems.host).
-            S = s[:, None, None]
-            inner = self.r1 if self.r2 is None else self.r1 + S * self.r2
-            r = self.r0 + S * inner
-            return host.line_means(r * r)
+        flat = self._flat
+        if flat is not None and type(s) is np.ndarray and s.dtype == flat[0].dtype and \
+                host.enabled(xp):
+            # The same elementwise operations in the (n, batch * 10) layout (or, for two
+            # points, interleaved), and the batch mean as np.mean sums it over
+            # (batch, 10, n) (problems.host).
+            if self._pairs is None and s.shape[0] == 2:
+                self._pairs = host.interleave(*flat)  # kept for the line's next calls
+            return host.line_values(*flat, s, pairs=self._pairs)
         s3 = s[None, None, :]
         inner = self.r1[..., None] if self.r2 is None else \
             self.r1[..., None] + s3 * self.r2[..., None]

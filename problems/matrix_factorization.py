@@ -280,9 +280,19 @@ class _BoundRows(BoundValue):
 
 
 class _BoundRowsWithLine(_BoundRows, BoundValueWithLine):
-    """:class:`_BoundRows` with ``line`` (the problem's line is cheap)."""
+    """:class:`_BoundRows` with ``line`` (the problem's line is cheap; its set-up takes
+    the rows gathered here)."""
 
     __slots__ = ()
+
+    def line(self, theta: Any, direction: Any) -> MatrixFactorizationLine:
+        """The problem's cheap line through ``theta`` along ``direction`` on this batch."""
+        problem = self.problem
+        if problem.line_class is not MatrixFactorizationLine or \
+                type(problem).line is not Problem.line:  # a subclass's own line
+            return problem.line(theta, direction, self.batch)
+        return MatrixFactorizationLine(problem, theta, direction, self.batch,
+                                       rows=(self.x, self.y))
 
 
 def make(

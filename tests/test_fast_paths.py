@@ -15,7 +15,8 @@ The forced slow path also switches off PAL's host case logic
 (``paltest.optimizers.pal_cases.HOST_FAST_PATH``) and the problems' NumPy shortcuts
 (``problems.host.HOST_FAST_PATH``: matrix factorization's views, rows, means and cheap
 line), and the runner's host collection of step records
-(``paltest.testbed.runner.HOST_FAST_PATH``). The Figure 8 problems (matrix
+(``paltest.testbed.runner.HOST_FAST_PATH``), and the exact line search's direct reads
+(``paltest.optimizers.exact.HOST_FAST_PATH``). The Figure 8 problems (matrix
 factorization at ranks 1, 4, 10 and the true model) run with PAL, SLS and its
 variants, the exact line search and every first-order optimizer; the Figure 9 code
 path (the kernel logistic regression with its cheap line) runs on a 300-row subset of mushrooms.
@@ -31,7 +32,7 @@ import pytest
 
 import problems
 from paltest import backend, run
-from paltest.optimizers import base, pal_cases, selection
+from paltest.optimizers import base, exact, pal_cases, selection
 from paltest.testbed import runner
 from paltest.testbed.results import TIMING_ARRAYS
 from problems import host
@@ -65,6 +66,7 @@ def force_slow_path(monkeypatch):
     monkeypatch.setattr(pal_cases, "HOST_FAST_PATH", False)
     monkeypatch.setattr(host, "HOST_FAST_PATH", False)
     monkeypatch.setattr(runner, "HOST_FAST_PATH", False)
+    monkeypatch.setattr(exact, "HOST_FAST_PATH", False)
 
 
 def _arrays(result):
@@ -123,8 +125,8 @@ def test_the_problem_shortcuts_are_taken_and_switch_off(monkeypatch):
     prob = problems.get("mf-rank4", xp="numpy", dtype="float32")
     batch = next(iter(prob.batches(0, 0, 100)))
     calls = []
-    real = host.line_means
-    monkeypatch.setattr(host, "line_means", lambda sq: calls.append(1) or real(sq))
+    real = host.line_values
+    monkeypatch.setattr(host, "line_values", lambda *a, **k: calls.append(1) or real(*a, **k))
     theta = prob.init_params(0)
     _, value = prob.bind(batch)
     value.line(theta, -theta)([0.5, 0.25])
@@ -181,8 +183,10 @@ def test_as_loss_and_scalar_shortcuts_return_what_the_general_code_returns(
         assert np.asarray(f).tobytes() == np.asarray(s).tobytes()
 
 
-def _records():
+def _records(xp=None):
     from typing import NamedTuple
+
+    xp = backend.namespace(np.zeros(1)) if xp is None else xp
 
     class Info(NamedTuple):
         loss: object
@@ -192,19 +196,26 @@ def _records():
         vec: object
         n_fun: int
 
-    f32, f64 = np.float32, np.float64
-    return Info, [Info(loss=np.asarray(f64(i)), lr=np.asarray(f32(i / 3)),
-                       case=np.asarray(i, np.int32),
-                       note="x", vec=np.zeros(3), n_fun=2) for i in range(5)]
+    def put(value, dtype):
+        return xp.asarray(value, dtype=getattr(xp, dtype))
+
+    return Info, [Info(loss=put(float(i), "float64"), lr=put(i / 3, "float32"),
+                       case=put(i, "int32"), note="x", vec=xp.zeros(3), n_fun=2)
+                  for i in range(5)]
 
 
-def _flush(records, fast, monkeypatch):
+def _flush(records, fast, monkeypatch, by_column=True, xp=None):
+    """``flush`` of an epoch of ``records``: ``fast`` is the runner's NumPy host path,
+    ``by_column`` its column-wise sorting (else record by record, the general logic)."""
     with monkeypatch.context() as m:
         m.setattr(runner, "HOST_FAST_PATH", fast)
-        buf = runner._EpochBuffer(backend.namespace(np.zeros(1)))
+        if not by_column:
+            m.setattr(runner._EpochBuffer, "_columns", lambda self: None)
+        xp = backend.namespace(np.zeros(1)) if xp is None else xp
+        buf = runner._EpochBuffer(xp)
         for r in records:
             buf.add(r)
-        return buf.flush([np.asarray(1.5)])
+        return buf.flush([xp.asarray(1.5)])
 
 
 def _same(a, b):
@@ -215,31 +226,89 @@ def _same(a, b):
     assert a[1].tobytes() == b[1].tobytes()
 
 
-def test_step_records_by_column_equal_records_by_step(monkeypatch):
-    """The runner's column-wise collection of an epoch's records (NumPy) gives the arrays,
-    dtypes and field order of the record-by-record collection, for uniform records and
-    for those it hands back (mixed dtypes, a field None in some steps, mixed types)."""
-    Info, recs = _records()
-    fast, slow = _flush(recs, True, monkeypatch), _flush(recs, False, monkeypatch)
-    _same(fast, slow)
-    assert list(fast[0]) == ["loss", "lr", "case", "n_fun"]  # no str, no vector field
-    assert fast[0]["lr"].dtype == np.float32 and fast[0]["case"].dtype == np.int64
-    mixed_dtype = [*recs[:2], recs[2]._replace(lr=np.asarray(0.5)), *recs[3:]]
-    _same(_flush(mixed_dtype, True, monkeypatch), _flush(mixed_dtype, False, monkeypatch))
-    assert _flush(mixed_dtype, True, monkeypatch)[0]["lr"].dtype == np.float64
+def _all_ways(records, monkeypatch, xp):
+    """The flush of ``records`` by column and record by record, on ``xp``'s device code
+    and (for NumPy) the host path: all equal; returns the by-column device-code one."""
+    ways = [(False, True), (False, False)]
+    if backend.on_host(xp):
+        ways += [(True, True), (True, False)]
+    outs = [_flush(records, fast, monkeypatch, by_column, xp) for fast, by_column in ways]
+    for out in outs[1:]:
+        _same(outs[0], out)
+    return outs[0]
+
+
+def test_step_records_by_column_equal_records_by_step(monkeypatch, xp):
+    """The runner's column-wise collection of an epoch's records gives the arrays, dtypes
+    and field order of the record-by-record collection, on the device code (every
+    namespace) and NumPy's host path: for uniform records and for those it hands back
+    (mixed dtypes, a field None in some steps, mixed types, mixed record types)."""
+    Info, recs = _records(xp)
+    out = _all_ways(recs, monkeypatch, xp)
+    assert list(out[0]) == ["loss", "lr", "case", "n_fun"]  # no str, no vector field
+    assert out[0]["lr"].dtype == np.float32 and out[0]["case"].dtype == np.int64
+    assert out[0]["loss"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert out[0]["n_fun"].dtype == np.asarray(2).dtype
+    mixed_dtype = [*recs[:2], recs[2]._replace(lr=xp.asarray(0.5, dtype=xp.float64)),
+                   *recs[3:]]
+    assert _all_ways(mixed_dtype, monkeypatch, xp)[0]["lr"].dtype == np.float64
     for bad in ([*recs[:3], recs[3]._replace(case=None), recs[4]],
                 [*recs[:3], recs[3]._replace(lr=0.5), recs[4]]):  # a Python float
-        for fast_path in (True, False):
-            with pytest.raises(ValueError, match="missing in some steps"):
-                _flush(bad, fast_path, monkeypatch)
-    two_types = [*recs[:2], _records()[1][2], *recs[3:]]  # another Info class
-    _same(_flush(two_types, True, monkeypatch), _flush(two_types, False, monkeypatch))
-    mixed_kind = [*recs[:2], recs[2]._replace(case=np.int32(2)), *recs[3:]]  # a scalar
-    _same(_flush(mixed_kind, True, monkeypatch), _flush(mixed_kind, False, monkeypatch))
-    assert _flush([], True, monkeypatch)[0] == {}
-    buf = runner._EpochBuffer(backend.namespace(np.zeros(1)))
+        for fast in (True, False) if backend.on_host(xp) else (False,):
+            for by_column in (True, False):
+                with pytest.raises(ValueError, match="missing in some steps"):
+                    _flush(bad, fast, monkeypatch, by_column, xp)
+    all_none = [r._replace(case=None) for r in recs]  # None in every step: no field
+    assert "case" not in _all_ways(all_none, monkeypatch, xp)[0]
+    two_types = [*recs[:2], _records(xp)[1][2], *recs[3:]]  # another Info class
+    assert list(_all_ways(two_types, monkeypatch, xp)[0]) == list(out[0])
+    host_and_0d = [*recs[:2], recs[2]._replace(n_fun=xp.asarray(2)), *recs[3:]]
+    with pytest.raises(ValueError, match="missing in some steps"):
+        _flush(host_and_0d, False, monkeypatch, True, xp)
+    vec_and_0d = [*recs[:2], recs[2]._replace(vec=xp.asarray(1.0)), *recs[3:]]
+    with pytest.raises(ValueError, match="missing in some steps"):
+        _flush(vec_and_0d, False, monkeypatch, True, xp)
+    assert _flush([], False, monkeypatch, True, xp)[0] == {}
+    buf = runner._EpochBuffer(xp)
     for r in recs:
         buf.add(r)
     assert buf._columns() is not None  # the uniform epoch is taken column by column
-    buf.records[2] = mixed_kind[2]
-    assert buf._columns() is None
+    for odd in (two_types, host_and_0d, [*recs[:3], recs[3]._replace(case=None), recs[4]]):
+        buf.records = list(odd)
+        assert buf._columns() is None
+
+
+def test_numpy_scalars_and_arrays_in_one_column(monkeypatch):
+    """NumPy's 0-d arrays and scalars of one field (two types): record by record, as
+    before; a NumPy float64 scalar is a Python float (a host value)."""
+    Info, recs = _records()
+    mixed_kind = [*recs[:2], recs[2]._replace(case=np.int32(2)), *recs[3:]]
+    out = _all_ways(mixed_kind, monkeypatch, backend.namespace(np.zeros(1)))
+    assert out[0]["case"].dtype == np.int64
+    f64 = [r._replace(lr=np.float64(0.25)) for r in recs]
+    out = _all_ways(f64, monkeypatch, backend.namespace(np.zeros(1)))
+    assert list(out[0]) == ["loss", "case", "lr", "n_fun"]  # lr now among host values
+
+
+def test_pal_record_loss_property_comes_first(monkeypatch, xp):
+    """PAL's record has ``loss`` as a property (its ``l0``): still the first field."""
+    prob = problems.get("mf-rank4", xp=xp, dtype="float32")
+    r = run(prob, "pal", epochs=1, batch_size=400, seed=0)
+    assert list(r.steps)[:2] == ["loss", "l0"] and r.steps["loss"].dtype == np.float32
+    assert r.steps["loss"].tobytes() == r.steps["l0"].tobytes()
+
+
+@pytest.mark.parametrize("name", ["pal", "sls", "exact", "sgd"])
+def test_runs_collected_by_column_equal_runs_collected_by_record(monkeypatch, xp, name):
+    """Whole runs: the step arrays (and every other non-timing array) are the same with
+    the column-wise sorting of step records switched off, on every namespace."""
+    def go():
+        prob = problems.get("mf-rank4", xp=xp, dtype="float32")
+        return _arrays(run(prob, name, epochs=2, batch_size=100, seed=0))
+
+    by_column = go()
+    with monkeypatch.context() as m:
+        m.setattr(runner._EpochBuffer, "_columns", lambda self: None)
+        by_record = go()
+    assert list(by_column) == list(by_record)  # the same keys in the same order
+    _assert_same(by_column, by_record)

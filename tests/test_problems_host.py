@@ -46,6 +46,61 @@ def test_line_means_is_np_mean_over_batch_and_outputs(dtype, seed, batch, output
     assert got.tobytes() == ref.tobytes()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("linear", [False, True])
+@given(seed=st.integers(0, 2**32 - 1), batch=st.integers(1, 300),
+       outputs=st.sampled_from([1, 10]), n=st.sampled_from([1, 2, 3, 5]),
+       decades=st.integers(0, 12), nonfinite=st.sampled_from([None, np.inf, np.nan]))
+def test_line_values_is_the_general_line_formula(dtype, linear, seed, batch, outputs, n,
+                                                 decades, nonfinite):
+    """The matrix-factorization line's losses: ``np.mean(r * r, axis=(0, 1))`` of
+    ``r = r0 + s (r1 + s r2)`` in the ``(batch, outputs, n)`` layout (lines.py's general
+    code), bit for bit, also where a residual is not finite."""
+    r0, r1, r2 = (_draw(seed + i, (batch, outputs), dtype, decades) for i in range(3))
+    if nonfinite is not None:
+        r1[batch // 2, 0] = nonfinite
+    r2 = None if linear else r2
+    s = _draw(seed + 3, (n,), dtype, decades)
+    s3 = s[None, None, :]
+    inner = r1[..., None] if r2 is None else r1[..., None] + s3 * r2[..., None]
+    r = r0[..., None] + s3 * inner
+    with np.errstate(all="ignore"):
+        ref = np.mean(r * r, axis=(0, 1))
+        flat = (r0.reshape(-1), r1.reshape(-1), None if r2 is None else r2.reshape(-1))
+        strided = np.repeat(s, 2)[::2]  # the same steps, not contiguous
+        gots = [host.line_values(*flat, s), host.line_values(*flat, strided),
+                host.line_values(*flat, s, pairs=host.interleave(*flat))]
+    for got in gots:
+        assert got.dtype == ref.dtype and got.shape == ref.shape == (n,)
+        assert got.tobytes() == ref.tobytes()
+
+
+def test_line_values_sums_two_points_in_one_complex_pass(monkeypatch):
+    """Two points take the interleaved path (the test above then checks its bits), and
+    the matrix-factorization line keeps its interleaved coefficients."""
+    seen = []
+    real = np.add.accumulate
+    monkeypatch.setattr(host, "_accumulate", lambda x, out: seen.append(x.dtype) or
+                        real(x, out=out))
+    r = np.ones(6, dtype=np.float32)
+    assert host.line_values(r, r, r, np.array([1.0, 2.0], np.float32)).tolist() == [9, 49]
+    assert seen == [np.complex64]
+    host.line_values(r, r, None, np.array([1.0, 2.0, 3.0], np.float32))
+    assert seen == [np.complex64]
+    import problems
+
+    prob = problems.get("mf-rank4", xp="numpy", dtype="float64")
+    theta = prob.init_params(0)
+    line = prob.line(theta, -theta, np.arange(100))
+    made = []
+    real_interleave = host.interleave
+    monkeypatch.setattr(host, "interleave", lambda *a: made.append(1) or real_interleave(*a))
+    first, again = line([0.5, 0.25]), line([0.5, 0.25])
+    assert made == [1] and first.tobytes() == again.tobytes()
+    assert seen == [np.complex64, np.complex128, np.complex128]
+    assert line(np.array([0.5, 0.25], np.float32)).dtype == np.float64  # the general code
+
+
 def test_the_switch_turns_the_shortcuts_off(monkeypatch):
     assert host.enabled(np)
     monkeypatch.setattr(host, "HOST_FAST_PATH", False)

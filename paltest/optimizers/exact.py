@@ -43,7 +43,11 @@ says how many of them came from the cheap line (0 on the direct path). The line'
 Host transfers: the search is a loop on the host; a step makes one device-to-host
 transfer at its start (finiteness, :math:`l_0`, :math:`\lVert g\rVert`) and one per probe
 (its loss; on a cheap line one per extrapolation probe and one per bisection level).
-The angle stays on the device.
+The angle stays on the device. On NumPy (``HOST_FAST_PATH``) there is nothing to
+transfer: the start values are read from the arrays directly, and the cheap line gets
+its steps as an array of the parameters' dtype (the float64 steps rounded to it, as
+the line itself would round a list) and gives its losses back with ``tolist``; the
+numbers, trial points and decisions are those of the general code.
 """
 
 from __future__ import annotations
@@ -68,7 +72,22 @@ from paltest.optimizers.base import (
     takes_theta_as_data,
 )
 
-__all__ = ["ExactLineSearch", "ExactLineSearchInfo", "ExactLineSearchState"]
+__all__ = ["HOST_FAST_PATH", "ExactLineSearch", "ExactLineSearchInfo", "ExactLineSearchState"]
+
+#: Whether a step on NumPy reads its start values and the cheap line's losses directly
+#: (the same numbers as the general code, which runs when this is false; see the module
+#: docstring, tests/test_fast_paths.py).
+HOST_FAST_PATH = True
+
+_isfinite = math.isfinite
+
+
+def _flag(xp: Any, value: bool, device: Any) -> Any:
+    """A 0-d bool array of ``xp`` (``device`` ``None``: NumPy's own, as ``xp.asarray``
+    makes it there)."""
+    if device is None:
+        return np.asarray(value, dtype=np.bool_)
+    return xp.asarray(value, dtype=xp.bool, device=device)
 
 
 class ExactLineSearchState(NamedTuple):
@@ -191,13 +210,19 @@ class ExactLineSearch:
     ) -> tuple[Any, ExactLineSearchState, ExactLineSearchInfo]:
         """One step: ``(theta_next, state, info)`` (same batch for both callables)."""
         xp, l0, g = evaluate(theta, state, value_and_grad)
-        dev = backend.device(theta)
+        on_host = HOST_FAST_PATH and type(theta) is np.ndarray and backend.on_host(xp)
         gn = xp.linalg.vector_norm(g)
-        finite = xp.isfinite(l0) & xp.all(xp.isfinite(g)) & xp.isfinite(gn)
-        ct = xp.result_type(l0.dtype, theta.dtype)
-        head = backend.to_host(
-            xp.stack([xp.astype(finite, ct), xp.astype(l0, ct), xp.astype(gn, ct)]))
-        ok, l0_host, gn_host = bool(head[0]), float(head[1]), float(head[2])
+        if on_host and type(g) is np.ndarray:  # the same numbers, read without the stack
+            ct = np.result_type(l0.dtype, theta.dtype)
+            ok = bool(np.isfinite(l0) & np.isfinite(g).all() & np.isfinite(gn))
+            l0_host, gn_host = float(l0.astype(ct)), float(gn.astype(ct))
+        else:
+            finite = xp.isfinite(l0) & xp.all(xp.isfinite(g)) & xp.isfinite(gn)
+            ct = xp.result_type(l0.dtype, theta.dtype)
+            head = backend.to_host(
+                xp.stack([xp.astype(finite, ct), xp.astype(l0, ct), xp.astype(gn, ct)]))
+            ok, l0_host, gn_host = bool(head[0]), float(head[1]), float(head[2])
+        dev = None if on_host else backend.device(theta)
         if self.on_nonfinite == "raise":
             raise_if_nonfinite(ok, "loss or gradient")
 
@@ -206,7 +231,7 @@ class ExactLineSearch:
             zero = scalar(xp, 0.0, theta)
             info = ExactLineSearchInfo(
                 loss=l0, loss_next=l0, lr=zero, step=zero, angle=nan,
-                nonfinite=xp.asarray(not ok, dtype=xp.bool, device=dev),
+                nonfinite=_flag(xp, not ok, dev),
                 n_fun=1, n_grad=1, n_extrapolation=0)
             return theta, state, info
 
@@ -220,29 +245,36 @@ class ExactLineSearch:
 
         make_line = getattr(value, "line", None)
         if make_line is None:
-            def losses(steps: list[float]) -> list[float]:
+            def losses(*steps: float) -> list[float]:
                 return [finite(backend.to_float(as_loss(value(point(t)), xp, theta)))
                         for t in steps]
         else:
             line = make_line(theta, -u)
+            if on_host:
+                dtype = theta.dtype
 
-            def losses(steps: list[float]) -> list[float]:
-                vals = line(steps)
-                # tolist: Python floats, as float() of each value (NumPy arrays only)
-                vals = vals.tolist() if type(vals) is np.ndarray else backend.to_host(vals)
-                return [finite(float(v)) for v in vals]
+                def losses(*steps: float) -> list[float]:
+                    # the steps as Line.steps makes them (float64 numbers cast to the
+                    # dtype), the losses as Python floats (tolist: float() of each)
+                    vals = line(np.array(steps, dtype=dtype))
+                    vals = vals.tolist() if type(vals) is np.ndarray else \
+                        backend.to_host(vals).tolist()
+                    return [v if _isfinite(v) else math.inf for v in vals]
+            else:
+                def losses(*steps: float) -> list[float]:
+                    return [finite(float(v)) for v in backend.to_host(line(list(steps)))]
 
         s, cur, h = 0.0, l0_host, self.initial_step
         n_ext = 0
         while n_ext < self.max_extrapolation:
             n_ext += 1
-            (trial,) = losses([s + h])
+            (trial,) = losses(s + h)
             if not trial < cur:
                 break
             s, cur = s + h, trial
         for _ in range(self.max_steps):
             h *= 0.5
-            right, left = losses([s + h, s - h])
+            right, left = losses(s + h, s - h)
             best_s, best = s, cur
             if right < best:
                 best_s, best = s + h, right
@@ -266,6 +298,6 @@ class ExactLineSearch:
         info = ExactLineSearchInfo(
             loss=l0, loss_next=scalar(xp, cur, theta), lr=scalar(xp, s / gn_host, theta),
             step=scalar(xp, s, theta),
-            angle=angle, nonfinite=xp.asarray(False, dtype=xp.bool, device=dev),
+            angle=angle, nonfinite=_flag(xp, False, dev),
             n_fun=n_fun, n_grad=n_grad, n_extrapolation=n_ext, n_line=n_line)
         return theta_next, state, info
