@@ -106,8 +106,14 @@ def line_values(r0: np.ndarray, r1: np.ndarray, r2: np.ndarray | None, s: np.nda
     n, m, dt = s.shape[0], r0.shape[0], r0.dtype
     if n == 2 and dt in _LANES and s.dtype == dt and s.flags.c_contiguous:
         return _two_points(*(interleave(r0, r1, r2) if pairs is None else pairs), s)
-    S = s[:, None]
-    r = _empty((n, m), dt)
+    r = _squares(s[:, None], r0, r1, r2, _empty((n, m), dt))
+    return line_means(r.reshape(n, m, 1))
+
+
+def _squares(S: np.ndarray, r0: np.ndarray, r1: np.ndarray, r2: np.ndarray | None,
+             r: np.ndarray) -> np.ndarray:
+    """``(r0 + S * (r1 + S * r2)) ** 2`` (``r0 + S * r1`` without ``r2``), written into
+    ``r`` operation by operation."""
     if r2 is None:
         _multiply(S, r1, out=r)
     else:
@@ -116,7 +122,7 @@ def line_values(r0: np.ndarray, r1: np.ndarray, r2: np.ndarray | None, s: np.nda
         _multiply(S, r, out=r)
     _add(r0, r, out=r)
     _multiply(r, r, out=r)
-    return line_means(r.reshape(n, m, 1))
+    return r
 
 
 def _two_points(R0: np.ndarray, R1: np.ndarray, R2: np.ndarray | None,
@@ -129,15 +135,7 @@ def _two_points(R0: np.ndarray, R1: np.ndarray, R2: np.ndarray | None,
     _copyto(steps, s.view(lanes))  # s[0], s[1], s[0], s[1], ...
     S = steps.view(dt)
     pairs = _empty(m, lanes)  # entry i: point 0's i-th square + 1j * point 1's
-    r = pairs.view(dt)
-    if R2 is None:
-        _multiply(S, R1, out=r)
-    else:
-        _multiply(S, R2, out=r)
-        _add(R1, r, out=r)
-        _multiply(S, r, out=r)
-    _add(R0, r, out=r)
-    _multiply(r, r, out=r)
+    _squares(S, R0, R1, R2, pairs.view(dt))
     _accumulate(pairs, out=pairs)  # both running sums, each in order
     total = pairs[-1:].view(dt)
     return np.true_divide(total, _intp(m), out=total, casting="unsafe")
