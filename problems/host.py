@@ -25,7 +25,15 @@ NumPy operations with less around them:
   whose real parts belong to the first point and imaginary parts to the second, and
   ``np.add.accumulate`` of it adds both sequences in order (complex addition adds the
   real and the imaginary parts separately, each rounded to the dtype), in one pass
-  instead of two.
+  instead of two;
+* :func:`kernel_line_values` is the kernel logistic regression's line
+  (:class:`problems.lines.KernelLine`): ``bce_with_logits`` of the logits
+  ``z0 + s z1`` summed over the batch, the same ufuncs in the same order on the same
+  ``(batch, len(s))`` arrays, written into two of them instead of eight new ones;
+* :func:`take_rows` is ``np.take(x, idx, axis=0)`` written into a kept buffer: the
+  kernel logistic regression gathers a batch's rows of its stored kernel (11 MB per
+  ijcnn batch in float32) into the same memory at every step instead of a fresh array
+  (whose pages the system hands over zeroed), the same entries (a copy).
 
 Every shortcut can be switched off (``problems.host.HOST_FAST_PATH = False``) and
 ``tests/test_fast_paths.py`` compares whole trajectories with it on and off, bitwise;
@@ -46,7 +54,8 @@ import numpy as np
 
 from paltest import backend
 
-__all__ = ["HOST_FAST_PATH", "enabled", "interleave", "line_means", "line_values", "mean"]
+__all__ = ["HOST_FAST_PATH", "enabled", "interleave", "kernel_line_values", "line_means",
+           "line_values", "mean", "take_rows"]
 
 #: Switch for every shortcut of this module (read at each call).
 HOST_FAST_PATH = True
@@ -54,7 +63,9 @@ HOST_FAST_PATH = True
 _add_reduce = np.add.reduce
 _intp = np.intp
 _add, _multiply, _accumulate = np.add, np.multiply, np.add.accumulate
-_empty, _copyto = np.empty, np.copyto
+_maximum, _subtract, _absolute, _negative = np.maximum, np.subtract, np.absolute, np.negative
+_exp, _log1p = np.exp, np.log1p
+_empty, _copyto, _take = np.empty, np.copyto, np.take
 #: The complex dtype whose real and imaginary parts are two lanes of a real dtype.
 _LANES = {np.dtype(np.float32): np.dtype(np.complex64),
           np.dtype(np.float64): np.dtype(np.complex128)}
@@ -139,3 +150,38 @@ def _two_points(R0: np.ndarray, R1: np.ndarray, R2: np.ndarray | None,
     _accumulate(pairs, out=pairs)  # both running sums, each in order
     total = pairs[-1:].view(dt)
     return np.true_divide(total, _intp(m), out=total, casting="unsafe")
+
+
+def kernel_line_values(z0: np.ndarray, z1: np.ndarray, y: np.ndarray, s: np.ndarray
+                       ) -> np.ndarray:
+    """``np.sum(bce_with_logits(z, y[:, None]), axis=0) / len(z0)`` with
+    ``z = z0[:, None] + s[None, :] * z1[:, None]`` (:class:`problems.lines.KernelLine`'s
+    ``values``) for 1-d float arrays of one dtype: ``max(z, 0) - z y + log1p(exp(-|z|))``
+    operation by operation into two ``(batch, len(s))`` arrays."""
+    Y = y[:, None]
+    z = _multiply(s[None, :], z1[:, None])
+    _add(z0[:, None], z, out=z)
+    a = _maximum(z, 0.0)
+    b = _multiply(z, Y)
+    _subtract(a, b, out=a)
+    _absolute(z, out=b)
+    _negative(b, out=b)
+    _exp(b, out=b)
+    _log1p(b, out=b)
+    _add(a, b, out=b)  # into the second operand: written into the first, NumPy's
+    return _add_reduce(b, axis=0) / z0.shape[0]  # loop would return b's NaN, not a's
+
+
+def take_rows(x: np.ndarray, idx: np.ndarray, buf: np.ndarray | None
+              ) -> np.ndarray | None:
+    """``np.take(x, idx, axis=0)`` of a 2-d ``x`` written into ``buf`` (a new buffer
+    when ``buf`` is ``None`` or of another shape or dtype), returned; ``None`` when
+    ``idx`` is not a non-empty 1-d integer ``ndarray`` of indices in ``0..len(x)-1``:
+    then the caller takes the rows itself (negative indices, errors as ``np.take``)."""
+    if (type(idx) is not np.ndarray or idx.ndim != 1 or idx.dtype.kind not in "iu"
+            or not idx.shape[0] or idx.min() < 0 or idx.max() >= x.shape[0]):
+        return None
+    shape = (idx.shape[0], x.shape[1])
+    if buf is None or buf.shape != shape or buf.dtype != x.dtype:
+        buf = _empty(shape, x.dtype)
+    return _take(x, idx, axis=0, out=buf, mode="clip")  # in range: "clip" clips nothing

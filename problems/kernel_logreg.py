@@ -94,6 +94,7 @@ Example
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
@@ -104,6 +105,7 @@ import numpy as np
 
 from paltest import backend
 from paltest.checks import check_int
+from problems import host
 from problems.base import Problem
 from problems.kernel_math import LOG_FLOOR, bce_with_logits, rbf_kernel, sigmoid
 from problems.kernel_storage import (
@@ -131,8 +133,10 @@ class KernelLogReg(Problem):
     ``blas_threads`` (``None``: BLAS's own setting) holds BLAS to that many threads in
     every call, see the module docstring.
     Kernel rows of the last single-block batch are kept and reused when the *same*
-    batch array object comes back (PAL's ``value_and_grad`` then ``value``); do not
-    modify a batch array in place between calls. ``line`` is cheap
+    batch array object comes back in the same thread (PAL's ``value_and_grad`` then
+    ``value``); do not modify a batch array in place between calls. On NumPy a batch's
+    rows of the stored train kernel are copied into one buffer kept for the next batch
+    (the problem's one block of temporaries): same values, no fresh 11 MB a step. ``line`` is cheap
     (:class:`problems.lines.KernelLine`: two products, then vector work per step).
     """
 
@@ -178,7 +182,8 @@ class KernelLogReg(Problem):
                      "precompute" if self.test_rows_stored == m else "precompute-train")
         self.kernel_bytes = (n * store_train + self.test_rows_stored) * n * itemsize
         self.rows_per_chunk = max(1, min(self.rows_per_block, CHUNK_ENTRIES // n))
-        self._cache: tuple[Any, Any] | None = None
+        self._cache: tuple[Any, Any, int] | None = None  # (batch, rows, thread)
+        self._kept: tuple[int, Any] | None = None  # (thread, buffer) of _gather
         self._threads = min(backend.host_threads(xp),
                             max(1, self.rows_per_block // self.rows_per_chunk))
         self._on_host = backend.on_host(xp)
@@ -277,18 +282,43 @@ class KernelLogReg(Problem):
             yield z, y[stored + s.start : stored + s.stop]
 
     def _batch_blocks(self, idx: Any) -> Any:
-        """Yield ``(K_rows, y_rows)`` over a train batch, in blocks of ``rows_per_block``."""
+        """Yield ``(K_rows, y_rows)`` over a train batch, in blocks of ``rows_per_block``.
+
+        A single-block batch's rows are kept for the next call of the same thread with
+        the same batch object; on NumPy they are gathered into one buffer kept per
+        problem (:func:`problems.host.take_rows`), which only the thread that made it
+        writes, and only while no other batch is cached.
+        """
         xp, r, K, n = self.xp, self.rows_per_block, self._K_train, idx.shape[0]
-        if n <= r and self._cache is not None and self._cache[0] is idx:
-            yield self._cache[1], xp.take(self._ytr, idx)
+        me, cache = threading.get_ident(), self._cache
+        if n <= r and cache is not None and cache[0] is idx and cache[2] == me:
+            yield cache[1], xp.take(self._ytr, idx)
+            return
+        if n <= r:  # one block: keep it for the next call with this batch object
+            self._cache = None  # the kept buffer may be written below
+            if K is None:
+                rows = self._batch_rows(xp.take(self._Xtr, idx, axis=0))
+            else:
+                rows = self._gather(idx, me)
+            self._cache = (idx, rows, me)
+            yield rows, xp.take(self._ytr, idx)
             return
         for i in range(0, n, r):
             j = idx[i : min(i + r, n)]
             rows = xp.take(K, j, axis=0) if K is not None else \
                 self._batch_rows(xp.take(self._Xtr, j, axis=0))
-            if n <= r:  # one block: keep it for the next call with this batch object
-                self._cache = (idx, rows)
             yield rows, xp.take(self._ytr, j)
+
+    def _gather(self, idx: Any, me: int) -> Any:
+        """The stored train kernel's rows ``idx``: on NumPy into the buffer of thread
+        ``me`` (made, or replaced, for another thread or shape), elsewhere ``take``."""
+        K, kept = self._K_train, self._kept
+        if host.enabled(self.xp):
+            rows = host.take_rows(K, idx, kept[1] if kept and kept[0] == me else None)
+            if rows is not None:
+                self._kept = (me, rows)
+                return rows
+        return self.xp.take(K, idx, axis=0)
 
     def _loss(self, theta: Any, batch: Any, grad: bool) -> Any:
         xp = self.xp

@@ -147,6 +147,42 @@ def test_same_batch_object_at_new_theta(tmp_path):
     assert float(p.value_and_grad(t1, batch)[0]) == fresh(t1, batch)
 
 
+@pytest.mark.parametrize("mode", ["precompute", "onthefly"])
+def test_kept_rows_are_per_thread_and_never_served_stale(tmp_path, mode):
+    """The kept batch rows (and, on NumPy, the buffer they are gathered into) belong to
+    one thread: batches alternating between two threads, and a batch of several blocks
+    in between, give the values of a problem that keeps nothing."""
+    import threading
+
+    path = _toy_file(tmp_path, n=100)
+    p = kl.make(path=path, sigma=1.0, mode=mode)
+    ref = kl.make(path=path, sigma=1.0, mode=mode)
+    theta = _theta(p)
+    b1, b2 = next(p.batches(1, 0, 20)), next(p.batches(2, 0, 20))
+    big = _batch(p, np.arange(p.n_train)[::-1].copy())  # several blocks when stored
+    p.rows_per_block = ref.rows_per_block = 30
+
+    def fresh(batch):
+        ref._cache = ref._kept = None
+        return float(ref.value(theta, batch))
+
+    want = {id(b): fresh(b) for b in (b1, b2, big)}
+    got = []
+    def other_thread(batch):
+        t = threading.Thread(target=lambda: got.append((batch, float(p.value(theta, batch)))))
+        t.start()
+        t.join()
+
+    p.value_and_grad(theta, b1)
+    other_thread(b2)  # a cache hit would be b1's rows of this thread
+    got.append((b1, float(p.value(theta, b1))))
+    other_thread(b1)
+    got.append((big, float(p.value(theta, big))))
+    got.append((b1, float(p.value(theta, b1))))
+    got.append((b2, float(p.value(theta, b2))))
+    assert [v for _, v in got] == [want[id(b)] for b, _ in got]
+
+
 def test_rbf_kernel_bounded_and_exact(xp):
     rng = np.random.default_rng(3)
     A = rng.normal(100.0, 1.0, size=(40, 6))

@@ -101,6 +101,47 @@ def test_line_values_sums_two_points_in_one_complex_pass(monkeypatch):
     assert line(np.array([0.5, 0.25], np.float32)).dtype == np.float64  # the general code
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(seed=st.integers(0, 2**32 - 1), batch=st.integers(1, 300),
+       n=st.sampled_from([1, 2, 3, 17]), decades=st.integers(0, 8),
+       nonfinite=st.sampled_from([None, np.inf, -np.inf, np.nan]))
+def test_kernel_line_values_is_the_general_line_formula(dtype, seed, batch, n, decades,
+                                                         nonfinite):
+    """The kernel line's losses: ``KernelLine``'s general code (``bce_with_logits`` of
+    the broadcast logits, summed over the batch, divided by its size), bit for bit,
+    also for huge logits and where a logit is not finite."""
+    from problems.kernel_math import bce_with_logits
+
+    z0, z1 = (_draw(seed + i, (batch,), dtype, decades) for i in range(2))
+    if nonfinite is not None:
+        z1[batch // 2] = nonfinite
+    y = (np.random.default_rng(seed).random(batch) < 0.5).astype(dtype)
+    s = _draw(seed + 3, (n,), dtype, decades)
+    with np.errstate(all="ignore"):
+        z = z0[:, None] + s[None, :] * z1[:, None]
+        ref = np.sum(bce_with_logits(z, y[:, None]), axis=0) / batch
+        got = host.kernel_line_values(z0, z1, y, s)
+    assert got.dtype == ref.dtype and got.shape == ref.shape == (n,)
+    assert got.tobytes() == ref.tobytes()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_take_rows_is_np_take_into_a_kept_buffer(dtype):
+    x = _draw(0, (30, 7), dtype, 6)
+    idx = np.array([3, 0, 29, 3])
+    rows = host.take_rows(x, idx, None)
+    assert rows.dtype == x.dtype and rows.tobytes() == np.take(x, idx, axis=0).tobytes()
+    again = host.take_rows(x, idx[::-1].copy(), rows)
+    assert again is rows and again.tobytes() == x[idx[::-1]].tobytes()  # written over
+    assert host.take_rows(x, idx[:2], rows) is not rows  # another shape: a new buffer
+    assert host.take_rows(x, idx, np.empty((4, 7), np.float16)).dtype == x.dtype
+    small = host.take_rows(x, idx.astype(np.uint8), None)
+    assert small.tobytes() == np.take(x, idx, axis=0).tobytes()
+    for bad in (np.array([-1]), np.array([30]), np.zeros(0, int), np.array([[1]]),
+                np.array([1.0]), [1, 2]):  # left to the caller's np.take (wrap or raise)
+        assert host.take_rows(x, bad, rows) is None
+
+
 def test_the_switch_turns_the_shortcuts_off(monkeypatch):
     assert host.enabled(np)
     monkeypatch.setattr(host, "HOST_FAST_PATH", False)
