@@ -14,7 +14,9 @@ times, interleaved (round-robin over the contestants, median over the rounds):
 
 Before timing, every plain loop is checked to follow the library's trajectory to rounding
 (a few steps from the same start, relative error at most ``k·eps``). Then it times
-``paltest figure 8 --out <tmp>`` from the command line (one child process, wall time).
+``paltest figure 8 --out <tmp>`` from the command line (one child process, wall time),
+and ``paltest figure 8 --jobs 2`` once more by stage (imports, the selection's rounds,
+the final runs, loading, the report, the plots; ``--jobs N`` for another count).
 
 Usage::
 
@@ -239,6 +241,59 @@ def figure8_wall(timeout: float) -> dict:
     return {"command": "paltest figure 8 --out <tmp>", "wall_s": wall}
 
 
+#: The stages of ``paltest figure 8`` timed by :func:`figure8_stages` (in this order).
+STAGES = ("_select", "run_configs", "load_figure", "report", "draw")
+
+
+def _stages_child(out_dir: str, jobs: int) -> None:
+    """(In a child process.) ``paltest figure 8 --jobs <jobs>`` with each of
+    :data:`STAGES` wrapped by a timer; prints one JSON line of seconds per stage (the
+    selection's rounds and the final runs are the ``run_configs`` calls)."""
+    t0 = time.perf_counter()
+    from paltest import cli
+    from paltest.testbed import experiments
+
+    spent: dict[str, list] = {"import": [time.perf_counter() - t0]}
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent.setdefault(name, []).append(time.perf_counter() - t)
+        return wrapper
+
+    for name in STAGES:
+        setattr(experiments, name, timed(name, getattr(experiments, name)))
+    with open(os.devnull, "w") as quiet:
+        stdout, sys.stdout = sys.stdout, quiet
+        try:
+            cli.main(["figure", "8", "--jobs", str(jobs), "--no-progress", "--out", out_dir])
+        finally:
+            sys.stdout = stdout
+    spent["total"] = [time.perf_counter() - t0]
+    print(json.dumps(spent))
+
+
+def figure8_stages(jobs: int, timeout: float) -> dict:
+    """Seconds per stage of ``paltest figure 8 --jobs <jobs>`` in one child process:
+    imports, the selection (its rounds of runs), the final runs, loading the results,
+    the report (summary and claims) and drawing the plots."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, __file__, "--stages-child", tmp,
+                               "--jobs", str(jobs)], capture_output=True, text=True,
+                              timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"figure 8 stages failed: {proc.stderr[-2000:]}")
+    spent = json.loads(proc.stdout.strip().splitlines()[-1])
+    rounds = spent.pop("run_configs")
+    return {"jobs": jobs, "import_s": spent["import"][0], "selection_s": spent["_select"][0],
+            "selection_rounds_s": rounds[:-1], "final_runs_s": rounds[-1],
+            "load_s": spent["load_figure"][0], "report_s": spent["report"][0],
+            "draw_s": spent["draw"][0], "total_s": spent["total"][0]}
+
+
 GOALS = [("mf-rank10", "PAL / plain PAL", 1.10), ("mf-rank10", "PAL / SGD", 1.6),
          ("mushrooms", "PAL / plain PAL", 1.10)]
 
@@ -267,13 +322,27 @@ def table(out: dict) -> str:
         met = "yes" if fig["wall_s"] <= 6 else "no"
         lines += [f"`{fig['command']}`: {fig['wall_s']:.1f} s wall (goal ≤ 6 s on a quiet "
                   f"machine; met here: {met})", ""]
+    st = out.get("figure8_stages")
+    if st:
+        rounds = ", ".join(f"{r:.2f}" for r in st["selection_rounds_s"])
+        lines += [f"`paltest figure 8 --jobs {st['jobs']}` by stage (seconds, one process): "
+                  f"imports {st['import_s']:.2f}; selection {st['selection_s']:.2f} (rounds "
+                  f"{rounds}); final runs {st['final_runs_s']:.2f}; loading the results "
+                  f"{st['load_s']:.2f}; report {st['report_s']:.2f}; plots "
+                  f"{st['draw_s']:.2f}; total {st['total_s']:.2f}", ""]
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer rounds, no Figure 8 run")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="workers of the Figure 8 run timed by stage (default 2)")
+    p.add_argument("--stages-child", metavar="DIR", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.stages_child:
+        _stages_child(args.stages_child, args.jobs)
+        return
     rounds, block = (21, 5) if args.quick else (201, 10)
     out = {"loadavg_before": loadavg(), "quick": args.quick, "rounds": rounds,
            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
@@ -296,6 +365,7 @@ def main(argv=None) -> None:
         out["skipped"].append(msg)
     if not args.quick:
         out["figure8"] = figure8_wall(timeout=600)
+        out["figure8_stages"] = figure8_stages(args.jobs, timeout=600)
     out["loadavg_after"] = loadavg()
     text = table(out)
     stem = "floor-quick" if args.quick else "floor"

@@ -297,3 +297,51 @@ def test_loky_default_backend(sequential, tmp_path):
     for rid in summary.run_ids:
         a, b = numbers(load(tmp_path / f"{rid}.npz")), numbers(load(sequential / f"{rid}.npz"))
         assert all(a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+def _libsvm_file(path, n, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as f:
+        for i in range(n):
+            feats = " ".join(f"{j + 1}:{rng.normal():.4f}" for j in range(d))
+            f.write(f"{1 + i % 2} {feats}\n")
+    return path
+
+
+def test_loky_workers_keep_a_big_problem_they_built(tmp_path):
+    """loky exits a worker whose memory grew 300 MB since its first task (a "leak"): a
+    worker that ran a small problem first and then built a kernel problem (here 410 MB of
+    kernels) was replaced after its first kernel run, and the kernels built again. The
+    workers now allow what their kept problems hold: no worker stops."""
+    import warnings
+
+    path = _libsvm_file(tmp_path / "big.txt", 8000)
+    grid = {"epochs": 1, "batch_size": 3200, "seeds": 6,
+            "problems": [{"name": "quadratic", "options": {"n": 3}, "seeds": 2,
+                          "batch_size": 1},
+                         {"name": "kernel-logreg", "options": {
+                             "path": str(path), "sigma": 1.0, "mode": "precompute",
+                             "memory_budget": 2e9}}],
+            "optimizers": [{"name": "sgd", "hyperparameters": {"lr": 0.1}}]}
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert sweep(grid, tmp_path / "runs", n_jobs=2).ran == 8
+    stopped = [str(w.message) for w in seen if "worker stopped" in str(w.message)]
+    assert not stopped
+
+
+def test_kept_memory_allowance_grows_by_the_kept_kernels(monkeypatch, tmp_path):
+    from joblib.externals.loky import process_executor
+
+    from paltest.testbed import sweep as sweep_module
+
+    monkeypatch.setattr(process_executor, "_MAX_MEMORY_LEAK_SIZE", 300_000_000)
+    sweep_module._problem.cache_clear()
+    path = _libsvm_file(tmp_path / "toy.txt", 50)
+    prob = sweep_module._problem("kernel-logreg", json.dumps({"path": str(path),
+                                                              "sigma": 1.0}))
+    assert prob.kernel_bytes > 0
+    assert process_executor._MAX_MEMORY_LEAK_SIZE == 300_000_000 + prob.kernel_bytes
+    sweep_module._problem("quadratic", json.dumps({"n": 3}))  # keeps no kernel
+    assert process_executor._MAX_MEMORY_LEAK_SIZE == 300_000_000 + prob.kernel_bytes
+    sweep_module._problem.cache_clear()
