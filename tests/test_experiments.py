@@ -122,6 +122,55 @@ def test_run_figure_writes_summary_and_claims(tiny):
     assert "chosen pal on mf-rank4: mu=" in text and "claims of Section 7" in text
 
 
+def test_selection_rounds_are_filled_with_runs_that_do_not_depend_on_it(tmp_path,
+                                                                        monkeypatch):
+    """With two workers, a selection round of an odd number of runs also runs one of the
+    untuned runs (here SLS); the figure's files are those of the sequential run."""
+    import numpy as np
+
+    from paltest.testbed import results
+    from paltest.testbed.results import TIMING_ARRAYS
+
+    p = experiments.plan(8, problems=["mf-rank4"], optimizers=["sgd", "sls"], seeds=2,
+                         epochs=3, quick=True)
+    seq, par = tmp_path / "seq", tmp_path / "par"
+    experiments.run_figure(p, seq, backend="sequential")
+    rounds = []
+    real = experiments.run_configs
+
+    def spy(configs, runs, **kwargs):
+        rounds.append([c["optimizer"] for c in configs])
+        return real(configs, runs, **kwargs)
+
+    monkeypatch.setattr(experiments, "run_configs", spy)
+    experiments.run_figure(p, par, n_jobs=2, backend="threading")
+    selection = rounds[:-1]
+    assert any(len(r) % 2 == 1 for r in [[o for o in r if o == "sgd"] for r in selection])
+    filled = [r for r in selection if "sls" in r]
+    assert filled and all(len(r) % 2 == 0 for r in filled)
+    assert sum(r.count("sls") for r in selection) <= 2  # each free run once
+    assert json.loads((par / "selection.json").read_text()) == \
+        json.loads((seq / "selection.json").read_text())
+    files = sorted(f.name for f in (seq / "runs").glob("*.npz"))
+    assert sorted(f.name for f in (par / "runs").glob("*.npz")) == files
+    for name in files:
+        a, b = results.load(seq / "runs" / name), results.load(par / "runs" / name)
+        for part in ("epochs", "steps"):
+            for key, value in getattr(a, part).items():
+                if key not in TIMING_ARRAYS:
+                    assert np.asarray(value).tobytes() == \
+                        np.asarray(getattr(b, part)[key]).tobytes(), (name, key)
+
+
+def test_take_fill_prefers_the_rounds_problem():
+    free = [{"problem": "a", "i": 0}, {"problem": "b", "i": 1}, {"problem": "a", "i": 2}]
+    assert experiments._take_fill(free, 1, "b") == [{"problem": "b", "i": 1}]
+    assert experiments._take_fill(free, 0, "a") == [] and len(free) == 2
+    assert [c["i"] for c in experiments._take_fill(free, 5, "b")] == [0, 2] and free == []
+    assert experiments._workers({"backend": "sequential", "n_jobs": 4}) == 1
+    assert experiments._workers({"backend": "threading", "n_jobs": 2}) == 2
+
+
 def test_selection_file_damaged_is_a_clear_error_and_a_rerun_rebuilds_it(tiny, tmp_path):
     import shutil
 

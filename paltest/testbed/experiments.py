@@ -19,6 +19,13 @@ resumable, one result file per run, all in ``out_dir/runs``):
    configuration (the *reference*, for the claims). A chosen configuration's tuning run
    is the same run as its final run on ``tune_seed``, so it is not repeated.
 
+The runs of stage 2 that do not depend on the selection (the untuned optimizers' and the
+references) also fill the selection's rounds: a round whose runs leave workers idle at
+its end (fewer runs than a multiple of the workers) takes as many of them as there are
+idle workers, those of the problem of the round's last run first, so that a late round
+of one long run (an ijcnn extension) does not leave the other worker waiting. The runs
+and files are the same; only their order changes.
+
 What was tried and chosen is kept in ``out_dir/selection.json`` (written atomically): the
 plan, the floors, and for every problem and optimizer every configuration tried (stage,
 score, final loss, run id), the chosen one, whether it is bracketed and whether the cap
@@ -119,19 +126,46 @@ def _finite(v: Any) -> float | None:
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
-def _select(p: Plan, runs: Path, fl: dict, jobs: dict) -> dict[str, dict[str, dict]]:
-    """The bracketed searches of every tuned optimizer on every problem, in rounds."""
+def _workers(jobs: dict) -> int:
+    """How many runs ``run_configs`` runs at once with ``jobs`` (1 when unknown)."""
+    import joblib
+
+    try:
+        with joblib.parallel_config(backend=jobs["backend"]):
+            return max(1, int(joblib.effective_n_jobs(jobs["n_jobs"])))
+    except Exception:  # e.g. a Dask backend without a client yet: no filling
+        return 1
+
+
+def _take_fill(free: list[dict], n: int, problem: str) -> list[dict]:
+    """Up to ``n`` configs taken out of ``free``: those of ``problem`` (the problem of the
+    round's last run, which the fillers run beside) first, then any, in order."""
+    order = sorted(range(len(free)), key=lambda i: free[i]["problem"] != problem)[:n]
+    fill = [free[i] for i in order]
+    for i in sorted(order, reverse=True):
+        del free[i]
+    return fill
+
+
+def _select(p: Plan, runs: Path, fl: dict, jobs: dict,
+            free: list[dict] | None = None) -> dict[str, dict[str, dict]]:
+    """The bracketed searches of every tuned optimizer on every problem, in rounds;
+    ``free`` (configs that do not depend on the selection) fill the rounds' idle
+    workers (see the module docstring; :func:`_take_fill`)."""
     from paltest.testbed import results
 
     brackets = {(q, o): Bracket(p.grids[o], max_extensions=p.max_extensions, refine=p.refine)
                 for q in p.problems for o in p.optimizers if o in p.grids}
     dtype = p.problem_options["dtype"]
+    free = list(free or ())
+    workers = _workers(jobs) if free else 1
     while True:
         todo = [(key, hp, _config(p, *key, hp, p.tune_seed))
                 for key, b in brackets.items() for hp in b.pending()]
         if not todo:
             break
-        run_configs([c for _, _, c in todo], runs, **jobs)
+        fill = _take_fill(free, -len(todo) % workers, todo[-1][0][0])
+        run_configs([c for _, _, c in todo] + fill, runs, **jobs)
         for (q, o), hp, cfg in todo:
             rid = results.run_id(cfg)
             loss = results.load(results.result_path(runs, rid)).epochs["train_loss"]
@@ -165,11 +199,13 @@ def run_figure(p: Plan, out_dir: str | Path, *, n_jobs: int = 1, backend: str = 
     runs = out / "runs"
     jobs = {"n_jobs": n_jobs, "backend": backend, "progress": progress}
     fl = floors(p.problems, **p.options(p.problems[0]))
-    selection = _select(p, runs, fl, jobs)
-    final = [_config(p, q, o, selection[q].get(o, {}).get("chosen", {}), s)
-             for q in p.problems for o in p.optimizers for s in p.seeds]
     refs = [_config(p, q, o, {}, s) for q in p.problems for o in p.references
             for s in p.seeds]
+    untuned = [_config(p, q, o, {}, s) for q in p.problems for o in p.optimizers
+               if o not in p.grids for s in p.seeds]
+    selection = _select(p, runs, fl, jobs, free=untuned + refs)
+    final = [_config(p, q, o, selection[q].get(o, {}).get("chosen", {}), s)
+             for q in p.problems for o in p.optimizers for s in p.seeds]
     manifest = {"format_version": SELECTION_FORMAT, "plan": p.to_json(), "floors": fl,
                 "selection": selection,
                 "final_run_ids": list(dict.fromkeys(results.run_id(c) for c in final)),
