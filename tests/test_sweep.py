@@ -300,11 +300,10 @@ def test_loky_default_backend(sequential, tmp_path):
 
 
 def _libsvm_file(path, n, d=3, seed=0):
-    rng = np.random.default_rng(seed)
-    with open(path, "w") as f:
-        for i in range(n):
-            feats = " ".join(f"{j + 1}:{rng.normal():.4f}" for j in range(d))
-            f.write(f"{1 + i % 2} {feats}\n")
+    from sklearn.datasets import dump_svmlight_file
+
+    X = np.random.default_rng(seed).normal(size=(n, d))
+    dump_svmlight_file(X, 1 + np.arange(n) % 2, str(path))
     return path
 
 
