@@ -149,6 +149,14 @@ def test_selection_rounds_are_filled_with_runs_that_do_not_depend_on_it(tmp_path
     filled = [r for r in selection if "sls" in r]
     assert filled and all(len(r) % 2 == 0 for r in filled)
     assert sum(r.count("sls") for r in selection) <= 2  # each free run once
+    again = tmp_path / "again"  # resumed with the SLS runs done: no round takes them
+    again.joinpath("runs").mkdir(parents=True)
+    for name in (par / "runs").glob("*.npz"):
+        if results.load(name).config["optimizer"] == "sls":
+            again.joinpath("runs", name.name).write_bytes(name.read_bytes())
+    rounds.clear()
+    experiments.run_figure(p, again, n_jobs=2, backend="threading")
+    assert not any("sls" in r for r in rounds[:-1])
     assert json.loads((par / "selection.json").read_text()) == \
         json.loads((seq / "selection.json").read_text())
     files = sorted(f.name for f in (seq / "runs").glob("*.npz"))

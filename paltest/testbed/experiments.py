@@ -158,6 +158,9 @@ def _select(p: Plan, runs: Path, fl: dict, jobs: dict,
                 for q in p.problems for o in p.optimizers if o in p.grids}
     dtype = p.problem_options["dtype"]
     free = list(free or ())
+    if free and runs.is_dir():  # a resumed figure: fill with runs still to do only
+        done = results.completed_ids(runs)
+        free = [c for c in free if results.run_id(c) not in done]
     workers = _workers(jobs) if free else 1
     while True:
         todo = [(key, hp, _config(p, *key, hp, p.tune_seed))
