@@ -289,28 +289,22 @@ class KernelLogReg(Problem):
         """Yield ``(K_rows, y_rows)`` over a train batch, in blocks of ``rows_per_block``.
 
         A single-block batch's rows are kept for the next call of the same thread with
-        the same batch object; on NumPy they are gathered into one buffer kept per
+        the same batch object. On NumPy the blocks are gathered into one buffer kept per
         problem (:func:`problems.host.take_rows`), which only the thread that made it
-        writes, and only while no other batch is cached.
+        writes: a block is valid until the next one is yielded or the next batch comes.
         """
         xp, r, K, n = self.xp, self.rows_per_block, self._K_train, idx.shape[0]
         me, cache = threading.get_ident(), self._cache
         if n <= r and cache is not None and cache[0] is idx and cache[2] == me:
             yield cache[1], xp.take(self._ytr, idx)
             return
-        if n <= r:  # one block: keep it for the next call with this batch object
-            self._cache = None  # the kept buffer may be written below
-            if K is None:
-                rows = self._batch_rows(xp.take(self._Xtr, idx, axis=0))
-            else:
-                rows = self._gather(idx, me)
-            self._cache = (idx, rows, me)
-            yield rows, xp.take(self._ytr, idx)
-            return
+        self._cache = None  # its rows may be in the kept buffer, written below
         for i in range(0, n, r):
             j = idx[i : min(i + r, n)]
-            rows = xp.take(K, j, axis=0) if K is not None else \
+            rows = self._gather(j, me) if K is not None else \
                 self._batch_rows(xp.take(self._Xtr, j, axis=0))
+            if n <= r:  # one block: keep it for the next call with this batch object
+                self._cache = (idx, rows, me)
             yield rows, xp.take(self._ytr, j)
 
     def _gather(self, idx: Any, me: int) -> Any:
