@@ -188,7 +188,14 @@ def test_sweep_matches_run_and_resumes(sequential, tmp_path):
     for k, v in numbers(direct).items():
         assert v.tobytes() == numbers(swept)[k].tobytes(), k
     again = sweep(GRID, sequential, backend="sequential")
-    assert again.ran == 0 and again.skipped == N_RUNS
+    assert again.ran == 0 and again.skipped == N_RUNS and again.seconds == {}
+
+
+def test_summary_has_the_seconds_of_the_runs_it_ran(tmp_path):
+    summary = sweep(GRID, tmp_path, n_jobs=2, backend="threading")
+    assert sorted(summary.seconds) == sorted(summary.run_ids)
+    for rid, sec in summary.seconds.items():
+        assert sec == load(tmp_path / f"{rid}.npz").timings["total"] and sec > 0
 
 
 def test_a_damaged_result_file_is_skipped_and_run_again(sequential, tmp_path):

@@ -48,9 +48,10 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -70,12 +71,14 @@ _GRID_KEYS = {"epochs", "batch_size", "seeds", "problems", "optimizers", "extra"
 @dataclass(frozen=True)
 class SweepSummary:
     """What a sweep did: all its ``run_ids`` (grid order), how many it ``ran`` and how
-    many it ``skipped`` because their results were already in ``out_dir``."""
+    many it ``skipped`` because their results were already in ``out_dir``, and the
+    ``seconds`` of each run it ran (its ``timings["total"]``, by run id)."""
 
     run_ids: list[str]
     ran: int
     skipped: int
     out_dir: str
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def example_grid() -> str:
@@ -321,8 +324,9 @@ def _allow_kept_memory(nbytes: int) -> None:
         mod._MAX_MEMORY_LEAK_SIZE = limit + int(nbytes)
 
 
-def _run_one(cfg: dict[str, Any], out_dir: str) -> str:
-    """Run one config and save it; returns its run id. (Executed by the workers.)"""
+def _run_one(cfg: dict[str, Any], out_dir: str) -> tuple[str, float]:
+    """Run one config and save it; returns its run id and seconds. (Executed by the
+    workers.)"""
     import numpy as np
 
     from paltest.testbed.runner import run
@@ -332,14 +336,14 @@ def _run_one(cfg: dict[str, Any], out_dir: str) -> str:
     # A run that diverges is recorded as such (its non-finite steps and losses); NumPy's
     # overflow warnings from inside it would only repeat that on the console.
     with np.errstate(over="ignore", invalid="ignore"):
-            result = run(prob, cfg["optimizer"], epochs=cfg["epochs"],
+        result = run(prob, cfg["optimizer"], epochs=cfg["epochs"],
                      batch_size=cfg["batch_size"], seed=cfg["seed"], problem_options=opts,
                      problem_name=cfg["problem"], hyperparameters=cfg["hyperparameters"],
                      config=cfg.get("extra"))
     if result.run_id != results.run_id(cfg):
         raise RuntimeError(f"run id mismatch for config {cfg!r}: got {result.config!r}")
     results.save(result, out_dir)
-    return result.run_id
+    return result.run_id, float(result.timings.get("total", math.nan))
 
 
 def backends() -> list[str]:
@@ -412,7 +416,8 @@ def run_configs(configs: list[dict[str, Any]], out_dir: str | os.PathLike, *,
                 from tqdm.auto import tqdm
 
                 outputs = tqdm(outputs, total=len(todo), desc="sweep", unit="run")
-            for _ in outputs:
-                pass
+            seconds = dict(outputs)
+    else:
+        seconds = {}
     return SweepSummary(run_ids=ids, ran=len(todo), skipped=len(ids) - len(todo),
-                        out_dir=str(out))
+                        out_dir=str(out), seconds=seconds)
