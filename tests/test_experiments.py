@@ -122,13 +122,17 @@ def test_run_figure_writes_summary_and_claims(tiny):
     assert "chosen pal on mf-rank4: mu=" in text and "claims of Section 7" in text
 
 
+@pytest.mark.parametrize("measured", [False, True])
 def test_selection_rounds_are_filled_with_runs_that_do_not_depend_on_it(tmp_path,
-                                                                        monkeypatch):
-    """With two workers, a selection round of an odd number of runs also runs one of the
-    untuned runs (here SLS); the figure's files are those of the sequential run."""
+                                                                        monkeypatch,
+                                                                        measured):
+    """With two workers, a selection round also runs untuned runs (here SLS), each once;
+    the figure's files are those of the sequential run. Which rounds take them depends
+    on the measured seconds (tests/test_schedule.py); unmeasured, every run counts one
+    unit, so a round of an odd number of runs takes one."""
     import numpy as np
 
-    from paltest.testbed import results
+    from paltest.testbed import results, schedule
     from paltest.testbed.results import TIMING_ARRAYS
 
     p = experiments.plan(8, problems=["mf-rank4"], optimizers=["sgd", "sls"], seeds=2,
@@ -142,12 +146,18 @@ def test_selection_rounds_are_filled_with_runs_that_do_not_depend_on_it(tmp_path
         rounds.append([c["optimizer"] for c in configs])
         return real(configs, runs, **kwargs)
 
+    class Unmeasured(schedule.Estimates):
+        def add(self, config, seconds):  # nothing measured: every run one unit
+            pass
+
     monkeypatch.setattr(experiments, "run_configs", spy)
+    if not measured:
+        monkeypatch.setattr(schedule, "Estimates", Unmeasured)
     experiments.run_figure(p, par, n_jobs=2, backend="threading")
     selection = rounds[:-1]
     assert any(len(r) % 2 == 1 for r in [[o for o in r if o == "sgd"] for r in selection])
     filled = [r for r in selection if "sls" in r]
-    assert filled and all(len(r) % 2 == 0 for r in filled)
+    assert filled and (measured or all(len(r) % 2 == 0 for r in filled))
     assert sum(r.count("sls") for r in selection) <= 2  # each free run once
     again = tmp_path / "again"  # resumed with the SLS runs done: no round takes them
     again.joinpath("runs").mkdir(parents=True)
@@ -168,15 +178,6 @@ def test_selection_rounds_are_filled_with_runs_that_do_not_depend_on_it(tmp_path
                 if key not in TIMING_ARRAYS:
                     assert np.asarray(value).tobytes() == \
                         np.asarray(getattr(b, part)[key]).tobytes(), (name, key)
-
-
-def test_take_fill_prefers_the_rounds_problem():
-    free = [{"problem": "a", "i": 0}, {"problem": "b", "i": 1}, {"problem": "a", "i": 2}]
-    assert experiments._take_fill(free, 1, "b") == [{"problem": "b", "i": 1}]
-    assert experiments._take_fill(free, 0, "a") == [] and len(free) == 2
-    assert [c["i"] for c in experiments._take_fill(free, 5, "b")] == [0, 2] and free == []
-    assert experiments._workers({"backend": "sequential", "n_jobs": 4}) == 1
-    assert experiments._workers({"backend": "threading", "n_jobs": 2}) == 2
 
 
 def test_selection_file_damaged_is_a_clear_error_and_a_rerun_rebuilds_it(tiny, tmp_path):

@@ -19,12 +19,14 @@ resumable, one result file per run, all in ``out_dir/runs``):
    configuration (the *reference*, for the claims). A chosen configuration's tuning run
    is the same run as its final run on ``tune_seed``, so it is not repeated.
 
-The runs of stage 2 that do not depend on the selection (the untuned optimizers' and the
-references) also fill the selection's rounds: a round whose runs leave workers idle at
-its end (fewer runs than a multiple of the workers) takes as many of them as there are
-idle workers, those of the problem of the round's last run first, so that a late round
-of one long run (an ijcnn extension) does not leave the other worker waiting. The runs
-and files are the same; only their order changes.
+With more than one worker each round runs longest first, and the runs of stage 2 that do
+not depend on the selection (the untuned optimizers' and the references) fill the
+selection's rounds: a round takes those that fit into the idle time its own runs leave,
+so that a round ending with one long run (an ijcnn extension) does not leave the other
+worker waiting (:func:`paltest.testbed.schedule.order_round`; the lengths are the
+measured seconds of the earlier rounds' runs; in the first round, with nothing measured,
+every run counts the same). The final runs also start longest first. The runs and files
+are the same; only their order changes.
 
 What was tried and chosen is kept in ``out_dir/selection.json`` (written atomically): the
 plan, the floors, and for every problem and optimizer every configuration tried (stage,
@@ -53,7 +55,7 @@ from typing import Any
 
 from paltest.optimizers import registry
 from paltest.testbed import claims as _claims
-from paltest.testbed import metrics
+from paltest.testbed import metrics, schedule
 from paltest.testbed.protocols import (  # noqa: F401 - the protocols, as before, from here too
     DEFAULT_OPTIMIZERS,
     FIGURE9_MEMORY_BUDGET,
@@ -126,32 +128,12 @@ def _finite(v: Any) -> float | None:
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
-def _workers(jobs: dict) -> int:
-    """How many runs ``run_configs`` runs at once with ``jobs`` (1 when unknown)."""
-    import joblib
-
-    try:
-        with joblib.parallel_config(backend=jobs["backend"]):
-            return max(1, int(joblib.effective_n_jobs(jobs["n_jobs"])))
-    except Exception:  # e.g. a Dask backend without a client yet: no filling
-        return 1
-
-
-def _take_fill(free: list[dict], n: int, problem: str) -> list[dict]:
-    """Up to ``n`` configs taken out of ``free``: those of ``problem`` (the problem of the
-    round's last run, which the fillers run beside) first, then any, in order."""
-    order = sorted(range(len(free)), key=lambda i: free[i]["problem"] != problem)[:n]
-    fill = [free[i] for i in order]
-    for i in sorted(order, reverse=True):
-        del free[i]
-    return fill
-
-
-def _select(p: Plan, runs: Path, fl: dict, jobs: dict,
-            free: list[dict] | None = None) -> dict[str, dict[str, dict]]:
+def _select(p: Plan, runs: Path, fl: dict, jobs: dict, free: list[dict] | None = None,
+            estimate: schedule.Estimates | None = None) -> dict[str, dict[str, dict]]:
     """The bracketed searches of every tuned optimizer on every problem, in rounds;
     ``free`` (configs that do not depend on the selection) fill the rounds' idle
-    workers (see the module docstring; :func:`_take_fill`)."""
+    workers (see the module docstring; :func:`paltest.testbed.schedule.order_round`,
+    with the seconds of the rounds' runs added to ``estimate``)."""
     from paltest.testbed import results
 
     brackets = {(q, o): Bracket(p.grids[o], max_extensions=p.max_extensions, refine=p.refine)
@@ -161,17 +143,24 @@ def _select(p: Plan, runs: Path, fl: dict, jobs: dict,
     if free and runs.is_dir():  # a resumed figure: fill with runs still to do only
         done = results.completed_ids(runs)
         free = [c for c in free if results.run_id(c) not in done]
-    workers = _workers(jobs) if free else 1
+    workers = schedule.workers(jobs)
+    estimate = schedule.Estimates() if estimate is None else estimate
     while True:
         todo = [(key, hp, _config(p, *key, hp, p.tune_seed))
                 for key, b in brackets.items() for hp in b.pending()]
         if not todo:
             break
-        fill = _take_fill(free, -len(todo) % workers, todo[-1][0][0])
-        run_configs([c for _, _, c in todo] + fill, runs, **jobs)
+        batch = schedule.order_round([c for _, _, c in todo], free, workers, estimate,
+                                     prefer=todo[-1][0][0])
+        seconds = run_configs(batch, runs, **jobs).seconds
+        for cfg in batch:  # the runs' seconds (a resumed run's: from its file, below)
+            estimate.add(cfg, seconds.get(results.run_id(cfg)))
         for (q, o), hp, cfg in todo:
             rid = results.run_id(cfg)
-            loss = results.load(results.result_path(runs, rid)).epochs["train_loss"]
+            done = results.load(results.result_path(runs, rid))
+            if rid not in seconds:
+                estimate.add(cfg, done.timings.get("total"))
+            loss = done.epochs["train_loss"]
             brackets[q, o].tell(hp, metrics.score(loss, fl[q], dtype),
                                 metrics.score_rounding(loss, fl[q], dtype), run_id=rid,
                                 final_train_loss=_finite(loss[-1]))
@@ -206,7 +195,8 @@ def run_figure(p: Plan, out_dir: str | Path, *, n_jobs: int = 1, backend: str = 
             for s in p.seeds]
     untuned = [_config(p, q, o, {}, s) for q in p.problems for o in p.optimizers
                if o not in p.grids for s in p.seeds]
-    selection = _select(p, runs, fl, jobs, free=untuned + refs)
+    estimate = schedule.Estimates()
+    selection = _select(p, runs, fl, jobs, free=untuned + refs, estimate=estimate)
     final = [_config(p, q, o, selection[q].get(o, {}).get("chosen", {}), s)
              for q in p.problems for o in p.optimizers for s in p.seeds]
     manifest = {"format_version": SELECTION_FORMAT, "plan": p.to_json(), "floors": fl,
@@ -215,7 +205,10 @@ def run_figure(p: Plan, out_dir: str | Path, *, n_jobs: int = 1, backend: str = 
                 "reference_run_ids": list(dict.fromkeys(results.run_id(c) for c in refs))}
     results.write_text_atomic(out / "selection.json",
                               json.dumps(manifest, indent=1, allow_nan=False))
-    run_configs(final + refs, runs, **jobs)
+    todo = final + refs
+    if schedule.workers(jobs) > 1:  # longest first (the last runs end close together)
+        todo = schedule.longest_first(todo, estimate)
+    run_configs(todo, runs, **jobs)
     result = load_figure(out)
     report(result)
     return result
