@@ -30,6 +30,11 @@ NumPy operations with less around them:
   (:class:`problems.lines.KernelLine`): ``bce_with_logits`` of the logits
   ``z0 + s z1`` summed over the batch, the same ufuncs in the same order on the same
   ``(batch, len(s))`` arrays, written into two of them instead of eight new ones;
+* :func:`rbf_rows` is :func:`problems.kernel_math.rbf_kernel` (the RBF kernel rows of
+  the kernel logistic regression, its whole stored kernels and, without them, every
+  batch's rows) with each elementwise operation written into the product's own array
+  and the result cast straight into the problem's buffer, instead of four new arrays
+  of its size a chunk (each of whose pages the system hands over zeroed);
 * :func:`take_rows` is ``np.take(x, idx, axis=0)`` written into a kept buffer: the
   kernel logistic regression gathers a batch's rows of its stored kernel (11 MB per
   ijcnn batch in float32) into the same memory at every step instead of a fresh array
@@ -53,9 +58,10 @@ from typing import Any
 import numpy as np
 
 from paltest import backend
+from problems.kernel_math import EXP_FLOOR, LOG_FLOOR
 
 __all__ = ["HOST_FAST_PATH", "enabled", "interleave", "kernel_line_values", "line_means",
-           "line_values", "mean", "take_rows"]
+           "line_values", "mean", "rbf_rows", "take_rows"]
 
 #: Switch for every shortcut of this module (read at each call).
 HOST_FAST_PATH = True
@@ -64,6 +70,7 @@ _add_reduce = np.add.reduce
 _intp = np.intp
 _add, _multiply, _accumulate = np.add, np.multiply, np.add.accumulate
 _maximum, _subtract, _absolute, _negative = np.maximum, np.subtract, np.absolute, np.negative
+_minimum = np.minimum
 _exp, _log1p = np.exp, np.log1p
 _empty, _copyto, _take = np.empty, np.copyto, np.take
 #: The complex dtype whose real and imaginary parts are two lanes of a real dtype.
@@ -170,6 +177,28 @@ def kernel_line_values(z0: np.ndarray, z1: np.ndarray, y: np.ndarray, s: np.ndar
     _log1p(b, out=b)
     _add(a, b, out=b)  # into the second operand: written into the first, NumPy's
     return _add_reduce(b, axis=0) / z0.shape[0]  # loop would return b's NaN, not a's
+
+
+def rbf_rows(A: np.ndarray, B: np.ndarray, sigma: float, sq_b: np.ndarray,
+             out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`problems.kernel_math.rbf_kernel` ``(A, B, sigma, sq_b=sq_b)`` of float64
+    ``ndarray`` s: the same operations in the same order, each elementwise one written
+    into the product's own array (no new arrays of its size), the result cast into
+    ``out`` (float32 or float64, of the result's shape; as ``astype`` casts) and
+    returned (the float64 result when ``out`` is ``None``)."""
+    g = 0.5 / (sigma * sigma)
+    sq_a = np.sum(A * A, axis=1)
+    e = np.matmul(A * (2.0 * g), B.T)
+    e -= (sq_a * g)[:, None]
+    e -= (sq_b * g)[None, :]
+    _minimum(e, 0.0, out=e)
+    _maximum(e, LOG_FLOOR, out=e)
+    _exp(e, out=e)
+    e -= EXP_FLOOR
+    if out is None:
+        return e
+    _copyto(out, e, casting="same_kind")
+    return out
 
 
 def take_rows(x: np.ndarray, idx: np.ndarray, buf: np.ndarray | None

@@ -139,9 +139,10 @@ class KernelLogReg(Problem):
     Kernel rows of the last single-block batch are kept and reused when the *same*
     batch array object comes back in the same thread (PAL's ``value_and_grad`` then
     ``value``); do not modify a batch array in place between calls. On NumPy a batch's
-    rows of the stored train kernel are copied into one buffer kept for the next batch
-    (the problem's one block of temporaries): same values, no fresh 11 MB a step. ``line`` is cheap
-    (:class:`problems.lines.KernelLine`: two products, then vector work per step).
+    rows of the stored train kernel go into one kept buffer (no fresh 11 MB a step), and
+    all kernel rows come from :func:`problems.host.rbf_rows` (``rbf_kernel``'s operations
+    in place, cast straight into the stored kernel; the same bits). ``line`` is cheap (:class:`problems.lines.KernelLine`: two products, then vector
+    work per step).
     """
 
     line_class = KernelLine
@@ -191,6 +192,7 @@ class KernelLogReg(Problem):
         self._threads = min(backend.host_threads(xp),
                             max(1, self.rows_per_block // self.rows_per_chunk))
         self._on_host = backend.on_host(xp)
+        self._numpy_rows = type(self._Xtr) is np.ndarray  # problems.host.rbf_rows then
         self._host_blas = (array_api_compat.is_numpy_namespace(xp)
                            or array_api_compat.is_array_api_strict_namespace(xp))
         with blas_limit() if self._host_blas else nullcontext():
@@ -206,11 +208,15 @@ class KernelLogReg(Problem):
 
     # -- kernel rows -------------------------------------------------------------------
     def _kernel(self, rows: Any) -> Any:
-        K = rbf_kernel(rows, self._Xtr, self.sigma, sq_b=self._sq_tr)
+        if self._numpy_rows and host.enabled(self.xp):  # the same operations, in place
+            K = host.rbf_rows(rows, self._Xtr, self.sigma, self._sq_tr)
+        else:
+            K = rbf_kernel(rows, self._Xtr, self.sigma, sq_b=self._sq_tr)
         return self.xp.astype(K, self.dtype, copy=False)
 
     def _map_chunks(self, X: Any, fn: Any, threaded: bool = True) -> Any:
-        """Yield ``fn(rows, k(X[rows]))`` in order over ``X`` in chunks of ``rows_per_chunk``.
+        """Yield ``fn(rows, X[rows])`` in order over ``X`` in chunks of ``rows_per_chunk``
+        (``fn`` computes the chunk's kernel rows, :meth:`_kernel`).
 
         With ``threaded`` on the host the chunks run on up to
         :func:`paltest.backend.host_threads` threads (at most as many as one block's
@@ -230,11 +236,11 @@ class KernelLogReg(Problem):
         threads = min(self._threads, len(parts)) if threaded else 1
         if threads < 2:
             for s in parts:
-                yield fn(s, self._kernel(X[s, :]))
+                yield fn(s, X[s, :])
             return
 
         def work(s: slice) -> Any:
-            return fn(s, self._kernel(X[s, :]))
+            return fn(s, X[s, :])
 
         with blas_limit(), ThreadPoolExecutor(threads) as pool:
             pending: deque = deque()
@@ -255,8 +261,11 @@ class KernelLogReg(Problem):
         """
         buf = np.empty((X.shape[0], self.n_train), dtype=self.dtype_name)
 
-        def put(s: slice, rows: Any) -> None:
-            buf[s, :] = backend.to_host(rows)
+        def put(s: slice, x: Any) -> None:
+            if self._numpy_rows and host.enabled(self.xp):  # cast straight into the buffer
+                host.rbf_rows(x, self._Xtr, self.sigma, self._sq_tr, out=buf[s, :])
+            else:
+                buf[s, :] = backend.to_host(self._kernel(x))
 
         for _ in self._map_chunks(X, put, threaded):
             pass
@@ -268,7 +277,7 @@ class KernelLogReg(Problem):
         temporaries: no host transfer, no synchronization)."""
         if self._on_host:
             return self._rows(X, threaded=False)
-        parts = [k for k in self._map_chunks(X, lambda s, k: k, threaded=False)]
+        parts = [k for k in self._map_chunks(X, lambda s, x: self._kernel(x), threaded=False)]
         return parts[0] if len(parts) == 1 else self.xp.concat(parts, axis=0)
 
     def _logits(self, which: str, theta: Any) -> Any:
@@ -282,7 +291,8 @@ class KernelLogReg(Problem):
         for i in range(0, stored, r):
             s = slice(i, min(i + r, stored))
             yield xp.matmul(K[s, :], theta), y[s]
-        for s, z in self._map_chunks(X[stored:, :], lambda s, k: (s, xp.matmul(k, theta))):
+        for s, z in self._map_chunks(X[stored:, :],
+                                     lambda s, x: (s, xp.matmul(self._kernel(x), theta))):
             yield z, y[stored + s.start : stored + s.stop]
 
     def _batch_blocks(self, idx: Any) -> Any:

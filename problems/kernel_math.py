@@ -18,11 +18,12 @@ from typing import Any
 
 from paltest import backend
 
-__all__ = ["LOG_FLOOR", "bce_with_logits", "rbf_kernel", "sigmoid"]
+__all__ = ["EXP_FLOOR", "LOG_FLOOR", "bce_with_logits", "rbf_kernel", "sigmoid"]
 
 #: Kernel entries below ``exp(LOG_FLOOR)`` (about 1e-304) are 0; see :func:`rbf_kernel`.
 LOG_FLOOR = -700.0
-_EXP_FLOOR = math.exp(LOG_FLOOR)
+#: ``exp(LOG_FLOOR)``, subtracted from every entry (see :func:`rbf_kernel`).
+EXP_FLOOR = math.exp(LOG_FLOOR)
 
 
 def rbf_kernel(A: Any, B: Any, sigma: float, *, sq_a: Any = None, sq_b: Any = None) -> Any:
@@ -56,7 +57,7 @@ def rbf_kernel(A: Any, B: Any, sigma: float, *, sq_a: Any = None, sq_b: Any = No
     # minimum/maximum, not clip: array-api-compat's clip indexes with a boolean mask,
     # which synchronizes CuPy with the host.
     K = xp.exp(xp.maximum(xp.minimum(e, 0.0), LOG_FLOOR))
-    K -= _EXP_FLOOR
+    K -= EXP_FLOOR
     return K
 
 

@@ -19,7 +19,8 @@ line), and the runner's host collection of step records
 (``paltest.optimizers.exact.HOST_FAST_PATH``). The Figure 8 problems (matrix
 factorization at ranks 1, 4, 10 and the true model) run with PAL, SLS and its
 variants, the exact line search and every first-order optimizer; the Figure 9 code
-path (the kernel logistic regression with its cheap line) runs on a 300-row subset of mushrooms.
+path (the kernel logistic regression with its cheap line) runs on a 300-row subset of
+mushrooms, with its kernels stored and computed in every step.
 
 The fast paths exist on NumPy only, so this test builds NumPy problems whatever
 ``--xp`` is.
@@ -117,6 +118,23 @@ def test_kernel_problem_fast_paths_are_bitwise_the_slow_path(monkeypatch, data_d
     fast, slow = _fast_and_slow(monkeypatch, name, dtype, "mushrooms", epochs=1,
                                 n_rows=300)
     assert fast["steps.loss"].size >= 2
+    _assert_same(fast, slow)
+
+
+@pytest.mark.parametrize("name", ["pal", "exact"])
+def test_kernel_rows_computed_in_the_steps_are_bitwise_the_slow_path(monkeypatch, data_dir,
+                                                                     name):
+    """Nothing stored (``mode="onthefly"``): every step and full-set loss computes its
+    kernel rows (``problems.host.rbf_rows`` on the fast path, only there)."""
+    calls, real = [], host.rbf_rows
+    monkeypatch.setattr(host, "rbf_rows", lambda *a, **k: calls.append(1) or real(*a, **k))
+    options = dict(epochs=1, n_rows=300, mode="onthefly")
+    fast = _run(name, "float32", "mushrooms", **options)
+    n_fast = len(calls)
+    with monkeypatch.context() as m:
+        force_slow_path(m)
+        slow = _run(name, "float32", "mushrooms", **options)
+    assert n_fast > 0 and len(calls) == n_fast
     _assert_same(fast, slow)
 
 

@@ -125,6 +125,31 @@ def test_kernel_line_values_is_the_general_line_formula(dtype, seed, batch, n, d
     assert got.tobytes() == ref.tobytes()
 
 
+@pytest.mark.parametrize("out_dtype", [None, np.float32, np.float64])
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(1, 40), n=st.integers(1, 300),
+       features=st.integers(1, 30), sigma=st.sampled_from([0.05, 0.5, 3.0]),
+       repeat=st.booleans(), far=st.booleans())
+def test_rbf_rows_is_rbf_kernel(out_dtype, seed, rows, n, features, sigma, repeat, far):
+    """The kernel rows in place are ``kernel_math.rbf_kernel``'s bits (then ``astype``),
+    with points equal to a training point (the clamp at 0) and far ones (the floor)."""
+    from problems.kernel_math import rbf_kernel
+
+    rng = np.random.default_rng(seed)
+    B = rng.random((n, features)) * (30.0 if far else 1.0)
+    A = B[rng.integers(0, n, rows)] if repeat else rng.random((rows, features))
+    sq_b = np.sum(B * B, axis=1)
+    ref = rbf_kernel(A, B, sigma, sq_b=sq_b)
+    if out_dtype is None:
+        got = host.rbf_rows(A, B, sigma, sq_b)
+    else:
+        buf = np.full((rows + 2, n), np.nan, dtype=out_dtype)
+        got = host.rbf_rows(A, B, sigma, sq_b, out=buf[1:-1])
+        assert np.isnan(buf[[0, -1]]).all()  # only its rows written
+        ref = ref.astype(out_dtype)
+    assert got.dtype == ref.dtype and got.shape == ref.shape == (rows, n)
+    assert got.tobytes() == ref.tobytes()
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_take_rows_is_np_take_into_a_kept_buffer(dtype):
     x = _draw(0, (30, 7), dtype, 6)
