@@ -141,8 +141,8 @@ class KernelLogReg(Problem):
     ``value``); do not modify a batch array in place between calls. On NumPy a batch's
     rows of the stored train kernel go into one kept buffer (no fresh 11 MB a step), and
     all kernel rows come from :func:`problems.host.rbf_rows` (``rbf_kernel``'s operations
-    in place, cast straight into the stored kernel; the same bits). ``line`` is cheap (:class:`problems.lines.KernelLine`: two products, then vector
-    work per step).
+    in place, cast straight into the stored kernel; the same bits). ``line`` is cheap
+    (:class:`problems.lines.KernelLine`: two products, then vector work per step).
     """
 
     line_class = KernelLine
