@@ -207,8 +207,13 @@ class KernelLogReg(Problem):
         return blas_limit(self.blas_threads)
 
     # -- kernel rows -------------------------------------------------------------------
+    def _host_rows(self) -> bool:
+        """Whether kernel rows come from :func:`problems.host.rbf_rows` (NumPy arrays,
+        shortcuts on)."""
+        return self._numpy_rows and host.enabled(self.xp)
+
     def _kernel(self, rows: Any) -> Any:
-        if self._numpy_rows and host.enabled(self.xp):  # the same operations, in place
+        if self._host_rows():  # the same operations, in place
             K = host.rbf_rows(rows, self._Xtr, self.sigma, self._sq_tr)
         else:
             K = rbf_kernel(rows, self._Xtr, self.sigma, sq_b=self._sq_tr)
@@ -262,7 +267,7 @@ class KernelLogReg(Problem):
         buf = np.empty((X.shape[0], self.n_train), dtype=self.dtype_name)
 
         def put(s: slice, x: Any) -> None:
-            if self._numpy_rows and host.enabled(self.xp):  # cast straight into the buffer
+            if self._host_rows():  # cast straight into the buffer
                 host.rbf_rows(x, self._Xtr, self.sigma, self._sq_tr, out=buf[s, :])
             else:
                 buf[s, :] = backend.to_host(self._kernel(x))
