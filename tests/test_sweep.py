@@ -141,8 +141,8 @@ def test_a_bad_grid_fails_before_anything_runs(tmp_path):
     with pytest.raises(GridError):
         sweep(dict(GRID, seeds=0), out, backend="sequential")
     assert not out.exists()
-    with pytest.raises(ValueError, match=r"backend: unknown joblib backend 'nope'; "
-                                         r"registered: \[.*'loky'"):
+    with pytest.raises(ValueError, match=r"backend: unknown joblib backend 'nope' "
+                                         r"\(Invalid backend: nope, .*'loky'"):
         sweep(GRID, out, backend="nope")
     assert not out.exists()
     assert {"loky", "threading", "sequential", "dask"} <= set(backends())
