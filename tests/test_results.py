@@ -37,7 +37,7 @@ def test_run_id_is_a_stable_hash_of_the_config():
     assert len(rid) == 16 and rid == results.run_id(dict(reversed(list(cfg.items()))))
     other = results.make_config("mf-rank10", {}, "sgd", {"lr": 0.1}, 3, 10, 1)
     assert results.run_id(other) != rid
-    with pytest.raises(TypeError, match="config"):
+    with pytest.raises(TypeError, match="^problem_options: not JSON-able"):
         results.make_config("p", {"x": object()}, "sgd", {}, 1, 1, 0)
 
 

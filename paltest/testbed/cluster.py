@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["ENV_SCHEDULER", "KNOWN_BACKENDS", "SchedulerError", "backends", "check_backend",
-           "check_scheduler", "connect", "scheduler_address"]
+           "check_scheduler", "connect", "outputs", "scheduler_address"]
 
 #: The environment variable Dask users set to name their scheduler.
 ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"
@@ -115,6 +115,20 @@ def scheduler_address(scheduler: str | None = None) -> str | None:
     except ImportError:  # pragma: no cover - distributed needs dask
         return None
     return dask.config.get("scheduler-address", None) or None
+
+
+def outputs(tasks: list[Any], **parallel: Any) -> Any:
+    """The outputs of joblib ``tasks`` (``delayed`` calls) under the current
+    ``parallel_config``, as they finish (``return_as="generator_unordered"``), or all
+    at the end for a backend without generators (``"multiprocessing"``)."""
+    import joblib
+
+    try:
+        return joblib.Parallel(return_as="generator_unordered", **parallel)(tasks)
+    except ValueError as err:  # raised before any task starts
+        if "return_as" not in str(err):
+            raise
+        return joblib.Parallel(return_as="list", **parallel)(tasks)
 
 
 def _workers(n_jobs: int) -> int:

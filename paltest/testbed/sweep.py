@@ -227,19 +227,6 @@ def sweep(grid: dict[str, Any] | str | os.PathLike, out_dir: str | os.PathLike, 
                        backend=backend, progress=progress, scheduler=scheduler)
 
 
-def _outputs(tasks: list[Any]) -> Any:
-    """``tasks``' outputs as they finish (joblib's ``generator_unordered``), or all at
-    the end for a backend without generators (``"multiprocessing"``)."""
-    import joblib
-
-    try:
-        return joblib.Parallel(return_as="generator_unordered")(tasks)
-    except ValueError as err:  # raised before any task starts
-        if "return_as" not in str(err):
-            raise
-        return joblib.Parallel(return_as="list")(tasks)
-
-
 def run_configs(configs: list[dict[str, Any]], out_dir: str | os.PathLike, *,
                 n_jobs: int = 1, backend: str = "loky", progress: bool = False,
                 scheduler: str | None = None) -> SweepSummary:
@@ -264,7 +251,7 @@ def run_configs(configs: list[dict[str, Any]], out_dir: str | os.PathLike, *,
         tasks = [joblib.delayed(_run_one)(c) for c in todo]
         with cluster.connect(backend, n_jobs, scheduler), \
                 joblib.parallel_config(backend=backend, n_jobs=_n_jobs(n_jobs, len(todo))):
-            outputs = _outputs(tasks)
+            outputs = cluster.outputs(tasks)
             if progress:
                 from tqdm.auto import tqdm
 
