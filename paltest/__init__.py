@@ -54,3 +54,16 @@ __all__ = [
     "sweep",
 ]
 __version__ = "0.1.0"
+
+#: Front ends imported on first use, so that ``import paltest`` needs neither framework:
+#: ``paltest.torch`` (:class:`paltest.torch.PAL`, a ``torch.optim.Optimizer``) and
+#: ``paltest.optax`` (:func:`paltest.optax.pal`, an optax transformation on pytrees).
+_LAZY = ("optax", "torch")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"paltest.{name}")
+    raise AttributeError(f"module 'paltest' has no attribute {name!r}")

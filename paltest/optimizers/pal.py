@@ -236,6 +236,14 @@ class PAL:
         prev = xp.zeros_like(theta) if isinstance(self.beta, str) else None
         return PALState(buf=buf, prev_grad=prev)
 
+    def line_hyperparameters(self, xp: Any, dtype: Any) -> tuple[Any, ...]:
+        """``(mu, alpha, s_max, eps, beta)`` for a step on parameters of ``dtype``: the
+        Python floats (or formula name) as they are, traced ones cast to ``dtype``."""
+        hp = (self.mu, self.alpha, self.s_max, self.eps, self.beta)
+        if not self._traced:
+            return hp
+        return tuple(xp.astype(h, dtype) if backend.is_traced(h) else h for h in hp)
+
     def line_direction(self, state: PALState) -> Any:
         r"""The unit direction :math:`\hat d` of the last finite step, from its
         returned state: :math:`-\mathrm{buf}/\lVert\mathrm{buf}\rVert` with PAL's
@@ -279,11 +287,7 @@ class PAL:
         # and torch front ends), then the update (one multiply-add into a fresh array)
         # and the selections. ``buf * (-c)`` then ``+= theta`` is bitwise
         # ``theta - c * buf`` (IEEE: x - y == x + (-y), and rounding is symmetric in sign).
-        mu, alpha, s_max, eps, formula = self.mu, self.alpha, self.s_max, self.eps, self.beta
-        if self._traced:  # traced hyperparameters compute in theta's dtype
-            mu, alpha, s_max, eps, formula = (
-                xp.astype(h, theta.dtype) if backend.is_traced(h) else h
-                for h in (mu, alpha, s_max, eps, formula))
+        mu, alpha, s_max, eps, formula = self.line_hyperparameters(xp, theta.dtype)
         base_next = None
         if base is not None:  # the base's update at unit learning rate (a fresh array)
             buf, base_next = base.update(theta, state.base, g, 1.0)
