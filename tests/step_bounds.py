@@ -27,7 +27,8 @@ so each implementation is within that of the exact value, and the two within twi
 * :math:`\theta' = \theta - (s/n)\mathrm{buf}`: :math:`\delta\theta'_i \le
   (s/n)|\mathrm{buf}_i|(\delta s/s + 2\rho + 4u) + 2u|\theta_i|`, plus
   :math:`4u(|\theta_i| + (\mu + |s-\mu|)|\mathrm{buf}_i|/n)` when one implementation
-  moves from the measuring point (the authors' code).
+  moves from the measuring point (the authors' code; in case 0 it moves back by
+  :math:`\mu`).
 
 Where the case or the clipping is decided within these bounds (:math:`|D| \le \delta D`,
 :math:`|b| \le \delta b`, :math:`|s - s_{max}| \le \delta s`) the two implementations may
@@ -64,8 +65,9 @@ def step_bound(theta, buf, g, l0, l_mu, grad_norm_probe, mu, alpha, s_max, dtype
     dD = dl + mu * db + 4 * u * (abs(l_mu) + abs(l0) + mu * abs(b))
     if abs(b) <= db or (b < 0 and abs(D) <= dD):
         return None
-    if b >= 0:  # case 0 in both: theta unchanged
-        return np.zeros_like(theta)
+    if b >= 0:  # case 0 in both: theta unchanged (the authors' code moves back from p)
+        return 4 * u * (np.abs(theta) + 2 * mu * np.abs(buf) / n) if via_probe else \
+            np.zeros_like(theta)
     if D > 0:
         s = alpha * mu * mu * (-b) / (2 * D)
         ds_rel = db / abs(b) + dD / abs(D) + 6 * u

@@ -358,3 +358,17 @@ def test_nonfinite_probe_leaves_params_and_direction():
     assert int(new.info.case) == 3 and bool(new.info.nonfinite)
     assert np.asarray(ravel_pytree(new.buf)[0]).tobytes() == \
         np.asarray(ravel_pytree(state.buf)[0]).tobytes()
+
+
+def test_readme_example_runs_verbatim(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    section = readme.read_text().split("## PAL in a JAX/optax training loop", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, str(readme), "exec"), {})
+    losses = [float(v) for v in capsys.readouterr().out.split()]
+    assert losses[2] < losses[1] < losses[0]  # three epochs, then mu
+    assert 0.2 < losses[3] < 0.3  # 0.5 * 0.8 ** (50 / 17)
