@@ -4,9 +4,12 @@ Optimizers share one functional interface (see :mod:`paltest.optimizers.base`)::
 
     state = opt.init(theta)
     theta, state, info = opt.step(theta, state, value_and_grad, value)
+
+The testbed's problems are ``paltest.problems`` (the package ``problems``, the same
+module objects: see :mod:`paltest._aliases`).
 """
 
-from paltest import backend
+from paltest import _aliases, backend
 from paltest.minimize import minimize, scipy_method
 from paltest.optimizers.adam import Adam
 from paltest.optimizers.alig import ALIG
@@ -54,3 +57,14 @@ __all__ = [
     "sweep",
 ]
 __version__ = "0.1.0"
+
+_aliases.install()
+
+
+def __getattr__(name: str):
+    """``paltest.problems`` without importing it first (imported on first use)."""
+    if name == "problems":
+        import importlib
+
+        return importlib.import_module("paltest.problems")
+    raise AttributeError(f"module 'paltest' has no attribute {name!r}")

@@ -9,6 +9,7 @@ Examples::
     paltest run mf-rank4 pal --hp mu=0.1 --epochs 10
     paltest sweep grid.json --jobs 4
     paltest sweep --example > grid.toml   # a commented example grid to start from
+    paltest sweep grid.toml --plugin my_problems.py   # with problems of your own
     paltest plot results/figure8
 
 Every command is a thin layer over the library (:mod:`paltest.testbed.experiments`,
@@ -35,6 +36,7 @@ from paltest.cli_args import (
     n_jobs,
     nonneg_int,
     out_dir,
+    plugin,
     positive_bytes,
     positive_int,
 )
@@ -75,6 +77,10 @@ def _common(out_default: str = "results") -> argparse.ArgumentParser:
                    help="directory for results and figures, checked to be writable "
                         "(default: %(default)s/)")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    g.add_argument("--plugin", type=plugin, action="append", default=[], metavar="MODULE",
+                   help="a module (name or .py file) that registers problems of your own "
+                        "with problems.registry.register (repeatable; added to "
+                        "PALTEST_PLUGINS for the worker processes)")
     return p
 
 
@@ -217,10 +223,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_failure(err: BaseException) -> bool:
     """A failure while running (exit status 1): a file that cannot be found, read or
-    written, a damaged data file, a failed download."""
-    from problems import datasets
+    written, a damaged data file, a failed download, a plugin that cannot be imported
+    (``PALTEST_PLUGINS``)."""
+    from problems import datasets, plugins
 
-    return isinstance(err, (FileNotFoundError, RuntimeError, OSError,
+    return isinstance(err, (FileNotFoundError, RuntimeError, OSError, plugins.PluginError,
                             datasets.ChecksumError, datasets.MalformedDataError))
 
 
