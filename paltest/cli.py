@@ -255,6 +255,18 @@ def _check_xp(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error(f"--dtype: {str(err).removeprefix('dtype: ')}")
 
 
+#: The one line the drawing commands print (before running anything) without matplotlib.
+NO_MATPLOTLIB = ("matplotlib is not installed, so no figures are drawn; to draw them: "
+                 "pip install 'paltest[plot]'")
+
+
+def _can_draw() -> bool:
+    """Whether matplotlib is installed (the ``plot`` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def _line_figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from paltest.testbed import line_figures as lf
 
@@ -271,14 +283,18 @@ def _line_figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         parser.error(f"--{err}")
     if args.data_dir is not None:
         os.environ["PALTEST_DATA"] = str(Path(args.data_dir).expanduser().resolve())
+    draw = _can_draw()
+    if not draw:
+        print(f"paltest: {NO_MATPLOTLIB} (tables and claims only)", flush=True)
     print(f"Figure {args.number} ({p.scale} scale): {', '.join(p.problems)}, seeds "
           f"{list(p.seeds)}, {args.dtype} on {args.xp}; runs in {Path(args.out) / 'line-runs'}",
           flush=True)
     result = lf.run_line_figure(p, args.out, n_jobs=args.jobs, backend=args.backend,
                                 progress=not args.no_progress)
-    paths = lf.draw_line_figure(result)
+    paths = lf.draw_line_figure(result) if draw else []
     print("\n" + lf.line_summary(result))
-    print("\nfigures written:\n" + "\n".join(f"  {q}" for q in paths))
+    if draw:
+        print("\nfigures written:\n" + "\n".join(f"  {q}" for q in paths))
     print("tables: " + ", ".join(str(result.out_dir / f) for f in (
         "lines.csv", "runs.csv", "summary.csv", "claims.json", "claims.md")))
     return 0
@@ -309,15 +325,20 @@ def _figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         os.environ["PALTEST_DATA"] = str(Path(args.data_dir).expanduser().resolve())
     out = Path(args.out) / experiments.out_name(p)
     n_grid = len(p.problems) * sum(len(g.points()) for g in p.grids.values())
+    draw = _can_draw()
+    if not draw:
+        print(f"paltest: {NO_MATPLOTLIB} (tables and claims only)", flush=True)
     print(f"Figure {args.number} ({p.scale} scale): {len(p.problems)} problems x "
           f"{len(p.optimizers)} optimizers x {len(p.seeds)} seeds, {p.epochs} epochs, "
           f"{args.dtype} on {args.xp}; {n_grid} selection runs plus their extensions, then "
           f"the final runs, into {out}/runs", flush=True)
     result = experiments.run_figure(p, out, n_jobs=args.jobs, backend=args.backend,
                                     progress=not args.no_progress)
-    paths = experiments.draw(result, x=args.x, n_jobs=args.jobs, backend=args.backend)
+    paths = (experiments.draw(result, x=args.x, n_jobs=args.jobs, backend=args.backend)
+             if draw else [])
     print("\n" + experiments.summary(result))
-    print("\nfigures written:\n" + "\n".join(f"  {q}" for q in paths))
+    if draw:
+        print("\nfigures written:\n" + "\n".join(f"  {q}" for q in paths))
     print("tables: " + ", ".join(str(out / f) for f in ("selection.json", "summary.csv",
                                                         "claims.json", "claims.md")))
     return 0
@@ -369,7 +390,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from paltest.testbed import experiments, metrics, results
+    from paltest.testbed import experiments, metrics, results, tables
     from paltest.testbed.sweep import example_grid, expand, load_config, sweep
 
     if args.example:
@@ -396,8 +417,9 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     table = table[table["run_id"].isin(s.run_ids)]
     summ = experiments.sweep_summary(table)
     path = results.write_text_atomic(Path(args.out) / "summary.csv", summ.to_csv(index=False))
+    tables.write_frame(summ, Path(args.out) / "summary.parquet")
     print(metrics.format_summary(summ))
-    print(f"summary: {path}")
+    print(f"summary: {path} (and summary.parquet); tables: {tables.tables_dir(out)}")
     return 0
 
 
@@ -405,6 +427,9 @@ def _plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from paltest.testbed import experiments, figures, results
 
     src = Path(args.results_dir)
+    if not _can_draw():
+        print(f"paltest plot: error: {NO_MATPLOTLIB}", file=sys.stderr)
+        return 1
     if not src.is_dir():
         parser.error(f"RESULTS_DIR: not a directory: {str(src)!r}")
     out = Path(args.out) if args.out else src
