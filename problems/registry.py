@@ -104,9 +104,10 @@ def register(name: str, factory: Callable[..., Any], description: str | None = N
 
     Registering the same factory again (a plugin module imported twice) does nothing;
     another factory under a registered name raises ``ValueError`` unless ``replace``; a
-    built-in name is never replaced. For worker processes (``paltest sweep --jobs``) and
-    the command line to know the problem, register it from a plugin module
-    (:mod:`problems.plugins`).
+    built-in name is never replaced. This process knows the problem from now on
+    (``paltest.run``, a sweep with ``n_jobs=1`` or the ``threading`` backend); for worker
+    processes (``n_jobs > 1`` with loky or Dask) and the command line to know it,
+    register it from a plugin module (:mod:`problems.plugins`).
 
     >>> import problems
     >>> from problems.quadratic import make_least_squares
@@ -189,7 +190,10 @@ def _check(name: str) -> None:
     if name not in _ENTRIES and name not in _USER:
         _load_plugins()
         if name not in _USER:
-            raise ValueError(f"problem: unknown name {name!r}; choose one of {names()}")
+            raise ValueError(f"problem: unknown name {name!r}; choose one of {names()} (a "
+                             "problem of your own is known to other processes, such as a "
+                             "sweep's workers, when a plugin registers it: --plugin, "
+                             "PALTEST_PLUGINS or the paltest.problems entry points)")
 
 
 def _factory(name: str) -> tuple[Any, dict[str, Any]]:
