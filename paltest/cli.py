@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
             "seeds from a JSON or TOML file, in parallel with joblib. The whole grid is "
             "checked first: every bad entry is reported with its key, and nothing runs. It "
             "is resumable: finished runs in OUT/runs/ are skipped, damaged result files "
-            "are run again.", 88),
+            "are run again. The runs' tables are also parquet files for pandas, polars or "
+            "DuckDB (OUT/runs/tables/), and OUT/summary.csv and .parquet summarize them.",
+            88),
         epilog="example grid ('paltest sweep --example > grid.toml' writes it):\n\n"
                + textwrap.indent(example_grid(), "  "))
     s.add_argument("config", nargs="?", help="the grid file (.json or .toml)")

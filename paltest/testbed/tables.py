@@ -51,9 +51,12 @@ from typing import Any
 import numpy as np
 
 from paltest.testbed import results
+from paltest.testbed import table_columns as tc
 
 __all__ = ["FORMAT", "RACY_NS", "TABLES", "Tables", "column", "frame_to_arrow",
            "read_epochs", "read_steps", "refresh", "tables_dir", "write_frame"]
+
+column, frame_to_arrow, write_frame = tc.column, tc.frame_to_arrow, tc.write_frame
 
 #: The folder of the tables, inside the directory of result files.
 TABLES = "tables"
@@ -77,121 +80,6 @@ class Tables:
 def tables_dir(directory: str | os.PathLike) -> Path:
     """Where the tables of a directory of result files are: ``<directory>/tables``."""
     return Path(directory) / TABLES
-
-
-# --- columns -------------------------------------------------------------------------
-
-def _constants(config: dict[str, Any]) -> dict[str, Any]:
-    """A run's columns that hold one value for the run (as :func:`load_table` had them)."""
-    po = config["problem_options"]
-    cols: dict[str, Any] = {
-        "run_id": results.run_id(config), "problem": config["problem"],
-        "optimizer": config["optimizer"], "seed": config["seed"], "dtype": po.get("dtype"),
-        "xp": po.get("xp"), "batch_size": config["batch_size"], "epochs": config["epochs"],
-    }
-    for k, v in po.items():
-        if k not in ("xp", "dtype"):
-            cols[f"po_{k}"] = v if not isinstance(v, (list, dict)) else json.dumps(v)
-    for k, v in config["hyperparameters"].items():
-        cols[f"hp_{k}"] = v if not isinstance(v, (list, dict)) else json.dumps(v)
-    return cols
-
-
-def _kind(v: Any) -> str:
-    if v is None:
-        return "none"
-    if isinstance(v, (bool, np.bool_)):
-        return "bool"
-    if isinstance(v, (int, np.integer)):
-        return "int"
-    if isinstance(v, (float, np.floating)):
-        return "float"
-    if isinstance(v, str):
-        return "str"
-    return "other"
-
-
-def _text(v: Any) -> str | None:
-    if v is None or isinstance(v, str):
-        return v
-    if isinstance(v, np.generic):
-        v = v.item()
-    return json.dumps(v)
-
-
-def column(values: list[Any]) -> Any:
-    """One typed ``pyarrow`` array for Python values of one column (None: missing):
-    bools, ints, floats (ints and floats: floats) or strings; any other mix is text
-    (strings as they are, other values as JSON)."""
-    import pyarrow as pa
-
-    kinds = {_kind(v) for v in values} - {"none"}
-    if not kinds:
-        return pa.nulls(len(values))
-    if kinds == {"bool"}:
-        return pa.array([None if v is None else bool(v) for v in values], pa.bool_())
-    if kinds == {"int"}:
-        return pa.array([None if v is None else int(v) for v in values], pa.int64())
-    if kinds <= {"int", "float"}:
-        return pa.array([None if v is None else float(v) for v in values], pa.float64())
-    if kinds == {"str"}:
-        return pa.array(values, pa.string())
-    return pa.array([_text(v) for v in values], pa.string())
-
-
-def _columns(rows: list[dict[str, Any]], counts: np.ndarray | None = None) -> dict[str, Any]:
-    """``rows`` (one dict per run) as typed columns, each value repeated ``counts[i]``
-    times; columns in order of first appearance."""
-    names = list(dict.fromkeys(k for row in rows for k in row))
-    out = {}
-    for name in names:
-        arr = column([row.get(name) for row in rows])
-        if counts is not None:
-            arr = arr.take(np.repeat(np.arange(len(rows)), counts))
-        out[name] = arr
-    return out
-
-
-# --- one run -------------------------------------------------------------------------
-
-def _arrays_spec(r: results.RunResult) -> dict[str, str]:
-    return {**{f"epochs/{k}": np.asarray(v).dtype.str for k, v in r.epochs.items()},
-            **{f"steps/{k}": np.asarray(v).dtype.str for k, v in r.steps.items()}}
-
-
-def _run_row(r: results.RunResult, path: Path, st: os.stat_result, checked_ns: int
-             ) -> dict[str, Any]:
-    row = {"run_id": r.run_id, "file": path.name, "file_size": st.st_size,
-           "file_mtime_ns": st.st_mtime_ns, "file_ino": st.st_ino, "checked_ns": checked_ns,
-           "n_epochs": len(r.epochs.get("epoch", ())),
-           "n_steps": len(next(iter(r.steps.values()), ()))}
-    row.update({k: v for k, v in _constants(r.config).items() if k != "run_id"})
-    row.update({f"time_{k}": v for k, v in r.timings.items()})
-    row.update({f"total_{k}": v for k, v in r.totals.items() if not isinstance(v, (
-        dict, list))})
-    for key in ("config", "environment", "timings", "totals"):
-        row[key] = json.dumps(getattr(r, key), sort_keys=True, allow_nan=True)
-    row["arrays"] = json.dumps(_arrays_spec(r))
-    return row
-
-
-def _piece(arrays: dict[str, np.ndarray]) -> Any:
-    import pyarrow as pa
-
-    return pa.table({k: pa.array(np.asarray(v)) for k, v in arrays.items()})
-
-
-def _cached_piece(table: Any, offset: int, n: int, spec: dict[str, str], group: str) -> Any:
-    """A run's own columns of a cached table, in its own dtypes (as when first built)."""
-    import pyarrow as pa
-
-    part = table.slice(offset, n)
-    cols = {}
-    for key, dtype in spec.items():
-        g, _, name = key.partition("/")
-        if g == group:
-            cols[name] = part.column(name).cast(pa.from_numpy_dtype(np.dtype(dtype)))
-    return pa.table(cols) if cols else pa.table({"_": pa.nulls(n)}).drop(["_"])
 
 
 # --- the cache -----------------------------------------------------------------------
@@ -297,7 +185,7 @@ def _rebuild(directory: Path, scan: dict[str, os.stat_result], runs: Any,
             i = trusted[name]
             row = {k: index[k][i] for k in index}
             spec = json.loads(row["arrays"])
-            parts.append((row, *(_cached_piece(cached[g], int(offsets[g][i]), row[c], spec, g)
+            parts.append((row, *(tc.cached_piece(cached[g], int(offsets[g][i]), row[c], spec, g)
                                  for g, c in (("epochs", "n_epochs"), ("steps", "n_steps"))),
                           json.loads(row["config"])))
         out = _assemble(*(list(x) for x in zip(*parts, strict=True))) if parts else \
@@ -327,23 +215,9 @@ def _load_new(directory: Path, scan: dict[str, os.stat_result], trusted: dict[st
                 raise
             warnings.warn(f"skipping {err}", stacklevel=5)
             continue
-        out[name] = (_run_row(r, path, scan[name], checked_ns), _piece(r.epochs),
-                     _piece(r.steps), r.config)
+        out[name] = (tc.run_row(r, path, scan[name], checked_ns), tc.piece(r.epochs),
+                     tc.piece(r.steps), r.config)
     return out
-
-
-_NUMERIC = {"int64", "float", "double"}
-
-
-def _compatible(a: Any, b: Any) -> bool:
-    """Whether two schemas concatenate to the types a build from scratch gives: equal
-    types, nulls, or numbers (promoted to double)."""
-    for field in a:
-        if field.name in b.names:
-            x, y = str(field.type), str(b.field(field.name).type)
-            if x != y and "null" not in (x, y) and not {x, y} <= _NUMERIC:
-                return False
-    return True
 
 
 def _merge(old: Tables, trusted: dict[str, int], new: Tables | None) -> Tables | None:
@@ -368,7 +242,7 @@ def _merge(old: Tables, trusted: dict[str, int], new: Tables | None) -> Tables |
             tables.append(getattr(new, name))
             sizes.append(np.asarray(new.runs.column(count[0])) if count else
                          np.ones(len(new_runs)))
-            if not _compatible(tables[0].schema, tables[1].schema):
+            if not tc.compatible(tables[0].schema, tables[1].schema):
                 return None
         starts = [np.concatenate([[0], np.cumsum(z)]).astype(np.int64) for z in sizes]
         pieces, block = [], None  # block: [source, first row, end row]
@@ -384,28 +258,8 @@ def _merge(old: Tables, trusted: dict[str, int], new: Tables | None) -> Tables |
             pieces.append(tables[block[0]].slice(block[1], block[2] - block[1]))
         schema_src = [t.slice(0, 0) for t in tables]  # every column, even with no rows
         out[name] = pa.concat_tables(schema_src + pieces, promote_options="permissive")
-    order = _orders(out["runs"])
+    order = tc.orders(out["runs"])
     return Tables(**{k: v.select(order[k]) for k, v in out.items()})
-
-
-def _orders(runs: Any) -> dict[str, list[str]]:
-    """The column order of each table built from scratch (first appearance, by run)."""
-    d = runs.select(["config", "arrays", "timings", "totals"]).to_pydict()
-    ep, st = {}, {"run_id": None, "step": None}
-    rn = dict.fromkeys(runs.column_names[:8])  # run_id, file, stat, checked, counts
-    for config, arrays, timings, totals in zip(d["config"], d["arrays"], d["timings"],
-                                               d["totals"], strict=True):
-        consts = list(_constants(json.loads(config)))
-        spec = list(json.loads(arrays))
-        ep.update(dict.fromkeys(consts))
-        ep.update(dict.fromkeys(k[7:] for k in spec if k.startswith("epochs/")))
-        st.update(dict.fromkeys(k[6:] for k in spec if k.startswith("steps/")))
-        rn.update(dict.fromkeys(consts[1:]))
-        rn.update(dict.fromkeys(f"time_{k}" for k in json.loads(timings)))
-        rn.update(dict.fromkeys(f"total_{k}" for k, v in json.loads(totals).items()
-                                if not isinstance(v, (dict, list))))
-    rn.update(dict.fromkeys(("config", "environment", "timings", "totals", "arrays")))
-    return {"epochs": list(ep), "steps": list(st), "runs": list(rn)}
 
 
 def _assemble(rows: list[dict], epochs: list, steps: list, configs: list[dict]) -> Tables:
@@ -413,9 +267,9 @@ def _assemble(rows: list[dict], epochs: list, steps: list, configs: list[dict]) 
 
     n_ep = np.array([p.num_rows for p in epochs], dtype=np.int64)
     n_st = np.array([p.num_rows for p in steps], dtype=np.int64)
-    consts = [_constants(c) for c in configs]
+    consts = [tc.constants(c) for c in configs]
     ep_arrays = _concat(epochs)
-    const_cols = _columns(consts, n_ep)
+    const_cols = tc.columns(consts, n_ep)
     names = list(dict.fromkeys(
         [k for c, p in zip(consts, epochs, strict=True) for k in [*c, *p.column_names]]))
     cols = {k: (ep_arrays.column(k) if k in ep_arrays.column_names else const_cols[k])
@@ -431,8 +285,8 @@ def _assemble(rows: list[dict], epochs: list, steps: list, configs: list[dict]) 
     if not rows:
         return Tables(epochs=epoch_table, steps=step_table,
                       runs=pa.table({"run_id": pa.array([], pa.string())}))
-    runs = pa.table(_columns(rows))
-    order = _orders(runs)  # one definition of the column order for builds and merges
+    runs = pa.table(tc.columns(rows))
+    order = tc.orders(runs)  # one definition of the column order for builds and merges
     return Tables(epochs=epoch_table.select(order["epochs"]),
                   steps=step_table.select(order["steps"]), runs=runs.select(order["runs"]))
 
@@ -488,33 +342,7 @@ def read_steps(directory: str | os.PathLike, *, strict: bool = False,
     out = {}
     for i, rid in enumerate(index["run_id"]):
         spec = json.loads(index["arrays"][i])
-        part = _cached_piece(t.steps, int(offsets[i]), index["n_steps"][i], spec, "steps")
+        part = tc.cached_piece(t.steps, int(offsets[i]), index["n_steps"][i], spec, "steps")
         out[rid] = {k: part.column(k).to_numpy(zero_copy_only=False).astype(
             np.dtype(spec[f"steps/{k}"]), copy=False) for k in part.column_names}
     return out
-
-
-def frame_to_arrow(frame: Any) -> Any:
-    """A pandas DataFrame as a ``pyarrow.Table``, object columns typed by :func:`column`
-    (a column that mixes numbers and strings becomes text)."""
-    import pyarrow as pa
-
-    cols = {}
-    for name in frame.columns:
-        s = frame[name]
-        if s.dtype == object:
-            cols[str(name)] = column([None if (v is None or (isinstance(v, float) and v != v))
-                                      else v for v in s.tolist()])
-        else:
-            cols[str(name)] = pa.array(s.to_numpy(), from_pandas=True)
-    return pa.table(cols)
-
-
-def write_frame(frame: Any, path: str | os.PathLike) -> Path:
-    """Write a pandas DataFrame (e.g. a summary table) to a parquet file atomically."""
-    import pyarrow.parquet as pq
-
-    table = frame_to_arrow(frame)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return results._replace_atomically(path, lambda fh: pq.write_table(table, fh))
