@@ -51,8 +51,14 @@ def test_a_fresh_base_install_runs_the_example_sweep_and_figure_tables(tmp_path)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     assert "sweep: 24 runs done, 0 already there" in sweep.stdout
     assert (tmp_path / "example" / "summary.csv").is_file()
-    for table in ("epochs", "steps", "runs"):
-        assert (tmp_path / "example" / "runs" / "tables" / f"{table}.parquet").is_file()
+    read = _run([bin_dir / "python", "-c",  # the tables and the summary, without paltest
+                 "import sys, pandas as pd; d = sys.argv[1]; "
+                 "e = pd.read_parquet(d + '/runs/tables/epochs.parquet'); "
+                 "s = pd.read_parquet(d + '/summary.parquet'); "
+                 "assert e['run_id'].nunique() == 24 and 'paltest' not in sys.modules; "
+                 "print(len(s), int(s['n_seeds'].sum()))", tmp_path / "example"])
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.split() == ["12", "24"]  # 12 configurations, 2 seeds each
 
     fig = _run([paltest, "figure", "8", "--quick", "--optimizers", "pal,sgd", "--out",
                 tmp_path / "fig", "--no-progress"], cwd=tmp_path)
@@ -61,6 +67,7 @@ def test_a_fresh_base_install_runs_the_example_sweep_and_figure_tables(tmp_path)
     assert first == f"paltest: {cli.NO_MATPLOTLIB} (tables and claims only)"
     out = tmp_path / "fig" / "figure8-quick"
     assert (out / "summary.csv").is_file() and (out / "claims.md").is_file()
+    assert (out / "summary.parquet").is_file() and (out / "runs" / "tables").is_dir()
     assert not list(out.glob("*.png"))
 
     plot = _run([paltest, "plot", out])
