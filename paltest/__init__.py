@@ -9,7 +9,7 @@ The testbed's problems are ``paltest.problems`` (the package ``problems``, the s
 module objects: see :mod:`paltest._aliases`).
 """
 
-from paltest import _aliases, backend
+from paltest import _aliases, backend  # noqa: F401 - _aliases: import paltest.problems
 from paltest.minimize import minimize, scipy_method
 from paltest.optimizers.adam import Adam
 from paltest.optimizers.alig import ALIG
@@ -57,14 +57,3 @@ __all__ = [
     "sweep",
 ]
 __version__ = "0.1.0"
-
-_aliases.install()
-
-
-def __getattr__(name: str):
-    """``paltest.problems`` without importing it first (imported on first use)."""
-    if name == "problems":
-        import importlib
-
-        return importlib.import_module("paltest.problems")
-    raise AttributeError(f"module 'paltest' has no attribute {name!r}")

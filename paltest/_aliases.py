@@ -7,7 +7,9 @@ import problems``) gives that package, and ``paltest.problems.<module>`` the mod
 ``problems.<module>``: this finder, first on :data:`sys.meta_path`, answers every import
 of ``paltest.problems[.<module>]`` with the module already imported (or imported now)
 under its own name, so no module is ever executed twice and ``paltest.problems.registry
-is problems.registry``.
+is problems.registry``. ``import paltest`` installs it; ``paltest.problems`` is then an
+attribute of ``paltest`` once imported (``import paltest.problems``, ``from paltest
+import problems``).
 
 >>> import problems.registry
 >>> import paltest.problems.registry
@@ -56,6 +58,10 @@ _FINDER = _AliasFinder()
 
 
 def install() -> None:
-    """Put the finder first on :data:`sys.meta_path` (once)."""
+    """Put the finder first on :data:`sys.meta_path` (once; done when ``paltest`` is
+    imported)."""
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
+
+
+install()

@@ -15,7 +15,6 @@ class Objective(BaseObjective):
     problem's ``default_batch_size``)."""
 
     name = "paltest"
-    url = "https://github.com/paltest/paltest"
     min_benchopt_version = "1.10"
     requirements = []
     sampling_strategy = "callback"
