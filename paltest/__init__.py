@@ -4,9 +4,12 @@ Optimizers share one functional interface (see :mod:`paltest.optimizers.base`)::
 
     state = opt.init(theta)
     theta, state, info = opt.step(theta, state, value_and_grad, value)
+
+The testbed's problems are ``paltest.problems`` (the package ``problems``, the same
+module objects: see :mod:`paltest._aliases`).
 """
 
-from paltest import backend
+from paltest import _aliases, backend  # noqa: F401 - _aliases: import paltest.problems
 from paltest.minimize import minimize, scipy_method
 from paltest.optimizers.adam import Adam
 from paltest.optimizers.alig import ALIG
