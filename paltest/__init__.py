@@ -58,10 +58,11 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-#: Front ends imported on first use, so that ``import paltest`` needs neither framework:
-#: ``paltest.torch`` (:class:`paltest.torch.PAL`, a ``torch.optim.Optimizer``) and
-#: ``paltest.optax`` (:func:`paltest.optax.pal`, an optax transformation on pytrees).
-_LAZY = ("optax", "torch")
+#: Imported on first use, so that ``import paltest`` needs neither framework:
+#: ``paltest.torch`` (:class:`paltest.torch.PAL`, a ``torch.optim.Optimizer``),
+#: ``paltest.optax`` (:func:`paltest.optax.pal`, an optax transformation on pytrees),
+#: and ``paltest.problems`` (the testbed's problems, the same modules as ``problems``).
+_LAZY = ("optax", "problems", "torch")
 
 
 def __getattr__(name: str):
