@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["MAX_JOBS", "MAX_SEEDS", "joblib_backend", "key_value", "max_runs", "max_runs_of",
-           "n_jobs", "nonneg_int", "out_dir", "parallel_options", "parse_seeds",
+           "n_jobs", "nonneg_int", "out_dir", "parallel_options", "parse_seeds", "plugin",
            "positive_bytes", "positive_int", "resolve_backend", "scheduler", "scheduler_errors",
            "shown_options"]
 
@@ -158,6 +158,19 @@ def key_value(text: str) -> tuple[str, Any]:
     except ValueError:
         value = raw
     return key.strip(), value
+
+
+def plugin(text: str) -> str:
+    """A plugin module that registers problems (``--plugin``): a module name or a ``.py``
+    file, imported now and added to ``PALTEST_PLUGINS`` for the worker processes (see
+    :mod:`problems.plugins`)."""
+    from problems import plugins
+
+    try:
+        plugins.add(text)
+    except ImportError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 # -- option groups and checks shared by the commands --------------------------------
