@@ -162,16 +162,19 @@ def _allow_kept_memory(nbytes: int) -> bool:
     return True
 
 
-def _run_one(cfg: dict[str, Any]) -> tuple[str, str, Any]:
+def _run_one(cfg: dict[str, Any], plugins: tuple[str, ...] = ()) -> tuple[str, str, Any]:
     """Run one config (executed by the workers): ``("ok", run_id, result)``, or
     ``("failed", run_id, "<error type>: <message>")`` when the run raised (the sweep goes
-    on without it)."""
+    on without it). ``plugins``: the client's ``PALTEST_PLUGINS``, imported here first
+    when this worker does not have them (a reused loky worker started before a
+    ``--plugin``, a Dask worker started elsewhere)."""
     import numpy as np
 
     from paltest.testbed.runner import run
 
     rid = results.run_id(cfg)
     try:
+        _load_plugins(plugins)
         opts = cfg["problem_options"]
         prob = _problem(cfg["problem"], json.dumps(opts, sort_keys=True))
         # A run that diverges is recorded as such (its non-finite steps and losses);
@@ -186,6 +189,15 @@ def _run_one(cfg: dict[str, Any]) -> tuple[str, str, Any]:
     except Exception as err:  # reported with the run's id by run_configs
         return "failed", rid, f"{type(err).__name__}: {err}"
     return "ok", rid, result
+
+
+def _load_plugins(specs: tuple[str, ...]) -> None:
+    if specs:
+        from problems import plugins
+
+        for spec in specs:
+            if spec not in plugins.specs():
+                plugins.add(spec)
 
 
 def _n_jobs(n_jobs: int, n_tasks: int) -> int:
@@ -250,6 +262,7 @@ def run_configs(configs: list[dict[str, Any]], out_dir: str | os.PathLike, *,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results.remove_stale_temporaries(out)
+    results.remove_stale_temporaries(out / "tables")
     done = results.completed_ids(out)
     by_id = {results.run_id(c): c for c in configs}
     ids = list(by_id)
@@ -257,7 +270,10 @@ def run_configs(configs: list[dict[str, Any]], out_dir: str | os.PathLike, *,
     seconds: dict[str, float] = {}
     failures: dict[str, str] = {}
     if todo:
-        tasks = [joblib.delayed(_run_one)(c) for c in todo]
+        from problems import plugins
+
+        specs = tuple(plugins.specs())
+        tasks = [joblib.delayed(_run_one)(c, specs) for c in todo]
         with cluster.connect(backend, n_jobs, scheduler), \
                 joblib.parallel_config(backend=backend, n_jobs=_n_jobs(n_jobs, len(todo))):
             outputs = cluster.outputs(tasks)
