@@ -41,7 +41,8 @@ Example
 >>> p.kappa, p.floor
 (10.0, 0.0)
 >>> theta = p.xp.asarray([1.0, 0.1])
->>> loss, grad = p.value_and_grad(theta, None)
+>>> batch = next(iter(p.batches(epoch=0, seed=0, batch_size=1)))  # its one sample
+>>> loss, grad = p.value_and_grad(theta, batch)
 >>> round(float(loss), 6), np.asarray(grad).tolist()
 (0.55, [1.0, 1.0])
 """
