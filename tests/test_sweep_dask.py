@@ -17,6 +17,9 @@ import pytest
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("pandas")
 
+#: Namespace-free (about 10 s): CI's JAX and PyTorch legs leave them to the first leg.
+pytestmark = pytest.mark.slow
+
 from paltest import cli  # noqa: E402
 from paltest.testbed import experiments, results  # noqa: E402
 from paltest.testbed.sweep import expand, sweep  # noqa: E402
