@@ -26,8 +26,8 @@ included (which would draw a fresh, irreproducible start), raises an error namin
     the mean loss over the batch (a 0-d array), and it with its analytic gradient;
     ``batch`` is a non-empty 1-D integer index array of the problem's namespace, as
     :meth:`~Problem.batches` yields (:meth:`~Problem.check_batch`: ``None``, lists,
-    empty, 2-D, float and bool arrays raise an error naming ``batch``; the loss over the
-    whole training set is ``train_loss``);
+    empty, 2-D, float and bool arrays raise an error naming ``batch``; the whole
+    training set as a batch is :meth:`~Problem.full_batch`, its loss ``train_loss``);
 ``train_loss(theta)``
     the loss over the whole training set (0-d array);
 ``test_metrics(theta)``
@@ -82,8 +82,9 @@ def _check_batch(xp: Any, batch: Any) -> None:
         ok = None
     if ok is None:
         if batch is None:
-            raise TypeError("batch: expected an index array (from batches()), got None; the "
-                            "loss over the whole training set is train_loss(theta)")
+            raise TypeError("batch: expected an index array (from batches()), got None; "
+                            "the whole training set is full_batch(), its loss "
+                            "train_loss(theta)")
         try:
             bxp = backend.namespace(batch)
         except TypeError:
@@ -267,6 +268,13 @@ class Problem(abc.ABC):
                 and batch.shape[0]:
             return  # NumPy's index arrays (what batches yields): four checks
         _check_batch(self.xp, batch)
+
+    def full_batch(self) -> Any:
+        """Every training index as one batch (on the device): ``value(theta,
+        problem.full_batch())`` is the mean loss over the training set, for full-batch
+        optimization (``train_loss`` computes it without the gather)."""
+        return backend.from_host(np.arange(self.n_train), self.xp, device=self.device,
+                                 dtype="int64")
 
     def n_batches(self, batch_size: int) -> int:
         """Batches per epoch at ``batch_size`` (the last partial batch is dropped)."""

@@ -319,3 +319,13 @@ def test_numpy_index_batches_take_the_shortcut(monkeypatch):
     p.value(p.init_params(0), batch)
     with pytest.raises(AssertionError, match="full batch checks"):
         p.value(p.init_params(0), batch.astype(np.int32))
+
+
+def test_full_batch_is_every_training_index(xp):
+    p = registry.get("least-squares", xp=xp, n_rows=30)
+    batch = p.full_batch()
+    p.check_batch(batch)
+    assert backend.to_host(batch).tolist() == list(range(30))
+    theta = p.init_params(0)
+    assert backend.to_float(p.value(theta, batch)) == pytest.approx(
+        backend.to_float(p.train_loss(theta)), rel=1e-14)
