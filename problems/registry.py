@@ -52,13 +52,34 @@ _ENTRIES: dict[str, tuple[str, str, dict[str, Any], str]] = {
 }
 
 
+#: Families of problems named ``"<prefix><name>"`` (the prefix ends with ``:``):
+#: prefix -> (module, factory ``f(name, **options)``, one-line description).
+_PREFIXES: dict[str, tuple[str, str, str]] = {
+    "cutest:": ("problems.cutest", "make",
+                "an unconstrained CUTEst problem through sif2jax, e.g. cutest:ROSENBR "
+                "(the cutest extra)"),
+}
+
+
+def _prefixed(name: str) -> tuple[str, str] | None:
+    """``(prefix, rest)`` when ``name`` starts with a registered prefix, else ``None``."""
+    if isinstance(name, str):
+        for prefix in _PREFIXES:
+            if name.startswith(prefix):
+                return prefix, name[len(prefix):]
+    return None
+
+
 def names() -> list[str]:
-    """The registered problem names."""
+    """The registered problem names (the families of :data:`_PREFIXES`, such as
+    ``cutest:NAME``, are not listed: see their modules)."""
     return list(_ENTRIES)
 
 
 def describe(name: str) -> str:
     """The one-line description of a problem."""
+    if (fam := _prefixed(name)) is not None:
+        return f"{_PREFIXES[fam[0]][2]}: {fam[1]}"
     _check(name)
     return _ENTRIES[name][3]
 
@@ -73,6 +94,9 @@ def _check(name: str) -> None:
 
 def get(name: str, **options: Any) -> Any:
     """Build problem ``name`` with ``options`` (``xp``, ``device``, ``dtype``, ...)."""
+    if (fam := _prefixed(name)) is not None:
+        module, factory, _ = _PREFIXES[fam[0]]
+        return getattr(importlib.import_module(module), factory)(fam[1], **options)
     _check(name)
     module, factory, fixed, _ = _ENTRIES[name]
     clash = set(fixed) & set(options)
@@ -109,6 +133,8 @@ def validate(name: str, **options: Any) -> int:
     >>> validate("least-squares", n_rows=50)
     50
     """
+    if _prefixed(name) is not None:
+        return int(get(name, **options).n_train)
     _check(name)
     if _ENTRIES[name][0] != "problems.kernel_logreg":
         return int(get(name, **options).n_train)
