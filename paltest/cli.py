@@ -10,6 +10,7 @@ Examples::
     paltest sweep grid.json --jobs 4
     paltest sweep --example > grid.toml   # a commented example grid to start from
     paltest plot results/figure8
+    paltest profile --problems tiny --jobs 2   # solvers on CUTEst: performance profiles
 
 Every command is a thin layer over the library (:mod:`paltest.testbed.experiments`,
 :mod:`paltest.testbed.figures`, :func:`paltest.testbed.runner.run`,
@@ -29,6 +30,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from paltest import cli_profile
 from paltest.cli_args import (
     joblib_backend,
     key_value,
@@ -197,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where to write (default: RESULTS_DIR)")
     pl.add_argument("--x", default="epochs", choices=X_CHOICES,
                     help="x-axis: epochs, evaluations or seconds (default: %(default)s)")
+    cli_profile.add_parser(sub, common)
     for p in sub.choices.values():
         p.set_defaults(command_parser=p)  # errors print under the command's usage line
     return top
@@ -421,7 +424,8 @@ def _plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-_COMMANDS = {"figure": _figure, "run": _run, "sweep": _sweep, "plot": _plot}
+_COMMANDS = {"figure": _figure, "run": _run, "sweep": _sweep, "plot": _plot,
+             "profile": cli_profile.main}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
