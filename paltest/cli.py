@@ -1,4 +1,4 @@
-"""The ``paltest`` command: reproduce Figures 8 and 9, run one optimizer, sweep, plot.
+"""The ``paltest`` command: reproduce Figures 8 and 9, run one optimizer, sweep, plot, profile.
 
 Examples::
 
