@@ -6,8 +6,9 @@ results in a temporary folder), in memory: the committed files are never rewritt
 notebook that stops because a data file is missing (``DataNotFoundError``, e.g. a LIBSVM
 set with no ``PALTEST_DATA`` and no network) is skipped with that reason, like the data
 tests, and so is one that needs an extra not installed (the CUTEst notebook without the
-``cutest`` extra, which CI installs for its JAX leg). They run with the non-interactive Matplotlib backend and the repository root as
-working directory, so ``import paltest`` and ``import problems`` resolve as in the tests.
+``cutest`` extra, which CI installs for its JAX leg). They run with the non-interactive
+Matplotlib backend and the repository root as working directory, so ``import paltest``
+and ``import problems`` resolve as in the tests.
 
 The figure notebooks are committed with the outputs of a full run (so a reader sees the
 figures, the summary and the claims without running them); the others without outputs.
