@@ -20,8 +20,25 @@ PAL. Everything else (direction, :math:`\alpha`, :math:`\beta` formula, :math:`s
 the non-finite rule) is the wrapped :class:`~paltest.optimizers.pal.PAL`'s, which runs
 unchanged with the current :math:`\mu` (a shallow copy with ``mu`` set).
 
-The step reads ``info.step`` and ``info.case`` on the host (one transfer per step), so it
-is for eager use: it cannot be traced by ``jax.jit`` (its ``host_driven`` says why).
+With ``monotone=True`` (Numerical Optimization's line searches accept a step only with
+sufficient decrease; PAL accepts whatever its parabola says) a step also keeps the last
+accepted point and its loss: when the loss at the current point (known at the start of
+the next step, from its one ``value_and_grad``) is above the accepted point's, or not
+finite, the step returns to the accepted point, restarts PAL's direction there (a fresh
+state: the next direction is :math:`-g`, the classical conjugate-gradient restart) and
+sets :math:`\mu = \mathrm{clip}(\rho_{shrink}\, s)`, :math:`s` the rejected step (the
+parabola overshot: the minimum along the line is nearer). A non-finite PAL step (case 3,
+:math:`\theta` unchanged) then also shrinks :math:`\mu` by :math:`\rho_{shrink}`, so
+the wrapper recovers from it (``recovers_from_nonfinite``); a non-finite loss at the
+current point is a rejection too (reported as case 3, ``nonfinite`` set), so unlike
+PAL's own rule :math:`\theta` then comes back as the accepted point, not unchanged
+(``paltest.testing``'s ``"nonfinite"`` check does not apply). A rejection costs the
+evaluation at the rejected point, which the step had to make anyway. Without
+``monotone`` the wrapper is exactly the rule above.
+
+The step reads ``info.step`` and ``info.case`` (and with ``monotone`` the loss) on the
+host, so it is for eager use: it cannot be traced by ``jax.jit`` (its ``host_driven``
+says why).
 
 Example:
     >>> import numpy as np
@@ -45,18 +62,23 @@ import math
 from typing import Any, NamedTuple
 
 from paltest import backend
-from paltest.checks import check_positive
+from paltest.checks import check_bool, check_positive
 from paltest.optimizers.pal import PAL
+from paltest.optimizers.pal_state import PALInfo
 
 __all__ = ["RelativeMuPAL", "RelativeMuState"]
 
 
 class RelativeMuState(NamedTuple):
     """The wrapped PAL's state (``pal``) and the measuring step of the next step (``mu``,
-    a Python float)."""
+    a Python float); with ``monotone``, the last accepted point (``anchor``), its loss
+    (``anchor_loss``, a float) and the last step's length (``last_step``)."""
 
     pal: Any
     mu: float
+    anchor: Any = None
+    anchor_loss: float = math.inf
+    last_step: float = 0.0
 
 
 class RelativeMuPAL:
@@ -66,6 +88,11 @@ class RelativeMuPAL:
         rho: :math:`\rho > 0`, the next :math:`\mu` as a multiple of the last step.
         grow: :math:`\rho_{grow} > 0`, the factor on :math:`\mu` after a case-2 step.
         mu_min, mu_max: bounds of :math:`\mu` (``mu_max=None``: ``s_max``).
+        monotone: reject a step whose point has a higher (or non-finite) loss than the
+            last accepted point (module docstring).
+        shrink: :math:`\rho_{shrink} \in (0, 1)`, the next :math:`\mu` as a multiple of
+            a rejected step (and of :math:`\mu` after a non-finite step), with
+            ``monotone``.
         **pal_options: the wrapped :class:`~paltest.optimizers.pal.PAL`'s arguments
             (``mu`` is the first step's measuring step).
     """
@@ -76,8 +103,15 @@ class RelativeMuPAL:
     host_driven = "it reads each step's length on the host to set the next measuring step"
 
     def __init__(self, rho: float = 1.0, grow: float = 2.0, mu_min: float = 1e-12,
-                 mu_max: float | None = None, **pal_options: Any) -> None:
+                 mu_max: float | None = None, monotone: bool = False, shrink: float = 0.25,
+                 **pal_options: Any) -> None:
         self.pal = PAL(**pal_options)
+        self.monotone = check_bool("monotone", monotone)
+        self.shrink = check_positive("shrink", shrink)
+        if self.shrink >= 1.0:
+            raise ValueError(f"shrink: must be < 1, got {shrink!r}")
+        #: With ``monotone`` a non-finite step shrinks mu: the next step differs.
+        self.recovers_from_nonfinite = self.monotone
         self.rho = check_positive("rho", rho)
         self.grow = check_positive("grow", grow)
         self.mu_min = check_positive("mu_min", mu_min)
@@ -87,13 +121,18 @@ class RelativeMuPAL:
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
-        """The wrapped PAL's hyperparameters and ``rho``, ``grow``, ``mu_min``, ``mu_max``."""
-        return {**self.pal.hyperparameters, "rho": self.rho, "grow": self.grow,
-                "mu_min": self.mu_min, "mu_max": self.mu_max}
+        """The wrapped PAL's hyperparameters and ``rho``, ``grow``, ``mu_min``, ``mu_max``
+        (and ``monotone``, ``shrink`` when ``monotone``)."""
+        hp = {**self.pal.hyperparameters, "rho": self.rho, "grow": self.grow,
+              "mu_min": self.mu_min, "mu_max": self.mu_max}
+        if self.monotone:
+            hp.update(monotone=True, shrink=self.shrink)
+        return hp
 
     def __repr__(self) -> str:
+        extra = f", monotone=True, shrink={self.shrink!r}" if self.monotone else ""
         return (f"RelativeMuPAL(rho={self.rho!r}, grow={self.grow!r}, mu_min={self.mu_min!r}, "
-                f"mu_max={self.mu_max!r}, pal={self.pal!r})")
+                f"mu_max={self.mu_max!r}{extra}, pal={self.pal!r})")
 
     def init(self, theta: Any) -> RelativeMuState:
         """The wrapped PAL's state and the first measuring step ``mu``."""
@@ -106,6 +145,15 @@ class RelativeMuPAL:
              value: Any) -> tuple[Any, RelativeMuState, Any]:
         """One PAL step with ``mu = state.mu``; returns PAL's ``(theta, state, info)``
         with the state's ``mu`` set for the next step."""
+        if self.monotone:
+            return self._monotone_step(theta, state, value_and_grad, value)
+        theta_next, pal_state, info, mu, _ = self._pal_step(theta, state, value_and_grad,
+                                                            value)
+        return theta_next, RelativeMuState(pal_state, mu), info
+
+    def _pal_step(self, theta: Any, state: RelativeMuState, value_and_grad: Any,
+                  value: Any) -> tuple[Any, Any, Any, float, float]:
+        """PAL's step with ``mu = state.mu``; also the next ``mu`` and the step ``s``."""
         pal = copy.copy(self.pal)
         pal.mu = state.mu
         theta_next, pal_state, info = pal.step(theta, state.pal, value_and_grad, value)
@@ -115,6 +163,42 @@ class RelativeMuPAL:
             mu = self._clip(self.rho * s)
         elif case == 2:
             mu = self._clip(self.grow * state.mu)
+        elif case == 3 and self.monotone:
+            mu = self._clip(self.shrink * state.mu)
         else:
             mu = state.mu
-        return theta_next, RelativeMuState(pal_state, mu), info
+        return theta_next, pal_state, info, mu, s
+
+    def _monotone_step(self, theta: Any, state: RelativeMuState, value_and_grad: Any,
+                       value: Any) -> tuple[Any, RelativeMuState, Any]:
+        here = value_and_grad(theta)  # PAL's own l0 and g: handed to it below, not redone
+        l0 = backend.to_float(here[0])
+        if state.anchor is not None and not l0 <= state.anchor_loss:
+            mu = self._clip(self.shrink * state.last_step) if state.last_step > 0 else (
+                self._clip(self.shrink * state.mu))
+            info = self._rejected(theta, here[0], nonfinite=not math.isfinite(l0))
+            fresh = RelativeMuState(self.pal.init(state.anchor), mu, state.anchor,
+                                    state.anchor_loss, 0.0)
+            return state.anchor, fresh, info
+
+        def cached(x: Any) -> Any:
+            return here if x is theta else value_and_grad(x)
+
+        theta_next, pal_state, info, mu, s = self._pal_step(theta, state, cached, value)
+        return theta_next, RelativeMuState(pal_state, mu, theta, l0, s), info
+
+    def _rejected(self, theta: Any, l0: Any, nonfinite: bool) -> PALInfo:
+        """The record of a rejected step: back to the anchor, case 0 (3 when the loss
+        was not finite, ``nonfinite`` then set), one ``value_and_grad``."""
+        xp = backend.namespace(theta)
+
+        def scalar(v: float) -> Any:
+            return xp.asarray(v, dtype=theta.dtype, device=backend.device(theta))
+
+        nan = scalar(math.nan)
+        return PALInfo(l0=l0, l_mu=nan, a=nan, b=nan, step=scalar(0.0), lr=scalar(0.0),
+                       case=xp.asarray(3 if nonfinite else 0, dtype=xp.int32,
+                                       device=backend.device(theta)),
+                       clipped=xp.asarray(False, device=backend.device(theta)), beta=nan,
+                       nonfinite=xp.asarray(nonfinite, device=backend.device(theta)),
+                       n_fun=1, n_grad=1)
