@@ -13,7 +13,7 @@ from typing import Any
 
 from paltest.cli_args import joblib_backend, n_jobs, positive_int
 
-__all__ = ["add_parser", "main"]
+__all__ = ["add_parser", "main", "out_name"]
 
 
 def _positive_float(text: str) -> float:
@@ -87,6 +87,16 @@ def _split(text: str) -> list[str]:
     return [s.strip() for s in text.split(sep) if s.strip()]
 
 
+def out_name(problems: str) -> str:
+    """The folder under ``--out``: ``profile-<set>`` for a named set (``default``,
+    ``tiny``, ``all``), else ``profile``.
+
+    >>> out_name("default"), out_name("cutest:ROSENBR,cutest:BEALE")
+    ('profile-default', 'profile')
+    """
+    return f"profile-{problems}" if problems in ("default", "tiny", "all") else "profile"
+
+
 def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run ``paltest profile`` (status 2 for bad options, before any run)."""
     from paltest.testbed.profiles import experiment, problem_sets, solvers
@@ -105,10 +115,10 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         experiment.check_float64(args.dtype, names)
     except ValueError as err:
         parser.error(f"--{err}")
+    out = Path(args.out) / out_name(args.problems)
     print(f"profile: {len(specs)} solvers x {len(names)} problems, budget {args.budget} "
-          f"evaluations, {args.dtype} on {args.xp}; runs in {Path(args.out) / 'runs'}",
-          flush=True)
-    res = experiment.profile(names, [s.label for s in specs], args.out, budget=args.budget,
+          f"evaluations, {args.dtype} on {args.xp}; runs in {out / 'runs'}", flush=True)
+    res = experiment.profile(names, [s.label for s in specs], out, budget=args.budget,
                              test=args.test, tol=args.tol, xp=args.xp, dtype=args.dtype,
                              time_limit=args.time_limit, n_jobs=args.jobs,
                              backend=args.backend, progress=not args.no_progress)

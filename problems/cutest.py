@@ -43,7 +43,10 @@ Example:
     >>> p = problems.get("cutest:ROSENBR", xp="numpy", dtype="float32")  # doctest: +SKIP
     >>> x = p.init_params(0)                                             # doctest: +SKIP
     >>> float(p.value(x, None)), p.value_and_grad(x, None)[1]            # doctest: +SKIP
-    (24.2, array([-215.6,  -88. ], dtype=float32))
+    (24.200010299682617, array([-215.60005,  -88.00002], dtype=float32))
+
+(skipped as a doctest: it needs the ``cutest`` extra; ``tests/test_cutest.py`` checks
+these values.)
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ def test_profile_command_writes_table_summary_and_plots(tmp_path, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "3 solvers x 2 problems" in out and "6 runs done, 0 already there" in out
+    tmp_path = tmp_path / "profile"   # a list of names: OUT/profile/
     table = pd.read_csv(tmp_path / "runs.csv")
     assert sorted(set(table["solver"])) == ["cg", "pal", "pal:beta=pr,alpha=1"]
     summary = pd.read_csv(tmp_path / "summary.csv")
@@ -37,7 +38,7 @@ def test_bad_options_exit_2_before_running(tmp_path, capsys, argv, message):
         main(["profile", "--out", str(tmp_path / "o"), "--problems", "quadratic", *argv])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
-    assert not (tmp_path / "o" / "runs").exists()
+    assert not (tmp_path / "o").exists()
 
 
 def test_solver_list_splitting():
