@@ -102,7 +102,8 @@ def test_figure_notebooks_are_committed_with_a_full_run(path):
 def test_other_notebooks_are_stored_without_outputs():
     nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed")
     for path in NOTEBOOKS:
-        if path in FIGURE_NOTEBOOKS or path.name == "line_analyses.ipynb":
+        if path in FIGURE_NOTEBOOKS or path.name in ("line_analyses.ipynb",
+                                                     "cutest_profiles.ipynb"):
             continue  # committed with a full run (checked above and below)
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
@@ -119,5 +120,18 @@ def test_line_analyses_notebook_is_committed_with_a_full_run():
     assert "scale: full" in text and "(full scale)" in text
     assert _images(nb) == 4  # Figures 1, 2, 6 and 7
     assert "holds" in text and "does not hold" in text
+    assert not [o for c in code for o in c.get("outputs", [])
+                if o.get("output_type") == "error"]
+
+
+def test_cutest_notebook_is_committed_with_a_full_run():
+    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed")
+    nb = nbformat.read(ROOT / "notebooks" / "cutest_profiles.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), "every cell executed"
+    text = _text(nb)
+    assert "scale: full" in text and "on the 'default' set" in text
+    assert "131 problems" in text and "goal (a PAL configuration" in text
+    assert _images(nb) == 2  # the profiles and the lines
     assert not [o for c in code for o in c.get("outputs", [])
                 if o.get("output_type") == "error"]
