@@ -89,7 +89,8 @@ def _check(name: str) -> None:
         raise TypeError(f"problem: expected a problem name (a str), got {name!r}; "
                         f"choose one of {names()}")
     if name not in _ENTRIES:
-        raise ValueError(f"problem: unknown name {name!r}; choose one of {names()}")
+        raise ValueError(f"problem: unknown name {name!r}; choose one of {names()}, or "
+                         f"{' '.join(p + 'NAME' for p in _PREFIXES)}")
 
 
 def get(name: str, **options: Any) -> Any:
