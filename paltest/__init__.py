@@ -4,9 +4,12 @@ Optimizers share one functional interface (see :mod:`paltest.optimizers.base`)::
 
     state = opt.init(theta)
     theta, state, info = opt.step(theta, state, value_and_grad, value)
+
+The testbed's problems are ``paltest.problems`` (the package ``problems``, the same
+module objects: see :mod:`paltest._aliases`).
 """
 
-from paltest import backend
+from paltest import _aliases, backend  # noqa: F401 - _aliases: import paltest.problems
 from paltest.minimize import minimize, scipy_method
 from paltest.optimizers.adam import Adam
 from paltest.optimizers.alig import ALIG
@@ -54,3 +57,17 @@ __all__ = [
     "sweep",
 ]
 __version__ = "0.1.0"
+
+#: Imported on first use, so that ``import paltest`` needs neither framework:
+#: ``paltest.torch`` (:class:`paltest.torch.PAL`, a ``torch.optim.Optimizer``),
+#: ``paltest.optax`` (:func:`paltest.optax.pal`, an optax transformation on pytrees),
+#: and ``paltest.problems`` (the testbed's problems, the same modules as ``problems``).
+_LAZY = ("optax", "problems", "torch")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"paltest.{name}")
+    raise AttributeError(f"module 'paltest' has no attribute {name!r}")

@@ -9,6 +9,7 @@ Examples::
     paltest run mf-rank4 pal --hp mu=0.1 --epochs 10
     paltest sweep grid.json --jobs 4
     paltest sweep --example > grid.toml   # a commented example grid to start from
+    paltest sweep grid.toml --plugin my_problems.py   # with problems of your own
     paltest plot results/figure8
     paltest profile --problems tiny --jobs 2   # solvers on CUTEst: performance profiles
 
@@ -37,6 +38,7 @@ from paltest.cli_args import (
     n_jobs,
     nonneg_int,
     out_dir,
+    plugin,
     positive_bytes,
     positive_int,
 )
@@ -77,6 +79,10 @@ def _common(out_default: str = "results") -> argparse.ArgumentParser:
                    help="directory for results and figures, checked to be writable "
                         "(default: %(default)s/)")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    g.add_argument("--plugin", type=plugin, action="append", default=[], metavar="MODULE",
+                   help="a module (name or .py file) that registers problems of your own "
+                        "with problems.registry.register (repeatable; added to "
+                        "PALTEST_PLUGINS for the worker processes)")
     return p
 
 
@@ -177,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
             "seeds from a JSON or TOML file, in parallel with joblib. The whole grid is "
             "checked first: every bad entry is reported with its key, and nothing runs. It "
             "is resumable: finished runs in OUT/runs/ are skipped, damaged result files "
-            "are run again.", 88),
+            "are run again. The runs' tables are also parquet files for pandas, polars or "
+            "DuckDB (OUT/runs/tables/), and OUT/summary.csv and .parquet summarize them.",
+            88),
         epilog="example grid ('paltest sweep --example > grid.toml' writes it):\n\n"
                + textwrap.indent(example_grid(), "  "))
     s.add_argument("config", nargs="?", help="the grid file (.json or .toml)")
@@ -220,10 +228,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_failure(err: BaseException) -> bool:
     """A failure while running (exit status 1): a file that cannot be found, read or
-    written, a damaged data file, a failed download."""
-    from problems import datasets
+    written, a damaged data file, a failed download, a plugin that cannot be imported
+    (``PALTEST_PLUGINS``)."""
+    from problems import datasets, plugins
 
-    return isinstance(err, (FileNotFoundError, RuntimeError, OSError,
+    return isinstance(err, (FileNotFoundError, RuntimeError, OSError, plugins.PluginError,
                             datasets.ChecksumError, datasets.MalformedDataError))
 
 
@@ -251,6 +260,18 @@ def _check_xp(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error(f"--dtype: {str(err).removeprefix('dtype: ')}")
 
 
+#: The one line the drawing commands print (before running anything) without matplotlib.
+NO_MATPLOTLIB = ("matplotlib is not installed, so no figures are drawn; to draw them: "
+                 "pip install 'paltest[plot]'")
+
+
+def _can_draw() -> bool:
+    """Whether matplotlib is installed (the ``plot`` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def _line_figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from paltest.testbed import line_figures as lf
 
@@ -267,14 +288,18 @@ def _line_figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         parser.error(f"--{err}")
     if args.data_dir is not None:
         os.environ["PALTEST_DATA"] = str(Path(args.data_dir).expanduser().resolve())
+    draw = _can_draw()
+    if not draw:
+        print(f"paltest: {NO_MATPLOTLIB} (tables and claims only)", flush=True)
     print(f"Figure {args.number} ({p.scale} scale): {', '.join(p.problems)}, seeds "
           f"{list(p.seeds)}, {args.dtype} on {args.xp}; runs in {Path(args.out) / 'line-runs'}",
           flush=True)
     result = lf.run_line_figure(p, args.out, n_jobs=args.jobs, backend=args.backend,
                                 progress=not args.no_progress)
-    paths = lf.draw_line_figure(result)
+    paths = lf.draw_line_figure(result) if draw else []
     print("\n" + lf.line_summary(result))
-    print("\nfigures written:\n" + "\n".join(f"  {q}" for q in paths))
+    if draw:
+        print("\nfigures written:\n" + "\n".join(f"  {q}" for q in paths))
     print("tables: " + ", ".join(str(result.out_dir / f) for f in (
         "lines.csv", "runs.csv", "summary.csv", "claims.json", "claims.md")))
     return 0
@@ -305,15 +330,20 @@ def _figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         os.environ["PALTEST_DATA"] = str(Path(args.data_dir).expanduser().resolve())
     out = Path(args.out) / experiments.out_name(p)
     n_grid = len(p.problems) * sum(len(g.points()) for g in p.grids.values())
+    draw = _can_draw()
+    if not draw:
+        print(f"paltest: {NO_MATPLOTLIB} (tables and claims only)", flush=True)
     print(f"Figure {args.number} ({p.scale} scale): {len(p.problems)} problems x "
           f"{len(p.optimizers)} optimizers x {len(p.seeds)} seeds, {p.epochs} epochs, "
           f"{args.dtype} on {args.xp}; {n_grid} selection runs plus their extensions, then "
           f"the final runs, into {out}/runs", flush=True)
     result = experiments.run_figure(p, out, n_jobs=args.jobs, backend=args.backend,
                                     progress=not args.no_progress)
-    paths = experiments.draw(result, x=args.x, n_jobs=args.jobs, backend=args.backend)
+    paths = (experiments.draw(result, x=args.x, n_jobs=args.jobs, backend=args.backend)
+             if draw else [])
     print("\n" + experiments.summary(result))
-    print("\nfigures written:\n" + "\n".join(f"  {q}" for q in paths))
+    if draw:
+        print("\nfigures written:\n" + "\n".join(f"  {q}" for q in paths))
     print("tables: " + ", ".join(str(out / f) for f in ("selection.json", "summary.csv",
                                                         "claims.json", "claims.md")))
     return 0
@@ -365,7 +395,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from paltest.testbed import experiments, metrics, results
+    from paltest.testbed import experiments, metrics, results, tables
     from paltest.testbed.sweep import example_grid, expand, load_config, sweep
 
     if args.example:
@@ -392,8 +422,9 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     table = table[table["run_id"].isin(s.run_ids)]
     summ = experiments.sweep_summary(table)
     path = results.write_text_atomic(Path(args.out) / "summary.csv", summ.to_csv(index=False))
+    tables.write_frame(summ, Path(args.out) / "summary.parquet")
     print(metrics.format_summary(summ))
-    print(f"summary: {path}")
+    print(f"summary: {path} (and summary.parquet); tables: {tables.tables_dir(out)}")
     return 0
 
 
@@ -401,6 +432,9 @@ def _plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from paltest.testbed import experiments, figures, results
 
     src = Path(args.results_dir)
+    if not _can_draw():
+        print(f"paltest plot: error: {NO_MATPLOTLIB}", file=sys.stderr)
+        return 1
     if not src.is_dir():
         parser.error(f"RESULTS_DIR: not a directory: {str(src)!r}")
     out = Path(args.out) if args.out else src

@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["joblib_backend", "key_value", "n_jobs", "nonneg_int", "out_dir", "positive_bytes",
-           "positive_int"]
+__all__ = ["joblib_backend", "key_value", "n_jobs", "nonneg_int", "out_dir", "plugin",
+           "positive_bytes", "positive_int"]
 
 
 def _int_at_least(minimum: int, expected: str) -> Any:
@@ -98,3 +98,16 @@ def key_value(text: str) -> tuple[str, Any]:
     except ValueError:
         value = raw
     return key.strip(), value
+
+
+def plugin(text: str) -> str:
+    """A plugin module that registers problems (``--plugin``): a module name or a ``.py``
+    file, imported now and added to ``PALTEST_PLUGINS`` for the worker processes (see
+    :mod:`problems.plugins`)."""
+    from problems import plugins
+
+    try:
+        plugins.add(text)
+    except ImportError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text

@@ -7,6 +7,12 @@ Modules are imported only when a problem is asked for, so the registry is cheap 
 :func:`validate` checks a name and options without the expensive part of the build (what
 a sweep does for its whole grid before any run starts).
 
+Problems of your own: :func:`register` adds a factory under a new name (see its
+docstring); :mod:`problems.plugins` says how the command line and worker processes learn
+of it (the ``paltest.problems`` entry point group, or ``PALTEST_PLUGINS``). A name that is
+not known yet loads the plugins first, in every process, so a sweep's workers find the
+same problems as the process that started it.
+
 >>> from problems import registry
 >>> "mf-rank10" in registry.names()
 True
@@ -16,9 +22,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["describe", "get", "names", "validate"]
+__all__ = ["describe", "get", "names", "register", "registered", "unregister", "validate"]
 
 # name -> (module, factory, fixed options, one-line description)
 _ENTRIES: dict[str, tuple[str, str, dict[str, Any], str]] = {
@@ -70,10 +77,29 @@ def _prefixed(name: str) -> tuple[str, str] | None:
     return None
 
 
+# Problems registered at run time (:func:`register`, plugins): name -> (factory, description).
+# A factory may also be a zero-argument loader (an entry point not loaded yet): see
+# :func:`_factory`.
+_USER: dict[str, tuple[Any, str]] = {}
+#: What a factory must accept (by name, or through ``**options``).
+_FACTORY_KEYWORDS = ("xp", "device", "dtype")
+#: What :func:`get` checks a user factory's result for (the protocol of problems.base).
+_PROTOCOL = ("n_params", "n_train", "xp", "dtype", "init_params", "batches", "value",
+             "value_and_grad", "train_loss", "test_metrics", "bind", "default_batch_size")
+
+
 def names() -> list[str]:
-    """The registered problem names (the families of :data:`_PREFIXES`, such as
-    ``cutest:NAME``, are not listed: see their modules)."""
-    return list(_ENTRIES)
+    """The problem names: the built-in ones, then those registered (plugins included).
+    The families of :data:`_PREFIXES` (``cutest:NAME``) are not listed: see their
+    modules."""
+    _load_plugins()
+    return list(_ENTRIES) + [n for n in _USER if n not in _ENTRIES]
+
+
+def registered() -> list[str]:
+    """The names added with :func:`register` (plugins included), in registration order."""
+    _load_plugins()
+    return list(_USER)
 
 
 def describe(name: str) -> str:
@@ -81,16 +107,132 @@ def describe(name: str) -> str:
     if (fam := _prefixed(name)) is not None:
         return f"{_PREFIXES[fam[0]][2]}: {fam[1]}"
     _check(name)
-    return _ENTRIES[name][3]
+    return _ENTRIES[name][3] if name in _ENTRIES else _USER[name][1]
+
+
+def register(name: str, factory: Callable[..., Any], description: str | None = None, *,
+             replace: bool = False) -> None:
+    """Add a problem of your own: ``get(name, **options)`` then calls ``factory(**options)``.
+
+    ``factory(*, xp="numpy", device=None, dtype="float64", **options)`` builds a problem
+    that follows the protocol of :mod:`problems.base` (subclass
+    :class:`problems.base.Problem`) on the namespace ``xp`` (a name or a module; resolve
+    it with :func:`paltest.backend.resolve_namespace`), ``device`` and ``dtype``. Its other
+    keyword options become the problem's options (``--po`` on the command line, a grid's
+    ``options``), checked against its signature like a built-in problem's. From then on
+    :func:`get`, :func:`validate`, ``paltest run``, ``paltest sweep``, the line figures'
+    ``--problem`` and the benchopt benchmark accept ``name``. ``description`` (default:
+    the first line of the factory's docstring) is what :func:`describe` says.
+
+    Registering the same factory again (a plugin module imported twice) does nothing;
+    another factory under a registered name raises ``ValueError`` unless ``replace``; a
+    built-in name is never replaced. This process knows the problem from now on
+    (``paltest.run``, a sweep with ``n_jobs=1`` or the ``threading`` backend); for worker
+    processes (``n_jobs > 1`` with loky or Dask) and the command line to know it,
+    register it from a plugin module (:mod:`problems.plugins`).
+
+    >>> import problems
+    >>> from problems.quadratic import make_least_squares
+    >>> register("tiny-lsq", lambda **o: make_least_squares(n_rows=20, n_cols=3, **o),
+    ...          "a 20 x 3 least-squares system")
+    >>> problems.get("tiny-lsq").n_train, describe("tiny-lsq")
+    (20, 'a 20 x 3 least-squares system')
+    >>> unregister("tiny-lsq")
+    """
+    if not isinstance(name, str) or not name or name != name.strip() or any(
+            c.isspace() for c in name):
+        raise ValueError(f"name: expected a non-empty problem name without spaces, got "
+                         f"{name!r}")
+    if name in _ENTRIES:
+        raise ValueError(f"name: {name!r} is a built-in problem; choose another name")
+    if _prefixed(name) is not None:
+        raise ValueError(f"name: {name!r} starts with a family's prefix "
+                         f"({', '.join(_PREFIXES)}); choose another name")
+    if not callable(factory):
+        raise TypeError(f"factory: expected a callable that builds the problem, got "
+                        f"{factory!r}")
+    _check_factory(name, factory)
+    if description is None:
+        doc = inspect.getdoc(factory) or ""
+        description = doc.strip().splitlines()[0] if doc.strip() else f"user problem {name}"
+    if not isinstance(description, str):
+        raise TypeError(f"description: expected a str, got {description!r}")
+    old = _USER.get(name)
+    if old is not None and not replace and not _same_factory(old[0], factory):
+        raise ValueError(f"name: {name!r} is already registered (to {old[0]!r}); pass "
+                         "replace=True to replace it")
+    _USER[name] = (factory, description)
+
+
+def unregister(name: str) -> None:
+    """Remove a problem added with :func:`register` (``KeyError`` if there is none)."""
+    if name not in _USER:
+        raise KeyError(f"name: {name!r} was not registered with register()")
+    del _USER[name]
+
+
+def _add_loader(name: str, loader: Callable[[], Any], description: str) -> None:
+    """Register an entry point: ``loader()`` gives the factory when it is first built.
+    A name already taken (built in, or registered by code) keeps its problem."""
+    if name not in _ENTRIES and name not in _USER:
+        _USER[name] = (loader, description)
+
+
+def _same_factory(a: Any, b: Any) -> bool:
+    """The same function, or the same function of a module imported again."""
+    return a is b or (
+        getattr(a, "__module__", None) == getattr(b, "__module__", 0)
+        and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", 0)
+        and "<lambda>" not in getattr(a, "__qualname__", "<lambda>"))
+
+
+def _check_factory(name: str, factory: Any) -> None:
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: checked when called
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    accepted = {p.name for p in params if p.kind in (
+        inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+    missing = [k for k in _FACTORY_KEYWORDS if k not in accepted]
+    if missing:
+        raise TypeError(f"factory: the factory of problem {name!r} must accept the "
+                        f"keywords {list(_FACTORY_KEYWORDS)} (or **options); it lacks "
+                        f"{missing}")
+
+
+def _load_plugins() -> None:
+    from problems import plugins
+
+    plugins.load()
 
 
 def _check(name: str) -> None:
     if not isinstance(name, str):
         raise TypeError(f"problem: expected a problem name (a str), got {name!r}; "
                         f"choose one of {names()}")
-    if name not in _ENTRIES:
-        raise ValueError(f"problem: unknown name {name!r}; choose one of {names()}, or "
-                         f"{' '.join(p + 'NAME' for p in _PREFIXES)}")
+    if name not in _ENTRIES and name not in _USER:
+        _load_plugins()
+        if name not in _USER:
+            raise ValueError(f"problem: unknown name {name!r}; choose one of {names()}, or "
+                             f"{' '.join(p + 'NAME' for p in _PREFIXES)} (a "
+                             "problem of your own is known to other processes, such as a "
+                             "sweep's workers, when a plugin registers it: --plugin, "
+                             "PALTEST_PLUGINS or the paltest.problems entry points)")
+
+
+def _factory(name: str) -> tuple[Any, dict[str, Any]]:
+    """The factory of ``name`` (checked) and its fixed options."""
+    if name in _ENTRIES:
+        module, factory, fixed, _ = _ENTRIES[name]
+        return getattr(importlib.import_module(module), factory), fixed
+    make, description = _USER[name]
+    if getattr(make, "paltest_loader", False):  # an entry point, loaded on first use
+        make = make()
+        _check_factory(name, make)
+        _USER[name] = (make, description)
+    return make, {}
 
 
 def get(name: str, **options: Any) -> Any:
@@ -99,13 +241,19 @@ def get(name: str, **options: Any) -> Any:
         module, factory, _ = _PREFIXES[fam[0]]
         return getattr(importlib.import_module(module), factory)(fam[1], **options)
     _check(name)
-    module, factory, fixed, _ = _ENTRIES[name]
+    make, fixed = _factory(name)
     clash = set(fixed) & set(options)
     if clash:
         raise ValueError(f"problem {name!r} fixes {sorted(clash)}; use another name to change it")
-    make = getattr(importlib.import_module(module), factory)
     _check_options(name, make, fixed, options)
-    return make(**fixed, **options)
+    problem = make(**fixed, **options)
+    if name not in _ENTRIES:
+        missing = [a for a in _PROTOCOL if not hasattr(problem, a)]
+        if missing:
+            raise TypeError(f"problem {name!r}: its factory returned {type(problem).__name__}"
+                            f", which lacks {missing} of the problem protocol "
+                            "(problems.base.Problem)")
+    return problem
 
 
 def _check_options(name: str, make: Any, fixed: dict[str, Any], options: dict) -> None:
@@ -137,7 +285,7 @@ def validate(name: str, **options: Any) -> int:
     if _prefixed(name) is not None:
         return int(get(name, **options).n_train)
     _check(name)
-    if _ENTRIES[name][0] != "problems.kernel_logreg":
+    if name not in _ENTRIES or _ENTRIES[name][0] != "problems.kernel_logreg":
         return int(get(name, **options).n_train)
     from problems.kernel_logreg import plan_storage
 

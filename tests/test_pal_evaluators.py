@@ -62,7 +62,10 @@ def test_host_evaluator_equals_array_evaluator(xp, dtype, data):
         ok = all(math.isfinite(x) for x in v)
         got = pal_cases.host_case(*v, mu, alpha, s_max, ok, np.dtype(dtype))
         assert np.asarray(got.step, dtype).tobytes() == arr[0][i].tobytes()
-        assert np.asarray(got.a, dtype).tobytes() == arr[1][i].tobytes()
+        a = np.asarray(got.a, dtype)
+        # a is NaN where an input is; a NaN's sign bit is not defined by IEEE 754
+        # (PyTorch's CPU kernels give -nan where NumPy gives nan), every other bit counts
+        assert (np.isnan(a) and np.isnan(arr[1][i])) or a.tobytes() == arr[1][i].tobytes()
         assert got.case == int(arr[2][i]) and bool(got.clipped) == bool(arr[3][i])
 
 

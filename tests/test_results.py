@@ -143,6 +143,7 @@ def tiny():
                problem_options={"n": 2}, hyperparameters={"lr": 0.1})
 
 
+@pytest.mark.slow  # namespace-free: CI's JAX and PyTorch legs leave it to the first leg
 def test_every_flipped_bit_is_caught_or_harmless(tiny, tmp_path):
     """Flip one bit of every byte of a result file in turn (bit i mod 8 of byte i).
 

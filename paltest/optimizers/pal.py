@@ -64,7 +64,8 @@ from paltest.optimizers.pal_beta import (  # noqa: F401 - CONJUGATE_FORMULAS kep
     check_beta,
     host_beta,
 )
-from paltest.optimizers.pal_cases import PALCase, array_case, host_case, pal_case
+from paltest.optimizers.pal_cases import PALCase, host_case, pal_case
+from paltest.optimizers.pal_line import measure, own_direction
 from paltest.optimizers.pal_state import CASE_NAMES, PALInfo, PALState
 
 #: Loss types and dtypes that :func:`as_loss` returns unchanged on NumPy (0-d).
@@ -77,6 +78,18 @@ _asarray = np.asarray
 _F32 = np.dtype("float32")
 _new_info = functools.partial(tuple.__new__, PALInfo)  # PALInfo(*fields), without a call
 _new_state = functools.partial(tuple.__new__, PALState)
+
+
+def _traced_or(check: Any, name: str, value: Any) -> Any:
+    """``check(name, value)``, or a traced 0-d real floating ``value`` itself (JAX's
+    ``jit``, ``vmap``, ``optax.inject_hyperparams``): its value cannot be read, so its
+    range is not checked; the step computes with it in the parameters' dtype."""
+    if not backend.is_traced(value):
+        return check(name, value)
+    if value.ndim != 0 or not backend.namespace(value).isdtype(value.dtype, "real floating"):
+        raise TypeError(f"{name}: a traced hyperparameter must be a 0-d real floating "
+                        f"array, got shape {tuple(value.shape)} and dtype {value.dtype}")
+    return value
 
 
 @takes_theta_as_data
@@ -117,8 +130,15 @@ class PAL:
             not used. ``PAL(direction=SGD(momentum=b))`` is ``PAL(beta=b)``. Others
             raise ``ValueError`` naming ``direction`` (their ``no_direction``).
 
-    Defaults are those of the authors' PyTorch class: :math:`\mu = 1`,
-    :math:`\alpha = 1/0.6`, :math:`\beta = 0.4`, :math:`s_{max} = 10^{0.5}`.
+    Defaults: :math:`\mu = 1`, :math:`\alpha = 1/0.6`, :math:`\beta = 0.4` as in the
+    authors' PyTorch class, and the paper's :math:`s_{max} = 10^{0.5} \approx 3.1623`
+    (the authors' class rounds it to 3.16).
+
+    Hyperparameters are Python floats, checked when the optimizer is made. Under JAX
+    tracing (``jax.jit``, ``vmap``, ``optax.inject_hyperparams``) ``mu``, ``alpha``,
+    ``beta`` (a constant), ``s_max`` and ``eps`` may also be traced 0-d arrays, so a
+    schedule or a sweep over them does not recompile; their range cannot be checked
+    then, and the step computes with them in the parameters' dtype.
 
     Cost per step: one ``value_and_grad`` and one ``value`` call, a few vector
     operations, and one vector of state (two for the conjugate formulas).
@@ -165,18 +185,21 @@ class PAL:
         on_nonfinite: str = "flag",
         direction: Any = None,
     ) -> None:
-        self.mu = check_positive("mu", mu)
-        self.alpha = check_positive("alpha", alpha)
+        self.mu = _traced_or(check_positive, "mu", mu)
+        self.alpha = _traced_or(check_positive, "alpha", alpha)
         if direction is not None and beta is not None:
             raise ValueError(
                 "beta: PAL's own direction adaptation is not used with direction=...; "
                 "leave beta unset (e.g. direction=SGD(momentum=b) is PAL(beta=b))")
         self.direction = None if direction is None else _direction.resolve(direction)
-        self.beta = None if direction is not None else check_beta(
-            0.4 if beta is None else beta)
-        self.s_max = check_positive("s_max", s_max)
-        self.eps = check_positive("eps", eps)
+        self.beta = None if direction is not None else _traced_or(
+            lambda _, b: check_beta(b), "beta", 0.4 if beta is None else beta)
+        self.s_max = _traced_or(check_positive, "s_max", s_max)
+        self.eps = _traced_or(check_positive, "eps", eps)
         self.on_nonfinite = check_on_nonfinite(on_nonfinite)
+        #: The hyperparameters that are traced values (cast to theta's dtype per step).
+        self._traced = tuple(k for k in ("mu", "alpha", "beta", "s_max", "eps")
+                             if backend.is_traced(getattr(self, k)))
 
     def __repr__(self) -> str:
         lead = (f"beta={self.beta!r}" if self.direction is None
@@ -212,6 +235,14 @@ class PAL:
             return PALState(buf=buf, prev_grad=None, base=self.direction.init(theta))
         prev = xp.zeros_like(theta) if isinstance(self.beta, str) else None
         return PALState(buf=buf, prev_grad=prev)
+
+    def line_hyperparameters(self, xp: Any, dtype: Any) -> tuple[Any, ...]:
+        """``(mu, alpha, s_max, eps, beta)`` for a step on parameters of ``dtype``: the
+        Python floats (or formula name) as they are, traced ones cast to ``dtype``."""
+        hp = (self.mu, self.alpha, self.s_max, self.eps, self.beta)
+        if not self._traced:
+            return hp
+        return tuple(xp.astype(h, dtype) if backend.is_traced(h) else h for h in hp)
 
     def line_direction(self, state: PALState) -> Any:
         r"""The unit direction :math:`\hat d` of the last finite step, from its
@@ -252,55 +283,33 @@ class PAL:
         if _cases.HOST_FAST_PATH and backend.on_host(xp):
             return self._host_step(xp, theta, state, value, l0, g)
 
-        # Vector work: the direction (one pass, or none when beta == 0), its norm and
-        # the dot product (one pass each), the measuring point and the update (one
-        # multiply-add each, written in place into a fresh array), and two selections
-        # (:func:`select`: no pass at all on NumPy).
-        # ``buf * (-c)`` then ``+= theta`` is bitwise ``theta - c * buf`` (IEEE:
-        # x - y == x + (-y), and rounding is symmetric in sign).
+        # The two stages of :mod:`paltest.optimizers.pal_line` (shared with the optax
+        # and torch front ends), then the update (one multiply-add into a fresh array)
+        # and the selections. ``buf * (-c)`` then ``+= theta`` is bitwise
+        # ``theta - c * buf`` (IEEE: x - y == x + (-y), and rounding is symmetric in sign).
+        mu, alpha, s_max, eps, formula = self.line_hyperparameters(xp, theta.dtype)
         base_next = None
         if base is not None:  # the base's update at unit learning rate (a fresh array)
             buf, base_next = base.update(theta, state.base, g, 1.0)
             beta = math.nan
         else:
-            beta = array_beta(self.beta, xp, g, state)
-            if isinstance(beta, float) and beta == 0.0:
-                buf = g  # 0 * buf + g equals g (it may differ only in the sign of a zero)
-            else:
-                buf = state.buf * beta
-                buf += g
-        n = xp.linalg.vector_norm(buf)
-        n = xp.where(n == 0, xp.full_like(n, self.eps), n)  # NaN stays NaN
-        b = -xp.vecdot(g, buf) / n
-        probe = buf * (-(self.mu / n))
-        probe += theta
-        l_mu = as_loss(value(probe), xp, theta)
-        del probe
-
-        # The case logic runs in the widest of the loss and parameter dtypes.
-        ct = xp.result_type(l0.dtype, l_mu.dtype, theta.dtype)
-        l0c, lmuc, bc = (xp.astype(v, ct, copy=False) for v in (l0, l_mu, b))
-        n_ok = xp.isfinite(n)  # a non-finite gradient, or a norm that overflowed
-        bc = xp.where(n_ok, bc, xp.full_like(bc, float("nan")))
-        finite = n_ok & xp.isfinite(l0c) & xp.isfinite(lmuc) & xp.isfinite(bc)
-        if self.on_nonfinite == "raise":
-            raise_if_nonfinite(finite, "loss, gradient or measured loss")
-        res = array_case(xp, l0c, lmuc, bc, self.mu, self.alpha, self.s_max, finite)
-        step = xp.astype(res.step, theta.dtype, copy=False)
-        moved = res.step > 0
-        lr = xp.where(moved, step / n, xp.zeros_like(step))
+            buf, beta = own_direction(formula, xp, g, state)
+        line = measure(xp, theta, buf, g, l0, value, mu, alpha, s_max, eps,
+                       self.on_nonfinite)
+        finite, lr = line.finite, line.lr
         update = buf * (-lr)
         update += theta
-        theta_next = select(xp, moved, update, theta)
+        theta_next = select(xp, line.moved, update, theta)
         del update
 
         new_buf = select(xp, finite, buf, state.buf)
         new_prev = None if state.prev_grad is None else select(xp, finite, g, state.prev_grad)
         new_base = None if base is None else select_state(xp, finite, base_next, state.base)
-        beta_rec = beta if not isinstance(beta, float) else xp.full_like(n, beta)
+        beta_rec = beta if not isinstance(beta, float) else xp.full_like(line.n, beta)
         info = PALInfo(
-            l0=l0, l_mu=l_mu, a=res.a, b=b, step=step, lr=lr, case=res.case,
-            clipped=res.clipped, beta=beta_rec, nonfinite=~finite, n_fun=2, n_grad=1,
+            l0=l0, l_mu=line.l_mu, a=line.a, b=line.b, step=line.step, lr=lr,
+            case=line.case, clipped=line.clipped, beta=beta_rec, nonfinite=~finite,
+            n_fun=2, n_grad=1,
         )
         return theta_next, PALState(buf=new_buf, prev_grad=new_prev, base=new_base), info
 

@@ -82,8 +82,23 @@ def select_state(xp: Any, ok: Any, new: NamedTuple, old: NamedTuple) -> NamedTup
     update and the advanced state, and the caller keeps the old state on a non-finite
     step).
     """
-    return type(old)(*(o if n is None else select(xp, ok, n, o)
-                       for n, o in zip(new, old, strict=True)))
+    return type(old)(*(_select_field(xp, ok, n, o) for n, o in zip(new, old, strict=True)))
+
+
+def _select_field(xp: Any, ok: Any, new: Any, old: Any) -> Any:
+    """:func:`select` on one field of a state; a field that is itself a container (the
+    state of an optax transformation along which PAL searches: tuples, NamedTuples,
+    lists, dicts of arrays) is selected leaf by leaf."""
+    if new is None:
+        return old
+    if isinstance(new, tuple):
+        items = (_select_field(xp, ok, n, o) for n, o in zip(new, old, strict=True))
+        return type(old)(*items) if hasattr(old, "_fields") else tuple(items)
+    if isinstance(new, list):
+        return [_select_field(xp, ok, n, o) for n, o in zip(new, old, strict=True)]
+    if isinstance(new, dict):
+        return {k: _select_field(xp, ok, new[k], old[k]) for k in old}
+    return select(xp, ok, new, old)
 
 
 def scalar(xp: Any, value: float, like: Any) -> Any:

@@ -2,8 +2,10 @@
 
 Data flows one way: :mod:`~paltest.testbed.runner` runs one optimizer on one problem and
 writes a :mod:`~paltest.testbed.results` record (its configuration from
-:mod:`~paltest.testbed.runconfig`); :mod:`~paltest.testbed.sweep` runs grids of them in
-parallel; :mod:`~paltest.testbed.protocols` states the figure protocols as data and
+:mod:`~paltest.testbed.runconfig`), which :mod:`~paltest.testbed.tables` gathers into
+parquet tables (columns typed by :mod:`~paltest.testbed.table_columns`);
+:mod:`~paltest.testbed.sweep` runs grids of them in parallel;
+:mod:`~paltest.testbed.protocols` states the figure protocols as data and
 :mod:`~paltest.testbed.experiments` runs them, choosing hyperparameters with
 :mod:`~paltest.testbed.selection` on the scores of :mod:`~paltest.testbed.metrics`;
 :mod:`~paltest.testbed.claims` evaluates the paper's statements on the results (pure) and

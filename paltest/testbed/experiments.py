@@ -32,10 +32,10 @@ What was tried and chosen is kept in ``out_dir/selection.json`` (written atomica
 plan, the floors, and for every problem and optimizer every configuration tried (stage,
 score, final loss, run id), the chosen one, whether it is bracketed and whether the cap
 was reached, plus the final and reference run ids. :func:`report` writes
-``summary.csv`` (:func:`paltest.testbed.metrics.summary_table`), ``claims.json`` and
-``claims.md`` (:mod:`paltest.testbed.claims`) beside it; :func:`draw` the figures;
-:func:`load_figure` reads a figure back. Outputs of a run that is not at the protocol's
-scale say so (titles, file metadata, claims).
+``summary.csv`` and ``summary.parquet`` (:func:`paltest.testbed.metrics.summary_table`),
+``claims.json`` and ``claims.md`` (:mod:`paltest.testbed.claims`) beside it;
+:func:`draw` the figures; :func:`load_figure` reads a figure back. Outputs of a run that
+is not at the protocol's scale say so (titles, file metadata, claims).
 
 Example:
     >>> import tempfile
@@ -55,7 +55,7 @@ from typing import Any
 
 from paltest.optimizers import registry
 from paltest.testbed import claims as _claims
-from paltest.testbed import metrics, schedule
+from paltest.testbed import metrics, schedule, tables
 from paltest.testbed.protocols import (  # noqa: F401 - the protocols, as before, from here too
     DEFAULT_OPTIMIZERS,
     FIGURE9_MEMORY_BUDGET,
@@ -271,7 +271,7 @@ def _targets(p: Plan) -> tuple[dict, dict]:
 
 
 def report(result: FigureResult) -> FigureResult:
-    """Compute the summary table and the claims and write ``summary.csv``,
+    """Compute the summary table and the claims and write ``summary.csv`` (and ``.parquet``),
     ``claims.json`` and ``claims.md`` into ``out_dir`` (atomically)."""
     from paltest.testbed import results
 
@@ -288,6 +288,7 @@ def report(result: FigureResult) -> FigureResult:
     result.summary = summ
     result.claims = _claims.evaluate(p.figure, table, result.floors, full_scale=p.full_scale)
     results.write_text_atomic(out / "summary.csv", result.summary.to_csv(index=False))
+    tables.write_frame(result.summary, out / "summary.parquet")
     doc = {"figure": p.figure, "scale": p.scale, "seeds": list(p.seeds), "epochs": p.epochs,
            "dtype": p.problem_options["dtype"],
            "claims": [c.to_json() for c in result.claims]}

@@ -208,14 +208,16 @@ def _seed_list(seeds: Any) -> tuple[int, ...]:
 def floors(names: Any, **options: Any) -> dict[str, float | None]:
     """The analytic training-loss floor of each problem (``None`` where unknown).
 
-    Only the matrix-factorization problems (cheap to build) are asked; others get None.
+    The matrix-factorization problems (cheap to build) and the problems registered with
+    :func:`problems.registry.register` (built once here) are asked; others get None.
     """
     import problems
 
     out: dict[str, float | None] = {}
+    user = set(problems.registry.registered())
     for name in names:
         out[name] = (problems.get(name, **{k: v for k, v in options.items() if k != "n_rows"})
-                     .floor if name.startswith("mf-") else None)
+                     .floor if name.startswith("mf-") or name in user else None)
     return out
 
 

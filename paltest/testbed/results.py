@@ -15,6 +15,9 @@ parsing anything, then all of it, so a truncated, partial or damaged file raises
 :func:`load_table`, :func:`load_steps` and :func:`completed_ids` (what a sweep resumes
 from) skip such files, and files not named after their run id (e.g. a backup
 ``<run_id>.bak.npz``), with a warning naming the file; temporary files are ignored.
+:func:`load_table` and :func:`load_steps` read the parquet tables that
+:mod:`paltest.testbed.tables` keeps beside the files (``tables/``), readable without
+paltest.
 
 Example:
     >>> import tempfile
@@ -307,49 +310,38 @@ def completed_ids(directory: str | os.PathLike) -> set[str]:
     return {r.run_id for r in _complete_runs(directory, strict=False)}
 
 
-def load_table(directory: str | os.PathLike, *, strict: bool = False) -> Any:
+def load_table(directory: str | os.PathLike, *, strict: bool = False,
+               cache: bool = True) -> Any:
     """A pandas DataFrame with one row per run and epoch (epoch 0 = before training).
 
     Columns: ``run_id``, ``problem``, ``optimizer``, ``seed``, ``dtype``, ``xp``,
     ``batch_size``, ``epochs``, one ``hp_<name>`` column per hyperparameter, one
     ``po_<name>`` column per other problem option, then the per-epoch arrays (``epoch``,
     ``train_loss``, test metrics, ``lr_mean``, ``lr_median``, cumulative ``n_fun``,
-    ``n_grad``, ``n_steps``, ``wall_time``, ...). Incomplete or damaged files and files
-    not named ``<run_id>.npz`` are skipped with a warning naming them (``strict=True``
-    raises :class:`IncompleteResultError` instead).
+    ``n_grad``, ``n_steps``, ``wall_time``, ...); rows ordered by run id, then epoch. A
+    column whose values mix numbers and strings across runs is text. Incomplete or
+    damaged files and files not named ``<run_id>.npz`` are skipped with a warning naming
+    them (``strict=True`` raises :class:`IncompleteResultError` instead).
+
+    It is read from ``directory/tables/epochs.parquet``, brought up to date first with
+    the result files that are new or changed (:mod:`paltest.testbed.tables`); ``cache=False``
+    reads and checks every result file and writes nothing.
     """
-    import pandas as pd
+    from paltest.testbed import tables
 
-    frames = []
-    for r in _complete_runs(directory, strict):
-        c = r.config
-        cols: dict[str, Any] = {
-            "run_id": r.run_id, "problem": c["problem"], "optimizer": c["optimizer"],
-            "seed": c["seed"], "dtype": c["problem_options"].get("dtype"),
-            "xp": c["problem_options"].get("xp"), "batch_size": c["batch_size"],
-            "epochs": c["epochs"],
-        }
-        for k, v in c["problem_options"].items():
-            if k not in ("xp", "dtype"):
-                cols[f"po_{k}"] = v if not isinstance(v, (list, dict)) else json.dumps(v)
-        for k, v in c["hyperparameters"].items():
-            cols[f"hp_{k}"] = v if not isinstance(v, (list, dict)) else json.dumps(v)
-        n = len(r.epochs["epoch"])
-        # One constructor call: the run's constants, then its epoch arrays (an epoch
-        # array named like a constant replaces it in place, as an assignment would).
-        frames.append(pd.DataFrame({**{k: [v] * n for k, v in cols.items()}, **r.epochs}))
-    if not frames:
-        return pd.DataFrame(columns=["run_id", "problem", "optimizer", "seed", "epoch"])
-    return pd.concat(frames, ignore_index=True)
+    return tables.read_epochs(directory, strict=strict, cache=cache)
 
 
-def load_steps(directory: str | os.PathLike, *,
-               strict: bool = False) -> dict[str, dict[str, np.ndarray]]:
+def load_steps(directory: str | os.PathLike, *, strict: bool = False,
+               cache: bool = True) -> dict[str, dict[str, np.ndarray]]:
     """``{run_id: {field: per-step array}}`` for the complete runs in ``directory``.
 
-    Files are skipped (or, with ``strict``, raise) as in :func:`load_table`.
+    Files are skipped (or, with ``strict``, raise) as in :func:`load_table`; read from
+    ``directory/tables/steps.parquet`` likewise (each array in its run's own dtype).
     """
-    return {r.run_id: r.steps for r in _complete_runs(directory, strict)}
+    from paltest.testbed import tables
+
+    return tables.read_steps(directory, strict=strict, cache=cache)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -376,7 +376,8 @@ def sweep(grid: dict[str, Any] | str | os.PathLike, out_dir: str | os.PathLike, 
     The backend and the whole grid are checked first (:func:`check_backend`,
     :func:`expand`), so a bad grid raises :class:`GridError` before any run starts. Files
     in ``out_dir`` that are damaged, partial or not named after their run id are skipped
-    with a warning, and their runs are run again.
+    with a warning, and their runs are run again. At the end the parquet tables of
+    ``out_dir`` are brought up to date (:mod:`paltest.testbed.tables`).
 
     Args:
         grid: a grid dict (module docstring) or the path of a JSON/TOML grid file.
@@ -389,8 +390,12 @@ def sweep(grid: dict[str, Any] | str | os.PathLike, out_dir: str | os.PathLike, 
     check_backend(backend)
     if not isinstance(grid, dict):
         grid = load_config(grid)
-    return run_configs(expand(grid), out_dir, n_jobs=n_jobs, backend=backend,
-                       progress=progress)
+    summary = run_configs(expand(grid), out_dir, n_jobs=n_jobs, backend=backend,
+                          progress=progress)
+    from paltest.testbed import tables
+
+    tables.refresh(out_dir)  # out_dir/tables/*.parquet, for pandas, polars, DuckDB
+    return summary
 
 
 def run_configs(configs: list[dict[str, Any]], out_dir: str | os.PathLike, *,
