@@ -1,4 +1,4 @@
-"""The ``paltest`` command: reproduce Figures 8 and 9, run one optimizer, sweep, plot.
+"""The ``paltest`` command: reproduce Figures 8 and 9, run one optimizer, sweep, plot, profile.
 
 Examples::
 
@@ -11,6 +11,7 @@ Examples::
     paltest sweep --example > grid.toml   # a commented example grid to start from
     paltest sweep grid.toml --plugin my_problems.py   # with problems of your own
     paltest plot results/figure8
+    paltest profile --problems tiny --jobs 2   # solvers on CUTEst: performance profiles
 
 Every command is a thin layer over the library (:mod:`paltest.testbed.experiments`,
 :mod:`paltest.testbed.figures`, :func:`paltest.testbed.runner.run`,
@@ -30,6 +31,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from paltest import cli_profile
 from paltest.cli_args import (
     key_value,
     max_runs_of,
@@ -179,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where to write (default: RESULTS_DIR)")
     pl.add_argument("--x", default="epochs", choices=X_CHOICES,
                     help="x-axis: epochs, evaluations or seconds (default: %(default)s)")
+    cli_profile.add_parser(sub, common)
     for p in sub.choices.values():
         p.set_defaults(command_parser=p)  # errors print under the command's usage line
     return top
@@ -468,7 +471,8 @@ def _plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-_COMMANDS = {"figure": _figure, "run": _run, "sweep": _sweep, "plot": _plot}
+_COMMANDS = {"figure": _figure, "run": _run, "sweep": _sweep, "plot": _plot,
+             "profile": cli_profile.main}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -59,6 +59,24 @@ _ENTRIES: dict[str, tuple[str, str, dict[str, Any], str]] = {
 }
 
 
+#: Families of problems named ``"<prefix><name>"`` (the prefix ends with ``:``):
+#: prefix -> (module, factory ``f(name, **options)``, one-line description).
+_PREFIXES: dict[str, tuple[str, str, str]] = {
+    "cutest:": ("problems.cutest", "make",
+                "an unconstrained CUTEst problem through sif2jax, e.g. cutest:ROSENBR "
+                "(the cutest extra)"),
+}
+
+
+def _prefixed(name: str) -> tuple[str, str] | None:
+    """``(prefix, rest)`` when ``name`` starts with a registered prefix, else ``None``."""
+    if isinstance(name, str):
+        for prefix in _PREFIXES:
+            if name.startswith(prefix):
+                return prefix, name[len(prefix):]
+    return None
+
+
 # Problems registered at run time (:func:`register`, plugins): name -> (factory, description).
 # A factory may also be a zero-argument loader (an entry point not loaded yet): see
 # :func:`_factory`.
@@ -71,7 +89,9 @@ _PROTOCOL = ("n_params", "n_train", "xp", "dtype", "init_params", "batches", "va
 
 
 def names() -> list[str]:
-    """The problem names: the built-in ones, then those registered (plugins included)."""
+    """The problem names: the built-in ones, then those registered (plugins included).
+    The families of :data:`_PREFIXES` (``cutest:NAME``) are not listed: see their
+    modules."""
     _load_plugins()
     return list(_ENTRIES) + [n for n in _USER if n not in _ENTRIES]
 
@@ -84,6 +104,8 @@ def registered() -> list[str]:
 
 def describe(name: str) -> str:
     """The one-line description of a problem."""
+    if (fam := _prefixed(name)) is not None:
+        return f"{_PREFIXES[fam[0]][2]}: {fam[1]}"
     _check(name)
     return _ENTRIES[name][3] if name in _ENTRIES else _USER[name][1]
 
@@ -123,6 +145,9 @@ def register(name: str, factory: Callable[..., Any], description: str | None = N
                          f"{name!r}")
     if name in _ENTRIES:
         raise ValueError(f"name: {name!r} is a built-in problem; choose another name")
+    if _prefixed(name) is not None:
+        raise ValueError(f"name: {name!r} starts with a family's prefix "
+                         f"({', '.join(_PREFIXES)}); choose another name")
     if not callable(factory):
         raise TypeError(f"factory: expected a callable that builds the problem, got "
                         f"{factory!r}")
@@ -190,7 +215,8 @@ def _check(name: str) -> None:
     if name not in _ENTRIES and name not in _USER:
         _load_plugins()
         if name not in _USER:
-            raise ValueError(f"problem: unknown name {name!r}; choose one of {names()} (a "
+            raise ValueError(f"problem: unknown name {name!r}; choose one of {names()}, or "
+                             f"{' '.join(p + 'NAME' for p in _PREFIXES)} (a "
                              "problem of your own is known to other processes, such as a "
                              "sweep's workers, when a plugin registers it: --plugin, "
                              "PALTEST_PLUGINS or the paltest.problems entry points)")
@@ -211,6 +237,9 @@ def _factory(name: str) -> tuple[Any, dict[str, Any]]:
 
 def get(name: str, **options: Any) -> Any:
     """Build problem ``name`` with ``options`` (``xp``, ``device``, ``dtype``, ...)."""
+    if (fam := _prefixed(name)) is not None:
+        module, factory, _ = _PREFIXES[fam[0]]
+        return getattr(importlib.import_module(module), factory)(fam[1], **options)
     _check(name)
     make, fixed = _factory(name)
     clash = set(fixed) & set(options)
@@ -253,6 +282,8 @@ def validate(name: str, **options: Any) -> int:
     >>> validate("least-squares", n_rows=50)
     50
     """
+    if _prefixed(name) is not None:
+        return int(get(name, **options).n_train)
     _check(name)
     if name not in _ENTRIES or _ENTRIES[name][0] != "problems.kernel_logreg":
         return int(get(name, **options).n_train)

@@ -5,8 +5,10 @@ when a person runs them; here they run at the quick scale (``PALTEST_NOTEBOOK_SC
 results in a temporary folder), in memory: the committed files are never rewritten. A
 notebook that stops because a data file is missing (``DataNotFoundError``, e.g. a LIBSVM
 set with no ``PALTEST_DATA`` and no network) is skipped with that reason, like the data
-tests. They run with the non-interactive Matplotlib backend and the repository root as
-working directory, so ``import paltest`` and ``import problems`` resolve as in the tests.
+tests, and so is one that needs an extra not installed (the CUTEst notebook without the
+``cutest`` extra, which CI installs for its JAX leg). They run with the non-interactive
+Matplotlib backend and the repository root as working directory, so ``import paltest``
+and ``import problems`` resolve as in the tests.
 
 The figure notebooks are committed with the outputs of a full run (so a reader sees the
 figures, the summary and the claims without running them); the others without outputs.
@@ -47,6 +49,8 @@ def test_notebook_runs(path, monkeypatch, tmp_path):
     except nbclient.exceptions.CellExecutionError as err:
         if err.ename == "DataNotFoundError":
             pytest.skip(f"{path.name}: {err.evalue}")
+        if err.ename == "ImportError" and "cutest extra" in str(err.evalue):
+            pytest.skip(f"{path.name}: {err.evalue}")  # CI's JAX leg installs it
         raise
     errors = [o for cell in nb.cells if cell.cell_type == "code"
               for o in cell.get("outputs", []) if o.get("output_type") == "error"]
@@ -57,6 +61,9 @@ def test_notebook_runs(path, monkeypatch, tmp_path):
     if path.name == "line_analyses.ipynb":
         assert "scale: quick" in _text(nb) and "(quick scale)" in _text(nb)
         assert _images(nb) == 4 and "2-narrow" in _text(nb)
+    if path.name == "cutest_profiles.ipynb":
+        assert "scale: quick" in _text(nb) and "goal (a PAL configuration" in _text(nb)
+        assert _images(nb) >= 2
     assert path.read_bytes() == committed  # executed in memory only
 
 
@@ -95,7 +102,8 @@ def test_figure_notebooks_are_committed_with_a_full_run(path):
 def test_other_notebooks_are_stored_without_outputs():
     nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed")
     for path in NOTEBOOKS:
-        if path in FIGURE_NOTEBOOKS or path.name == "line_analyses.ipynb":
+        if path in FIGURE_NOTEBOOKS or path.name in ("line_analyses.ipynb",
+                                                     "cutest_profiles.ipynb"):
             continue  # committed with a full run (checked above and below)
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
@@ -112,5 +120,18 @@ def test_line_analyses_notebook_is_committed_with_a_full_run():
     assert "scale: full" in text and "(full scale)" in text
     assert _images(nb) == 4  # Figures 1, 2, 6 and 7
     assert "holds" in text and "does not hold" in text
+    assert not [o for c in code for o in c.get("outputs", [])
+                if o.get("output_type") == "error"]
+
+
+def test_cutest_notebook_is_committed_with_a_full_run():
+    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed")
+    nb = nbformat.read(ROOT / "notebooks" / "cutest_profiles.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), "every cell executed"
+    text = _text(nb)
+    assert "scale: full" in text and "on the 'default' set" in text
+    assert "131 problems" in text and "goal (a PAL configuration" in text
+    assert _images(nb) == 2  # the profiles and the lines
     assert not [o for c in code for o in c.get("outputs", [])
                 if o.get("output_type") == "error"]

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from paltest import backend
 from paltest.optimizers.base import as_loss, raise_if_nonfinite
 from paltest.optimizers.pal_beta import array_beta
 from paltest.optimizers.pal_cases import array_case
@@ -97,14 +98,16 @@ def measure(xp: Any, theta: Any, buf: Any, g: Any, l0: Any, value: Any, mu: Any,
 
     Vector work: the norm and the dot product (one pass each) and the measuring point
     (one multiply-add, ``buf * (-mu/n)`` then ``+= theta``). The case logic runs in the
-    widest of the loss and parameter dtypes. With ``on_nonfinite="raise"`` a
-    non-finite loss, slope or norm raises :class:`~paltest.NonFiniteError` (one
-    device-to-host transfer).
+    widest of the loss and parameter dtypes. The scalars pass
+    :func:`paltest.backend.barrier` (a compiled JAX step computes them once, not inside
+    every element's loop). With ``on_nonfinite="raise"`` a non-finite loss, slope or
+    norm raises :class:`~paltest.NonFiniteError` (one device-to-host transfer).
     """
     n = xp.linalg.vector_norm(buf)
     n = xp.where(n == 0, xp.full_like(n, eps), n)  # NaN stays NaN
     b = -xp.vecdot(g, buf) / n
-    probe = buf * (-(mu / n))
+    n, b, c = backend.barrier(xp, (n, b, -(mu / n)))  # scalars: computed once
+    probe = buf * c
     probe += theta
     l_mu = as_loss(value(probe), xp, theta)
     del probe
@@ -120,5 +123,6 @@ def measure(xp: Any, theta: Any, buf: Any, g: Any, l0: Any, value: Any, mu: Any,
     step = xp.astype(res.step, theta.dtype, copy=False)
     moved = res.step > 0
     lr = xp.where(moved, step / n, xp.zeros_like(step))
+    res, step, moved, lr, finite = backend.barrier(xp, (res, step, moved, lr, finite))
     return PALLine(n=n, b=b, l_mu=l_mu, a=res.a, step=step, lr=lr, case=res.case,
                    clipped=res.clipped, moved=moved, finite=finite)
