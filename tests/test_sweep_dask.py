@@ -168,3 +168,18 @@ def test_an_unreachable_scheduler_is_a_usage_error(tmp_path, monkeypatch, capsys
     assert "paltest sweep: error: --scheduler: cannot connect to the Dask scheduler " \
            "'tcp://127.0.0.1:9'" in err
     assert not Path("results/runs").exists() or not any(Path("results/runs").iterdir())
+
+
+def test_paltest_profile_on_dask_saves_on_the_client(tmp_path, monkeypatch, capsys):
+    """``paltest profile --backend dask`` (merged with the same traceback as sweep and
+    figure) runs on a local cluster and saves the runs on the client."""
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    argv = ["profile", "--problems", "quadratic,least-squares", "--solvers", "pal,sgd",
+            "--out", "prof", "--no-progress"]
+    assert cli.main([*argv, "--backend", "dask", "--jobs", "2"]) == 0
+    files = sorted(p.name for p in Path("prof").rglob("*.npz"))
+    assert files
+    capsys.readouterr()
+    assert cli.main([*argv, "--backend", "sequential"]) == 0  # resumes: nothing to run
+    assert sorted(p.name for p in Path("prof").rglob("*.npz")) == files
