@@ -100,25 +100,42 @@ def opt_step(opt, params, state, loss_fn, batch):
     return optax.apply_updates(params, updates), state
 
 
-# --- eagerly: PAL's own step on the flat vector, bit for bit ----------------------------
+# --- eagerly: PAL's own step, bit for bit on one array, to rounding on a pytree --------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("beta", [0.4, 0.0, "polak-ribiere", "hestenes-stiefel"])
+def test_eager_updates_on_one_array_are_pal_bit_for_bit(dtype, beta):
+    """Parameters that are one 1-D array: the updates are paltest.PAL's steps exactly."""
+    params, loss_fn, batches, _ = regression(dtype)
+    theta0, unravel = ravel_pytree(params)
+    flat_loss = lambda t, x, y: loss_fn(unravel(t), x, y)  # noqa: E731
+    opt, core = pal(mu=0.2, beta=beta), paltest.PAL(mu=0.2, beta=beta)
+    theta, state = theta0, opt.init(theta0)
+    ref, ref_state = theta0, core.init(theta0)
+    for batch in batches:
+        value = lambda t, b=batch: flat_loss(t, *b)  # noqa: E731
+        ref, ref_state, info = core.step(ref, ref_state, jax.value_and_grad(value), value)
+        theta, state = opt_step(opt, theta, state, flat_loss, batch)
+        assert np.asarray(theta).tobytes() == np.asarray(ref).tobytes()
+        assert int(state.info.case) == int(info.case)
+    assert int(state.count) == N_STEPS
+
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("beta", [0.4, "polak-ribiere"])
-def test_eager_updates_are_pal_on_the_raveled_vector(model, dtype, beta):
-    params, loss_fn, batches, _ = MODELS[model](dtype)
-    opt, core = pal(mu=0.2, beta=beta), paltest.PAL(mu=0.2, beta=beta)
+def test_eager_steps_within_rounding_of_pal_on_the_raveled_vector(model, dtype):
+    """A pytree of several leaves: the norm and dot products sum leaf by leaf, so each
+    step equals paltest.PAL's on the raveled vector within the rounding bound."""
+    params, loss_fn, batches, k = MODELS[model](dtype)
+    opt, core = pal(mu=0.2), paltest.PAL(mu=0.2)
     state = opt.init(params)
-    cases = set()
+    cases, ill = set(), 0
     for batch in batches:
-        want, _, info, _ = flat_step(core, params, state, loss_fn, batch)
-        params, state = opt_step(opt, params, state, loss_fn, batch)
-        got = ravel_pytree(params)[0]
-        assert np.asarray(got).tobytes() == np.asarray(want).tobytes()
-        assert int(state.info.case) == int(info.case)
-        assert float(state.info.lr) == float(info.lr)
-        cases.add(int(info.case))
-    assert int(state.count) == N_STEPS and cases & {1, 2}
+        new, new_state = opt_step(opt, params, state, loss_fn, batch)
+        ill += check_step(core, params, state, new, loss_fn, batch, dtype, k, 0.2)
+        cases.add(int(new_state.info.case))
+        params, state = new, new_state
+    assert ill <= N_STEPS // 20 and cases & {1, 2}
     assert jax.tree_util.tree_structure(state.buf) == jax.tree_util.tree_structure(params)
 
 

@@ -32,20 +32,26 @@ def check_beta(beta: Any) -> float | str:
     return check_in_range("beta", beta, 0.0, 1.0)
 
 
-def array_beta(formula: float | str, xp: Any, g: Any, state: Any) -> Any:
+def array_beta(formula: float | str, xp: Any, g: Any, state: Any,
+               vectors: Any = None) -> Any:
     """:math:`\beta_t` of ``formula`` (PAL's ``beta``) as a 0-d array (or a Python float
-    for a constant)."""
+    for a constant). ``vectors`` (:class:`~paltest.optimizers.pal_line.FlatVectors` by
+    default: flat arrays of ``xp``) supplies the dot product and the difference of the
+    gradients (the pytrees of :mod:`paltest.optax` bring their own)."""
     if not isinstance(formula, str):
         return formula
+    dot = xp.vecdot if vectors is None else vectors.dot
     g_prev, buf_prev = state.prev_grad, state.buf
+    y = None if formula == "fletcher-reeves" else (
+        g - g_prev if vectors is None else vectors.sub(g, g_prev))
     if formula in ("polak-ribiere", "hestenes-stiefel"):
-        num = xp.vecdot(g, g - g_prev)
+        num = dot(g, y)
     else:
-        num = xp.vecdot(g, g)
+        num = dot(g, g)
     if formula in ("fletcher-reeves", "polak-ribiere"):
-        den = xp.vecdot(g_prev, g_prev)
+        den = dot(g_prev, g_prev)
     else:
-        den = -xp.vecdot(buf_prev, g - g_prev)  # d_{t-1} . y
+        den = -dot(buf_prev, y)  # d_{t-1} . y
     ok = den > 0
     beta = num / xp.where(ok, den, xp.ones_like(den))
     ok = ok & xp.isfinite(beta)

@@ -42,7 +42,7 @@ from paltest.optimizers.base import as_loss, raise_if_nonfinite
 from paltest.optimizers.pal_beta import array_beta
 from paltest.optimizers.pal_cases import array_case
 
-__all__ = ["PALLine", "measure", "own_direction"]
+__all__ = ["FlatVectors", "PALLine", "measure", "own_direction"]
 
 
 class PALLine(NamedTuple):
@@ -73,7 +73,38 @@ class PALLine(NamedTuple):
     finite: Any
 
 
-def own_direction(formula: Any, xp: Any, g: Any, state: Any) -> tuple[Any, Any]:
+class FlatVectors:
+    """PAL's vectors as one flat array of ``xp`` (:class:`~paltest.PAL`'s own): the norm,
+    the dot product, ``x * c + y`` (``x * c`` into a fresh array, then ``+= y``), the
+    difference, and the array that gives a loss its dtype and device. Another front end
+    passes its own object with these methods (the pytrees of :mod:`paltest.optax`)."""
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+
+    def norm(self, x: Any) -> Any:
+        return self.xp.linalg.vector_norm(x)
+
+    def dot(self, x: Any, y: Any) -> Any:
+        return self.xp.vecdot(x, y)
+
+    @staticmethod
+    def axpy(x: Any, c: Any, y: Any) -> Any:
+        out = x * c
+        out += y
+        return out
+
+    @staticmethod
+    def sub(x: Any, y: Any) -> Any:
+        return x - y
+
+    @staticmethod
+    def like(x: Any) -> Any:
+        return x
+
+
+def own_direction(formula: Any, xp: Any, g: Any, state: Any,
+                  vectors: Any = None) -> tuple[Any, Any]:
     r"""PAL's direction state :math:`\mathrm{buf}_t = \beta_t\,\mathrm{buf}_{t-1} + g_t`
     and :math:`\beta_t` (a Python float for a constant ``formula``, else a 0-d array).
 
@@ -82,19 +113,19 @@ def own_direction(formula: Any, xp: Any, g: Any, state: Any) -> tuple[Any, Any]:
     equals ``g`` but for the sign of a zero); otherwise a fresh array, ``buf * beta``
     then ``+= g``.
     """
-    beta = array_beta(formula, xp, g, state)
+    beta = array_beta(formula, xp, g, state, vectors)
     if isinstance(beta, float) and beta == 0.0:
         return g, beta
-    buf = state.buf * beta
-    buf += g
-    return buf, beta
+    return (vectors or FlatVectors).axpy(state.buf, beta, g), beta
 
 
 def measure(xp: Any, theta: Any, buf: Any, g: Any, l0: Any, value: Any, mu: Any,
-            alpha: Any, s_max: Any, eps: Any, on_nonfinite: str) -> PALLine:
+            alpha: Any, s_max: Any, eps: Any, on_nonfinite: str,
+            vectors: Any = None) -> PALLine:
     r"""PAL's line search along :math:`\hat d = -\mathrm{buf}/\lVert\mathrm{buf}\rVert`
-    from ``theta`` (one flat vector), with the slope from the gradient ``g`` and the
-    loss ``l0`` at ``theta`` (a 0-d array): one call ``value(theta + mu * d_hat)``.
+    from ``theta`` (one flat vector, or what ``vectors`` works on: see
+    :class:`FlatVectors`), with the slope from the gradient ``g`` and the loss ``l0`` at
+    ``theta`` (a 0-d array): one call ``value(theta + mu * d_hat)``.
 
     Vector work: the norm and the dot product (one pass each) and the measuring point
     (one multiply-add, ``buf * (-mu/n)`` then ``+= theta``). The case logic runs in the
@@ -103,16 +134,17 @@ def measure(xp: Any, theta: Any, buf: Any, g: Any, l0: Any, value: Any, mu: Any,
     every element's loop). With ``on_nonfinite="raise"`` a non-finite loss, slope or
     norm raises :class:`~paltest.NonFiniteError` (one device-to-host transfer).
     """
-    n = xp.linalg.vector_norm(buf)
+    v = vectors or FlatVectors(xp)
+    like = v.like(theta)
+    n = v.norm(buf)
     n = xp.where(n == 0, xp.full_like(n, eps), n)  # NaN stays NaN
-    b = -xp.vecdot(g, buf) / n
+    b = -v.dot(g, buf) / n
     n, b, c = backend.barrier(xp, (n, b, -(mu / n)))  # scalars: computed once
-    probe = buf * c
-    probe += theta
-    l_mu = as_loss(value(probe), xp, theta)
+    probe = v.axpy(buf, c, theta)
+    l_mu = as_loss(value(probe), xp, like)
     del probe
 
-    ct = xp.result_type(l0.dtype, l_mu.dtype, theta.dtype)
+    ct = xp.result_type(l0.dtype, l_mu.dtype, like.dtype)
     l0c, lmuc, bc = (xp.astype(v, ct, copy=False) for v in (l0, l_mu, b))
     n_ok = xp.isfinite(n)  # a non-finite gradient, or a norm that overflowed
     bc = xp.where(n_ok, bc, xp.full_like(bc, float("nan")))
@@ -120,7 +152,7 @@ def measure(xp: Any, theta: Any, buf: Any, g: Any, l0: Any, value: Any, mu: Any,
     if on_nonfinite == "raise":
         raise_if_nonfinite(finite, "loss, gradient or measured loss")
     res = array_case(xp, l0c, lmuc, bc, mu, alpha, s_max, finite)
-    step = xp.astype(res.step, theta.dtype, copy=False)
+    step = xp.astype(res.step, like.dtype, copy=False)
     moved = res.step > 0
     lr = xp.where(moved, step / n, xp.zeros_like(step))
     res, step, moved, lr, finite = backend.barrier(xp, (res, step, moved, lr, finite))
