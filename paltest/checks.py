@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 from typing import Any
 
-__all__ = ["check_bool", "check_in_range", "check_int", "check_nonneg", "check_positive"]
+__all__ = ["check_bool", "check_in_range", "check_int", "check_nonneg", "check_path",
+           "check_positive", "check_real", "shown"]
 
 
 def _not_real(value: Any) -> bool:
@@ -28,23 +30,44 @@ def _not_real(value: Any) -> bool:
     return getattr(getattr(value, "dtype", None), "kind", None) in ("b", "c")
 
 
+def shown(value: Any) -> str:
+    """``repr(value)`` for a message, short for a huge int (``repr`` of an int of more
+    than 4300 digits even raises): ``"an int of 401 digits"``.
+
+    >>> shown(0.5), shown(10**400)
+    ('0.5', 'an int of 401 digits')
+    """
+    if isinstance(value, int) and abs(value).bit_length() > 64:
+        bits = abs(value).bit_length()
+        digits = len(str(abs(value))) if bits < 14000 else f"about {int(bits * 0.30103)}"
+        return f"an int of {digits} digits"
+    return repr(value)
+
+
 def _as_float(name: str, value: Any) -> float:
     if _not_real(value):
-        raise TypeError(f"{name}: expected a real number, got {value!r}")
+        raise TypeError(f"{name}: expected a real number, got {shown(value)}")
     try:
         out = float(value)
+    except OverflowError:  # an int beyond the float range (10**400): not finite
+        raise ValueError(f"{name}: must be finite, got {shown(value)}") from None
     except (TypeError, ValueError) as err:
-        raise TypeError(f"{name}: expected a real number, got {value!r}") from err
+        raise TypeError(f"{name}: expected a real number, got {shown(value)}") from err
     if not math.isfinite(out):
-        raise ValueError(f"{name}: must be finite, got {value!r}")
+        raise ValueError(f"{name}: must be finite, got {shown(value)}")
     return out
+
+
+def check_real(name: str, value: Any) -> float:
+    """``value`` as a finite Python float (``TypeError``/``ValueError`` naming ``name``)."""
+    return _as_float(name, value)
 
 
 def check_positive(name: str, value: Any) -> float:
     """``value`` as a Python float; ``ValueError`` naming ``name`` unless finite and > 0."""
     out = _as_float(name, value)
     if not out > 0:
-        raise ValueError(f"{name}: must be > 0, got {value!r}")
+        raise ValueError(f"{name}: must be > 0, got {shown(value)}")
     return out
 
 
@@ -52,7 +75,7 @@ def check_nonneg(name: str, value: Any) -> float:
     """``value`` as a Python float; ``ValueError`` naming ``name`` unless finite and >= 0."""
     out = _as_float(name, value)
     if not out >= 0:
-        raise ValueError(f"{name}: must be >= 0, got {value!r}")
+        raise ValueError(f"{name}: must be >= 0, got {shown(value)}")
     return out
 
 
@@ -66,25 +89,36 @@ def check_in_range(
     if not (ok_lo and ok_hi):
         left = "(" if lo_open else "["
         right = ")" if hi_open else "]"
-        raise ValueError(f"{name}: must be in {left}{lo}, {hi}{right}, got {value!r}")
+        raise ValueError(f"{name}: must be in {left}{lo}, {hi}{right}, got {shown(value)}")
     return out
 
 
 def check_int(name: str, value: Any, minimum: int = 0) -> int:
     """``value`` as a Python int >= ``minimum`` (NumPy integers accepted, bools not)."""
     if isinstance(value, bool):
-        raise TypeError(f"{name}: expected an int, got {value!r}")
+        raise TypeError(f"{name}: expected an int, got {shown(value)}")
     try:
         out = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name}: expected an int, got {value!r}") from None
+        raise TypeError(f"{name}: expected an int, got {shown(value)}") from None
     if out < minimum:
-        raise ValueError(f"{name}: must be >= {minimum}, got {value!r}")
+        raise ValueError(f"{name}: must be >= {minimum}, got {shown(value)}")
     return out
 
 
 def check_bool(name: str, value: Any) -> bool:
     """``value`` must be a bool."""
     if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected a bool, got {value!r}")
+        raise TypeError(f"{name}: expected a bool, got {shown(value)}")
+    return value
+
+
+def check_path(name: str, value: Any) -> str:
+    """``value`` as a path string: a non-empty ``str`` or an ``os.PathLike`` (``TypeError``
+    naming ``name`` for anything else, e.g. a number, a list or bytes)."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name}: expected a path (a non-empty str or os.PathLike), "
+                        f"got {shown(value)}")
     return value

@@ -33,43 +33,24 @@ from typing import Any
 
 from paltest import cli_profile
 from paltest.cli_args import (
-    joblib_backend,
     key_value,
-    n_jobs,
+    max_runs_of,
     nonneg_int,
     out_dir,
+    parallel_options,
+    parse_seeds,
     plugin,
     positive_bytes,
     positive_int,
+    resolve_backend,
+    scheduler_errors,
+    shown_options,
 )
 
 __all__ = ["build_parser", "main", "parse_seeds"]
 
 XP_CHOICES = ("numpy", "array_api_strict", "jax", "torch", "cupy")
 X_CHOICES = ("epochs", "evaluations", "seconds")
-
-
-def parse_seeds(text: str) -> int | list[int]:
-    """``"5"`` -> 5 (seeds 0..4); ``"0,2,7"`` -> [0, 2, 7]; ``"1-3"`` -> [1, 2, 3].
-
-    >>> parse_seeds("5"), parse_seeds("0,2"), parse_seeds("1-3")
-    (5, [0, 2], [1, 2, 3])
-    """
-    try:
-        if "," in text:
-            seeds: int | list[int] = [int(s) for s in text.split(",") if s.strip()]
-        elif "-" in text.strip()[1:]:
-            lo, hi = (int(s) for s in text.split("-", 1))
-            seeds = list(range(lo, hi + 1))
-        else:
-            seeds = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a count (5), a list (0,1,2) or a range (0-4), got {text!r}") from None
-    if (isinstance(seeds, int) and seeds < 1) or (isinstance(seeds, list) and (
-            not seeds or min(seeds) < 0)):
-        raise argparse.ArgumentTypeError(f"need at least one seed, all >= 0, got {text!r}")
-    return seeds
 
 
 def _common(out_default: str = "results") -> argparse.ArgumentParser:
@@ -93,15 +74,12 @@ def _scale(jobs: bool = True, epochs: str = "the protocol's") -> argparse.Argume
                    help="array namespace (default: %(default)s)")
     g.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                    help="floating-point precision (default: %(default)s, as the reference)")
-    g.add_argument("--epochs", type=positive_int, metavar="N",
-                   help=f"epochs (default: {epochs})")
+    g.add_argument("--epochs", type=positive_int if jobs else nonneg_int, metavar="N",
+                   help=f"epochs (default: {epochs}" + ("" if jobs else "; 0: only the "
+                                                        "start is evaluated") + ")")
     if not jobs:
         return p
-    g.add_argument("--jobs", type=n_jobs, default=1, metavar="N",
-                   help="parallel runs with joblib (-1: all cores; default: %(default)s)")
-    g.add_argument("--backend", default="loky", type=joblib_backend,
-                   help="joblib backend: loky, threading, sequential, dask, ... "
-                        "(default: %(default)s)")
+    parallel_options(g)
     return p
 
 
@@ -191,11 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", nargs="?", help="the grid file (.json or .toml)")
     s.add_argument("--example", action="store_true",
                    help="print the example grid (TOML, shown below) and exit")
-    s.add_argument("--jobs", type=n_jobs, default=1, metavar="N",
-                   help="parallel runs (-1: all cores; default: %(default)s)")
-    s.add_argument("--backend", default="loky", type=joblib_backend,
-                   help="joblib backend: loky, threading, sequential, dask, ... "
-                        "(default: %(default)s)")
+    parallel_options(s.add_argument_group("parallel runs"))
 
     pl = sub.add_parser("plot", help="plot a results directory",
                         description="Draw the figures of a results directory: the Figure 8/9 "
@@ -219,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _COMMANDS[args.command](args, args.command_parser)
+    except MemoryError as err:
+        print(f"paltest: error: out of memory ({type(err).__name__}: {err}); a smaller "
+              "problem, fewer --jobs or a larger machine may do", file=sys.stderr)
+        return 1
     except Exception as err:
         if not _is_failure(err):
             raise
@@ -229,10 +207,12 @@ def main(argv: list[str] | None = None) -> int:
 def _is_failure(err: BaseException) -> bool:
     """A failure while running (exit status 1): a file that cannot be found, read or
     written, a damaged data file, a failed download, a plugin that cannot be imported
-    (``PALTEST_PLUGINS``)."""
+    (``PALTEST_PLUGINS``), runs of a sweep that failed."""
+    from paltest.optimizers.base import NonFiniteError
     from problems import datasets, plugins
 
-    return isinstance(err, (FileNotFoundError, RuntimeError, OSError, plugins.PluginError,
+    return isinstance(err, (FileNotFoundError, RuntimeError, OSError, NonFiniteError,
+                            plugins.PluginError,
                             datasets.ChecksumError, datasets.MalformedDataError))
 
 
@@ -281,9 +261,11 @@ def _line_figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     if args.x != "epochs":
         parser.error("--x: only for figures 8 and 9")
     _check_xp(args, parser)
+    resolve_backend(args, parser)
     try:
         p = lf.line_plan(args.number, problems=args.problem, seeds=args.seeds,
-                         epochs=args.epochs, quick=args.quick, xp=args.xp, dtype=args.dtype)
+                         epochs=args.epochs, quick=args.quick, xp=args.xp, dtype=args.dtype,
+                         max_runs=max_runs_of(args))
     except ValueError as err:
         parser.error(f"--{err}")
     if args.data_dir is not None:
@@ -294,8 +276,9 @@ def _line_figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     print(f"Figure {args.number} ({p.scale} scale): {', '.join(p.problems)}, seeds "
           f"{list(p.seeds)}, {args.dtype} on {args.xp}; runs in {Path(args.out) / 'line-runs'}",
           flush=True)
-    result = lf.run_line_figure(p, args.out, n_jobs=args.jobs, backend=args.backend,
-                                progress=not args.no_progress)
+    with scheduler_errors(parser):
+        result = lf.run_line_figure(p, args.out, n_jobs=args.jobs, backend=args.backend,
+                                    progress=not args.no_progress, scheduler=args.scheduler)
     paths = lf.draw_line_figure(result) if draw else []
     print("\n" + lf.line_summary(result))
     if draw:
@@ -316,13 +299,15 @@ def _figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.number == 8 and getattr(args, opt) is not None:
             parser.error(f"--{opt.replace('_', '-')}: only for figure 9")
     _check_xp(args, parser)
+    resolve_backend(args, parser)
     optimizers = None if args.optimizers is None else [
         o.strip() for o in args.optimizers.split(",") if o.strip()]
     po = {} if args.memory_budget is None else {"memory_budget": args.memory_budget}
     try:
         p = experiments.plan(args.number, optimizers=optimizers, problems=args.dataset,
                              seeds=args.seeds, epochs=args.epochs, quick=args.quick,
-                             xp=args.xp, dtype=args.dtype, problem_options=po)
+                             xp=args.xp, dtype=args.dtype, problem_options=po,
+                             max_runs=max_runs_of(args))
     except ValueError as err:
         parser.error(f"--{str(err)}" if str(err).startswith(("optimizers", "seeds")) else
                      str(err))
@@ -337,10 +322,14 @@ def _figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
           f"{len(p.optimizers)} optimizers x {len(p.seeds)} seeds, {p.epochs} epochs, "
           f"{args.dtype} on {args.xp}; {n_grid} selection runs plus their extensions, then "
           f"the final runs, into {out}/runs", flush=True)
-    result = experiments.run_figure(p, out, n_jobs=args.jobs, backend=args.backend,
-                                    progress=not args.no_progress)
-    paths = (experiments.draw(result, x=args.x, n_jobs=args.jobs, backend=args.backend)
-             if draw else [])
+    with scheduler_errors(parser):
+        result = experiments.run_figure(p, out, n_jobs=args.jobs, backend=args.backend,
+                                        progress=not args.no_progress,
+                                        scheduler=args.scheduler)
+    # The plots are drawn here (their files go to --out), in parallel only on this machine.
+    local = args.backend in ("loky", "threading", "sequential")
+    paths = (experiments.draw(result, x=args.x, n_jobs=args.jobs if local else 1,
+                              backend=args.backend if local else "loky") if draw else [])
     print("\n" + experiments.summary(result))
     if draw:
         print("\nfigures written:\n" + "\n".join(f"  {q}" for q in paths))
@@ -352,6 +341,7 @@ def _figure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import problems
     from paltest.optimizers import registry
+    from paltest.optimizers.base import NonFiniteError
     from paltest.testbed import results
     from paltest.testbed.runner import run
 
@@ -377,13 +367,21 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if _is_failure(err):
             raise
         parser.error(f"--po: {err}")
+    except MemoryError as err:
+        raise RuntimeError(f"problem {args.problem} with --po {shown_options(po)}: out of memory "
+                           f"({err})") from err
     batch_size = problem.default_batch_size if args.batch_size is None else args.batch_size
     if batch_size > problem.n_train:
         parser.error(f"--batch-size: {batch_size} exceeds the training set size "
                      f"{problem.n_train} of {args.problem}")
-    result = run(problem, args.optimizer, epochs=args.epochs or 10, batch_size=batch_size,
-                 seed=args.seed, problem_options=po, problem_name=args.problem,
-                 hyperparameters=hps, progress=not args.no_progress)
+    epochs = 10 if args.epochs is None else args.epochs
+    try:
+        result = run(problem, args.optimizer, epochs=epochs, batch_size=batch_size,
+                     seed=args.seed, problem_options=po, problem_name=args.problem,
+                     hyperparameters=hps, progress=not args.no_progress)
+    except (NonFiniteError, MemoryError) as err:  # a failure of this run: exit status 1
+        raise RuntimeError(f"run {args.optimizer} on {args.problem} (seed {args.seed}): "
+                           f"{type(err).__name__}: {err}") from err
     path = results.save(result, Path(args.out) / "runs")
     ep = result.epochs
     extra = "".join(f", {k} {float(ep[k][-1]):.4g}" for k in ep if k.startswith("test_"))
@@ -396,7 +394,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from paltest.testbed import experiments, metrics, results, tables
-    from paltest.testbed.sweep import example_grid, expand, load_config, sweep
+    from paltest.testbed.sweep import SweepError, example_grid, expand, load_config, run_configs
 
     if args.example:
         if args.config is not None:
@@ -407,17 +405,29 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("config: required (paltest sweep --example prints an example grid)")
     if not Path(args.config).is_file():
         parser.error(f"config: no such file {args.config!r}")
+    resolve_backend(args, parser)
     try:
         grid = load_config(args.config)
-        expand(grid)  # validates the whole grid: every bad entry, before any run
+        configs = expand(grid, max_runs=max_runs_of(args))  # every bad entry, before any run
     except (TypeError, ValueError, ImportError) as err:
         if _is_failure(err):
             raise
         parser.error(f"config: {err}")
+    except RecursionError:
+        parser.error("config: nested too deep to be a grid")
     out = Path(args.out) / "runs"
-    s = sweep(grid, out, n_jobs=args.jobs, backend=args.backend,
-                    progress=not args.no_progress)
-    print(f"sweep: {s.ran} runs done, {s.skipped} already there; results in {out}")
+    print(f"sweep: {len(configs)} runs planned (those already in {out} are skipped), "
+          f"backend {args.backend}", flush=True)
+    failed = None
+    with scheduler_errors(parser):
+        try:
+            s = run_configs(configs, out, n_jobs=args.jobs, backend=args.backend,
+                            progress=not args.no_progress, scheduler=args.scheduler)
+        except SweepError as err:  # the others ran: summarize them, then exit 1
+            s, failed = err.summary, err
+    tables.refresh(out)  # out/tables/*.parquet, for pandas, polars, DuckDB (as sweep())
+    print(f"sweep: {s.ran - len(failed.failures if failed else ())} runs done, "
+          f"{s.skipped} already there; results in {out}")
     table = results.load_table(out)
     table = table[table["run_id"].isin(s.run_ids)]
     summ = experiments.sweep_summary(table)
@@ -425,6 +435,9 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     tables.write_frame(summ, Path(args.out) / "summary.parquet")
     print(metrics.format_summary(summ))
     print(f"summary: {path} (and summary.parquet); tables: {tables.tables_dir(out)}")
+    if failed is not None:
+        print(f"paltest: error: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -24,6 +24,10 @@ included (which would draw a fresh, irreproducible start), raises an error namin
 ``seed`` or ``epoch``;
 ``value(theta, batch)`` and ``value_and_grad(theta, batch)``
     the mean loss over the batch (a 0-d array), and it with its analytic gradient;
+    ``batch`` is a non-empty 1-D integer index array of the problem's namespace, as
+    :meth:`~Problem.batches` yields (:meth:`~Problem.check_batch`: ``None``, lists,
+    empty, 2-D, float and bool arrays raise an error naming ``batch``; the whole
+    training set as a batch is :meth:`~Problem.full_batch`, its loss ``train_loss``);
 ``train_loss(theta)``
     the loss over the whole training set (0-d array);
 ``test_metrics(theta)``
@@ -63,6 +67,44 @@ from paltest.checks import check_int
 
 __all__ = ["BoundValue", "BoundValueWithLine", "DirectLine", "Line", "Problem",
            "epoch_permutation"]
+
+
+_ndarray, _INT64 = np.ndarray, np.dtype(np.int64)
+#: (array type, dtype) -> namespace of the batch types accepted so far.
+_BATCH_OK: dict[tuple[type, Any], Any] = {}
+
+
+def _check_batch(xp: Any, batch: Any) -> None:
+    """:meth:`Problem.check_batch` past its NumPy shortcut."""
+    try:
+        ok = _BATCH_OK.get((type(batch), batch.dtype))
+    except (AttributeError, TypeError):
+        ok = None
+    if ok is None:
+        if batch is None:
+            raise TypeError("batch: expected an index array (from batches()), got None; "
+                            "the whole training set is full_batch(), its loss "
+                            "train_loss(theta)")
+        try:
+            bxp = backend.namespace(batch)
+        except TypeError:
+            bxp = None
+        if bxp is None or isinstance(batch, (list, tuple)):
+            raise TypeError(f"batch: expected an index array of the problem's namespace "
+                            f"{xp.__name__}, got {type(batch).__name__}")
+        if bxp is not xp:
+            raise TypeError(f"batch: an array of {bxp.__name__}, not of the problem's "
+                            f"namespace {xp.__name__}")
+        if not xp.isdtype(batch.dtype, "integral"):
+            raise TypeError(f"batch: expected integer indices, got dtype {batch.dtype}")
+        _BATCH_OK[(type(batch), batch.dtype)] = ok = xp
+    if ok is not xp:
+        raise TypeError(f"batch: an array of {ok.__name__}, not of the problem's namespace "
+                        f"{xp.__name__}")
+    if batch.ndim != 1:
+        raise ValueError(f"batch: expected a 1-D index array, got shape {tuple(batch.shape)}")
+    if batch.shape[0] == 0:
+        raise ValueError("batch: empty (the mean loss of no samples is undefined)")
 
 
 def epoch_permutation(n: int, epoch: int, seed: int) -> np.ndarray:
@@ -202,9 +244,7 @@ class Problem(abc.ABC):
 
         The arguments are checked when it is called (not at the first batch).
         """
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
-        batch_size = int(batch_size)
+        batch_size = check_int("batch_size", batch_size, 1)  # None, 2.0, inf: named errors
         if batch_size > self.n_train:
             raise ValueError(
                 f"batch_size: {batch_size} exceeds the training set size {self.n_train}"
@@ -216,6 +256,25 @@ class Problem(abc.ABC):
             host = np.array(host)
         idx = backend.from_host(host, self.xp, device=self.device, dtype="int64")
         return (idx[i * batch_size : (i + 1) * batch_size] for i in range(n_batches))
+
+    def check_batch(self, batch: Any) -> None:
+        """``batch`` must be a non-empty 1-D integer array of the problem's namespace (an
+        index array as :meth:`batches` yields); anything else raises ``TypeError`` or
+        ``ValueError`` naming ``batch``. Only metadata is read (the indices themselves are
+        not: an index out of range is the namespace's own error). The batch methods call
+        it, so a mistaken ``None`` (the whole training set is ``train_loss``), a list, a
+        2-D or an empty batch (a NaN mean) never passes silently."""
+        if type(batch) is _ndarray and batch.dtype is _INT64 and batch.ndim == 1 \
+                and batch.shape[0]:
+            return  # NumPy's index arrays (what batches yields): four checks
+        _check_batch(self.xp, batch)
+
+    def full_batch(self) -> Any:
+        """Every training index as one batch (on the device): ``value(theta,
+        problem.full_batch())`` is the mean loss over the training set, for full-batch
+        optimization (``train_loss`` computes it without the gather)."""
+        return backend.from_host(np.arange(self.n_train), self.xp, device=self.device,
+                                 dtype="int64")
 
     def n_batches(self, batch_size: int) -> int:
         """Batches per epoch at ``batch_size`` (the last partial batch is dropped)."""
@@ -250,6 +309,7 @@ class Problem(abc.ABC):
         An instance of ``line_class``: :class:`DirectLine` (each point evaluated
         directly) unless the problem sets a cheap one (:mod:`problems.lines`).
         """
+        self.check_batch(batch)
         return self.line_class(self, theta, direction, batch)
 
     def bind(self, batch: Any) -> tuple[Any, Any]:

@@ -238,6 +238,10 @@ class CUTEstProblem(Problem):
             raise ValueError(f"batch_size: a CUTEst problem is one sample, got {batch_size!r}")
         return iter([None])
 
+    def check_batch(self, batch: Any) -> None:
+        """Any ``batch`` passes: the problem is one sample, its only batch is ``None``
+        (:meth:`batches`), and the batch methods ignore it."""
+
     def init_params(self, seed: int) -> Any:
         """The problem's standard start ``y0`` (the same for every ``seed``)."""
         check_int("seed", seed)

@@ -67,11 +67,14 @@ import numpy as np
 __all__ = [
     "DATASETS",
     "ENV_DATA",
+    "ENV_TIMEOUT",
     "ENV_URL",
     "FILES",
     "LIBSVM_URL",
+    "READ_TIMEOUT",
     "ChecksumError",
     "DataNotFoundError",
+    "DOWNLOAD_TIMEOUT",
     "DatasetInfo",
     "FileInfo",
     "MalformedDataError",
@@ -81,6 +84,7 @@ __all__ = [
     "load_libsvm",
     "resolve_base_url",
     "resolve_data_dir",
+    "resolve_timeout",
     "verify",
 ]
 
@@ -107,6 +111,14 @@ class MalformedDataError(ValueError):
 class NotAFileError(OSError):
     """A data file's path exists but is not a regular file (e.g. a directory)."""
 
+
+#: Environment variable overriding :data:`DOWNLOAD_TIMEOUT` (seconds).
+ENV_TIMEOUT = "PALTEST_DOWNLOAD_TIMEOUT"
+#: The overall deadline of one download, in seconds (a mirror that sends a byte now and
+#: then would otherwise keep :func:`fetch` running for ever).
+DOWNLOAD_TIMEOUT = 1800.0
+#: The longest wait for the next bytes of a download (seconds).
+READ_TIMEOUT = 30.0
 
 #: Staging folders (``.download-*``) untouched for this long are left over from a
 #: download that was killed, and are removed.
@@ -283,7 +295,60 @@ def _remove_stale_downloads(directory: Path, max_age: float = STALE_DOWNLOAD_SEC
             shutil.rmtree(stage, ignore_errors=True)
 
 
-def _download(name: str, directory: Path, url: str, info: FileInfo | None) -> Path:
+def resolve_timeout(timeout: Any = None) -> float:
+    """The download deadline in seconds: ``timeout``, else ``$PALTEST_DOWNLOAD_TIMEOUT``,
+    else :data:`DOWNLOAD_TIMEOUT`; a positive finite number (errors name the source)."""
+    from paltest.checks import check_positive
+
+    if timeout is not None:
+        return check_positive("timeout", timeout)
+    env = os.environ.get(ENV_TIMEOUT, "").strip()
+    if not env:
+        return DOWNLOAD_TIMEOUT
+    try:
+        return check_positive(ENV_TIMEOUT, float(env))
+    except ValueError:
+        raise ValueError(f"{ENV_TIMEOUT}: expected a positive number of seconds, "
+                         f"got {env!r}") from None
+
+
+class _DeadlineDownloader:
+    """A pooch downloader for http(s) with an overall deadline: the file is read with
+    ``read1`` (whatever bytes have arrived) and the deadline checked after each read, so
+    a trickle of bytes cannot keep it going; a silent server is cut off by the socket
+    timeout (at most :data:`READ_TIMEOUT`, and never past the deadline by more). Other
+    URL schemes go to pooch's own downloader."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, url: str, output_file: Any, pooch_obj: Any, **kwargs: Any) -> Any:
+        import urllib.request
+
+        import pooch
+
+        if not url.lower().startswith(("http://", "https://")) or kwargs.get("check_only"):
+            return pooch.downloaders.choose_downloader(url)(url, output_file, pooch_obj,
+                                                            **kwargs)
+        deadline = time.monotonic() + self.seconds
+        request = urllib.request.Request(url, headers={"User-Agent": "paltest"})
+        with urllib.request.urlopen(request, timeout=min(READ_TIMEOUT, self.seconds)) as resp:
+            if isinstance(output_file, (str, os.PathLike)):
+                with open(output_file, "wb") as out:
+                    self._copy(resp, out, deadline)
+            else:
+                self._copy(resp, output_file, deadline)
+
+    def _copy(self, resp: Any, out: Any, deadline: float) -> None:
+        while chunk := resp.read1(1 << 16):
+            out.write(chunk)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not finished within {self.seconds:g} s (the deadline; "
+                                   f"{ENV_TIMEOUT} sets it)")
+
+
+def _download(name: str, directory: Path, url: str, info: FileInfo | None,
+              timeout: float = DOWNLOAD_TIMEOUT) -> Path:
     """Fetch ``url`` with pooch into a staging folder, verify, move into ``directory``.
 
     Folders created for the download (``directory`` and missing parents) are removed
@@ -297,7 +362,8 @@ def _download(name: str, directory: Path, url: str, info: FileInfo | None) -> Pa
         stage = Path(tempfile.mkdtemp(prefix=_STAGE_PREFIX, dir=directory))
         try:
             staged = Path(pooch.retrieve(url, known_hash=None, fname=name, path=stage,
-                                         progressbar=False))
+                                         progressbar=False,
+                                         downloader=_DeadlineDownloader(timeout)))
             verify(staged, info)
             target = directory / name
             os.replace(staged, target)
@@ -325,8 +391,8 @@ def _not_found(names: tuple[str, ...], directory: Path, url: str, err: Any) -> s
 
 
 def fetch(name: str, *, data_dir: str | os.PathLike | None = None,
-          base_url: str | None = None, download: bool = True, verify_file: bool = True
-          ) -> Path:
+          base_url: str | None = None, download: bool = True, verify_file: bool = True,
+          timeout: float | None = None) -> Path:
     """The verified local path of a data set (``"mushrooms"``) or file (``"ijcnn1.bz2"``).
 
     Looks for the file(s) in :func:`resolve_data_dir`; downloads a missing one from
@@ -334,7 +400,9 @@ def fetch(name: str, *, data_dir: str | os.PathLike | None = None,
     :class:`ChecksumError`, and :class:`NotAFileError` when no candidate is a file but
     one of their paths exists (a directory, say). ``verify_file=False`` skips the
     checksum (not recommended). Stale staging folders of killed downloads are removed
-    first (see the module docstring).
+    first (see the module docstring). A download has an overall deadline of ``timeout``
+    seconds (:func:`resolve_timeout`: default ``$PALTEST_DOWNLOAD_TIMEOUT``, else
+    :data:`DOWNLOAD_TIMEOUT`); past it, it fails as any failed download does.
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name: expected a data set or file name, got {name!r}")
@@ -358,11 +426,12 @@ def fetch(name: str, *, data_dir: str | os.PathLike | None = None,
     if not download:
         raise DataNotFoundError(_not_found(names, directory, url, None))
     info = FILES.get(names[-1]) if verify_file else FileInfo(names[-1], None)
+    seconds = resolve_timeout(timeout)
     try:
         with warnings.catch_warnings():
             if not verify_file:
                 warnings.simplefilter("ignore", UserWarning)
-            return _download(names[-1], directory, url, info)
+            return _download(names[-1], directory, url, info, seconds)
     except ChecksumError as err:
         raise ChecksumError(f"downloaded from {url}: {err}") from None
     except Exception as err:  # network, HTTP status, permissions

@@ -108,7 +108,7 @@ import array_api_compat
 import numpy as np
 
 from paltest import backend
-from paltest.checks import check_int
+from paltest.checks import check_int, check_positive, shown
 from problems import host
 from problems.base import Problem
 from problems.kernel_math import LOG_FLOOR, bce_with_logits, rbf_kernel, sigmoid
@@ -126,6 +126,10 @@ from problems.splits import Split, load_split
 __all__ = ["BLOCK_ENTRIES", "BYTES_PER_ENTRY", "CHUNK_ENTRIES", "LOG_FLOOR", "MODES",
            "KernelLogReg", "Split", "bce_with_logits", "load_split", "make", "plan_storage",
            "rbf_kernel", "sigmoid"]
+
+#: The largest ``blas_threads`` (BLAS libraries take the count as a C int).
+MAX_BLAS_THREADS = 2**31 - 1
+
 
 class KernelLogReg(Problem):
     """RBF-kernel logistic regression; see the module docstring for math and modes.
@@ -152,13 +156,14 @@ class KernelLogReg(Problem):
                  mode: str = "auto", blas_threads: int | None = None) -> None:
         if not isinstance(mode, str) or mode not in MODES:
             raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
-        if isinstance(memory_budget, bool) or not float(memory_budget) > 0:
-            raise ValueError(f"memory_budget: must be a positive number of bytes, "
-                             f"got {memory_budget!r}")
+        memory_budget = check_positive("memory_budget", memory_budget)
         if split.sigma is None:
             raise ValueError("sigma: required (the RBF width) when path is given")
         self.blas_threads = None if blas_threads is None else check_int(
             "blas_threads", blas_threads, 1)
+        if self.blas_threads is not None and self.blas_threads > MAX_BLAS_THREADS:
+            raise ValueError(f"blas_threads: at most {MAX_BLAS_THREADS} (BLAS takes a C "
+                             f"int), got {shown(blas_threads)}")
         self.xp = xp = backend.resolve_namespace(xp)
         self.dtype = backend.float_dtype(xp, dtype)
         why = backend.float64_unavailable(xp)
@@ -350,8 +355,7 @@ class KernelLogReg(Problem):
         if theta.shape[0] != self.n_params or theta.dtype != self.dtype:
             raise ValueError(f"theta: expected shape ({self.n_params},) {self.dtype_name}, "
                              f"got {tuple(theta.shape)} {theta.dtype}")
-        if batch is None or batch.ndim != 1 or batch.shape[0] < 1:
-            raise ValueError("batch: expected a non-empty 1-D index array")
+        self.check_batch(batch)
 
     # -- protocol ----------------------------------------------------------------------
     def init_params(self, seed: int) -> Any:
@@ -400,10 +404,11 @@ def make(*, dataset: str | None = None, path: Any = None, test_path: Any = None,
     """Build the problem: :func:`load_split` then :class:`KernelLogReg` (see the module)."""
     if not isinstance(mode, str) or mode not in MODES:  # fail before loading data
         raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
-    if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float)) \
-            or not memory_budget > 0:
-        raise ValueError(f"memory_budget: must be a positive number of bytes, "
-                         f"got {memory_budget!r}")
+    memory_budget = check_positive("memory_budget", memory_budget)
+    if blas_threads is not None and check_int("blas_threads", blas_threads, 1) \
+            > MAX_BLAS_THREADS:  # fail before loading data
+        raise ValueError(f"blas_threads: at most {MAX_BLAS_THREADS} (BLAS takes a C int), "
+                         f"got {shown(blas_threads)}")
     split = load_split(dataset=dataset, path=path, test_path=test_path, n_rows=n_rows,
                        sigma=sigma, data_dir=data_dir, base_url=base_url,
                        download=download)

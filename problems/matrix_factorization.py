@@ -218,15 +218,14 @@ class MatrixFactorization(Problem):
         return self._mean(r * r)
 
     def _rows(self, batch: Any) -> tuple[Any, Any]:
-        if batch is None:
-            return self._x_train, self._y_train
+        self.check_batch(batch)
         if host.enabled(self.xp) and type(batch) is np.ndarray:  # what np.take does
             return self._x_train[batch], self._y_train[batch]
         xp = self.xp
         return xp.take(self._x_train, batch, axis=0), xp.take(self._y_train, batch, axis=0)
 
     def value(self, theta: Any, batch: Any) -> Any:
-        """Mean squared error over the rows ``batch`` (``None``: the whole training set)."""
+        """Mean squared error over the rows ``batch`` (the whole set: :meth:`train_loss`)."""
         x, y = self._rows(batch)
         return self._mse(x, y, theta)
 

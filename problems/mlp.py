@@ -216,8 +216,9 @@ class MLP(Problem):
         return -xp.sum(logp * onehot, axis=1), xp.exp(logp)
 
     def _rows(self, batch: Any) -> tuple[Any, Any]:
-        if batch is None:
+        if batch is None:  # the training set (train_loss; per_sample_losses documents it)
             return self._x_train, self._onehot_train
+        self.check_batch(batch)
         xp = self.xp
         return (xp.take(self._x_train, batch, axis=0),
                 xp.take(self._onehot_train, batch, axis=0))
@@ -229,12 +230,14 @@ class MLP(Problem):
 
     # -- protocol -----------------------------------------------------------------------
     def value(self, theta: Any, batch: Any) -> Any:
-        """Mean cross-entropy over the rows ``batch`` (``None``: the whole training set)."""
+        """Mean cross-entropy over the rows ``batch`` (the whole set: :meth:`train_loss`)."""
+        self.check_batch(batch)
         return self.xp.mean(self.per_sample_losses(theta, batch))
 
     def value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
         """The batch loss and its analytic gradient (same layout as ``theta``)."""
         xp = self.xp
+        self.check_batch(batch)
         x, onehot = self._rows(batch)
         logits, zs, acts = self._forward(theta, x)
         losses, prob = self._losses(logits, onehot)
@@ -250,7 +253,7 @@ class MLP(Problem):
 
     def train_loss(self, theta: Any) -> Any:
         """Mean cross-entropy over all 1,437 training images."""
-        return self.value(theta, None)
+        return self.xp.mean(self.per_sample_losses(theta, None))
 
     def test_metrics(self, theta: Any) -> dict[str, Any]:
         """``test_loss`` (mean cross-entropy) and ``test_accuracy`` (argmax of the logits)

@@ -41,14 +41,14 @@ Example
 >>> p.kappa, p.floor
 (10.0, 0.0)
 >>> theta = p.xp.asarray([1.0, 0.1])
->>> loss, grad = p.value_and_grad(theta, None)
+>>> batch = next(iter(p.batches(epoch=0, seed=0, batch_size=1)))  # its one sample
+>>> loss, grad = p.value_and_grad(theta, batch)
 >>> round(float(loss), 6), np.asarray(grad).tolist()
 (0.55, [1.0, 1.0])
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Iterator
 from typing import Any
@@ -56,7 +56,14 @@ from typing import Any
 import numpy as np
 
 from paltest import backend
-from paltest.checks import check_bool, check_int, check_nonneg, check_positive
+from paltest.checks import (
+    check_bool,
+    check_int,
+    check_nonneg,
+    check_positive,
+    check_real,
+    shown,
+)
 from problems.base import Problem
 from problems.lines import LeastSquaresLine, QuadraticLine
 
@@ -76,8 +83,26 @@ def _orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
+def _host_floats(name: str, value: Any) -> np.ndarray:
+    """``value`` as a float64 host array; strings, bools, complex numbers and other
+    non-numbers raise ``TypeError``, an int beyond the float range ``ValueError``, each
+    naming ``name`` (NumPy would parse ``"0.5"`` and cast ``True``)."""
+    try:
+        kind = "U" if isinstance(value, str) else np.asarray(value).dtype.kind
+    except (TypeError, ValueError):  # ragged nesting, ...
+        kind = "?"
+    if kind not in "iufO":
+        raise TypeError(f"{name}: expected real numbers, got {shown(value)}")
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except OverflowError:
+        raise ValueError(f"{name}: must be finite (an int beyond the float range)") from None
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected real numbers, got {shown(value)}") from None
+
+
 def _vector(name: str, value: Any, n: int | None = None) -> np.ndarray:
-    out = np.asarray(value, dtype=np.float64)
+    out = _host_floats(name, value)
     if out.ndim != 1 or out.size == 0 or (n is not None and out.size != n):
         want = "a non-empty 1-D array" if n is None else f"shape ({n},)"
         raise ValueError(f"{name}: expected {want}, got shape {out.shape}")
@@ -87,7 +112,7 @@ def _vector(name: str, value: Any, n: int | None = None) -> np.ndarray:
 
 
 def _spd(name: str, value: Any) -> np.ndarray:
-    A = np.asarray(value, dtype=np.float64)
+    A = _host_floats(name, value)
     if A.ndim != 2 or A.shape[0] != A.shape[1] or A.size == 0:
         raise ValueError(f"{name}: expected a square matrix, got shape {A.shape}")
     if not np.all(np.isfinite(A)):
@@ -143,12 +168,17 @@ class _QuadraticBase(Problem):
         return self._put(self.theta_star + z)
 
     def value(self, theta: Any, batch: Any) -> Any:
-        """Mean loss over the samples ``batch`` (``None``: all of them)."""
+        """Mean loss over the samples ``batch`` (all of them: :meth:`train_loss`)."""
         return self.value_and_grad(theta, batch)[0]
+
+    def value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
+        """Mean loss over the samples ``batch`` and its gradient."""
+        self.check_batch(batch)
+        return self._value_and_grad(theta, batch)
 
     def train_loss(self, theta: Any) -> Any:
         """The loss over all samples (the mean of the components)."""
-        return self.value(theta, None)
+        return self._value_and_grad(theta, None)[0]
 
 
 class Quadratic(_QuadraticBase):
@@ -175,7 +205,7 @@ class Quadratic(_QuadraticBase):
         """The Hessian of the loss (``A``; for :class:`problems.lines.QuadraticLine`)."""
         return self._A
 
-    def value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
+    def _value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
         self._check(theta)
         e = theta - self._theta_star
         g = self._A @ e
@@ -214,7 +244,7 @@ class BatchQuadratic(_QuadraticBase):
             return self._A
         return self.xp.mean(self.xp.take(self._parts, batch, axis=0), axis=0)
 
-    def value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
+    def _value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
         self._check(theta)
         xp = self.xp
         if self.interpolation:
@@ -245,7 +275,7 @@ class LeastSquares(_QuadraticBase):
         self._setup(xp, device, dtype, rows.T @ rows / rows.shape[0], theta_star, 0.0)
         self._rows, self._y = self._put(rows), self._put(targets)
 
-    def value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
+    def _value_and_grad(self, theta: Any, batch: Any) -> tuple[Any, Any]:
         self._check(theta)
         xp = self.xp
         if batch is None:
@@ -264,9 +294,7 @@ def _namespace(xp: Any, dtype: Any) -> tuple[Any, Any]:
 def _finite(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: must be finite, got {value!r}")
-    return float(value)
+    return check_real(name, value)
 
 
 def _log_spaced(n: int, kappa: float) -> np.ndarray:

@@ -21,13 +21,13 @@ Example
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from paltest.checks import check_bool, check_path, check_positive
 from problems import datasets
 
 __all__ = ["MAX_DENSE_BYTES", "SPLIT_SEED", "TEST_SIZE", "Split", "load_split"]
@@ -81,7 +81,7 @@ def load_split(*, dataset: str | None = None, path: Any = None, test_path: Any =
     """
     info = None
     if dataset is not None:
-        if dataset not in datasets.DATASETS:
+        if not isinstance(dataset, str) or dataset not in datasets.DATASETS:
             raise ValueError(f"dataset: unknown {dataset!r}; choose one of "
                              f"{sorted(datasets.DATASETS)} or pass path=...")
         info = datasets.DATASETS[dataset]
@@ -89,13 +89,18 @@ def load_split(*, dataset: str | None = None, path: Any = None, test_path: Any =
         raise ValueError("dataset/path: give a dataset name or the path of a LIBSVM file")
     if sigma is None and info is not None:
         sigma = info.sigma
-    if sigma is not None and (isinstance(sigma, bool) or not float(sigma) > 0
-                              or not math.isfinite(float(sigma))):
-        raise ValueError(f"sigma: must be a positive finite number, got {sigma!r}")
+    if sigma is not None:
+        sigma = check_positive("sigma", sigma)  # a number: "0.5" is refused, never parsed
     if n_rows is None and info is not None and path is None:
         n_rows = info.n_rows
     if n_rows is not None:
         n_rows = _positive_int(n_rows, "n_rows")
+    path = None if path is None else check_path("path", path)
+    test_path = None if test_path is None else check_path("test_path", test_path)
+    data_dir = None if data_dir is None else check_path("data_dir", data_dir)
+    if base_url is not None and not (isinstance(base_url, str) and base_url):
+        raise TypeError(f"base_url: expected a URL (a non-empty str) or None, got {base_url!r}")
+    download = check_bool("download", download)  # "no" would be true
     kw = dict(data_dir=data_dir, base_url=base_url, download=download)
     source = path if path is not None else dataset
     X, y = datasets.load_libsvm(source, **kw)

@@ -48,3 +48,16 @@ def test_bool_complex_and_array_values_are_not_cast(value):
                   lambda v: check_in_range("beta", v, 0.0, 1.0)):
         with pytest.raises(TypeError, match="^(mu|gtol|beta): expected a real number"):
             check(value)
+
+
+def test_huge_ints_are_not_finite_and_messages_stay_short():
+    """Audit 2, N1: an int beyond the float range is a ValueError naming the argument
+    (not OverflowError), and an int too long for repr does not break the message."""
+    from paltest.checks import check_int, check_real, shown
+
+    for check in (check_positive, check_nonneg, check_real):
+        with pytest.raises(ValueError, match=r"^mu: must be finite, got an int of 401 digits$"):
+            check("mu", 10**400)
+    with pytest.raises(ValueError, match=r"^n: must be >= 1, got an int of about \d+ digits"):
+        check_int("n", -(10**6000), 1)
+    assert shown(10**400) == "an int of 401 digits" and shown(7) == "7"

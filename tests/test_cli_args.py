@@ -29,7 +29,7 @@ def test_good_values_are_converted(convert, text, value):
     (cli_args.positive_bytes, "-1", "expected a positive number of bytes"),
     (cli_args.positive_bytes, "inf", "expected a positive number of bytes"),
     (cli_args.positive_bytes, "abc", "expected a positive number of bytes"),
-    (cli_args.n_jobs, "0", "expected a positive integer or -1"),
+    (cli_args.n_jobs, "0", "expected an integer from 1 to 1024, or -1"),
     (cli_args.joblib_backend, "nonexistent", "unknown joblib backend 'nonexistent'"),
     (cli_args.key_value, "mu", "expected key=value"),
 ])

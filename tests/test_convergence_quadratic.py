@@ -128,7 +128,7 @@ def _trajectory(p, opt, theta0, steps):
     """Run PAL on the full quadratic; one record per step, all on the host in float64."""
     theta = backend.from_host(theta0, p.xp, dtype=p.dtype)
     state = opt.init(theta)
-    vg, f = p.bind(None)
+    vg, f = p.bind(p.full_batch())
     recs = []
     for _ in range(steps):
         before = _h(theta)

@@ -257,7 +257,7 @@ def test_failed_download_creates_no_data_directory(serve, tmp_path, closed_url, 
         (root / "toy.bz2").write_bytes(toy_registered[:-3])
         expected = ds.ChecksumError
     else:
-        def interrupted(url, known_hash, fname, path, progressbar):
+        def interrupted(url, known_hash, fname, path, progressbar, **kwargs):
             (Path(path) / "tmp-partial").write_bytes(b"half a file")
             raise KeyboardInterrupt
 
@@ -288,3 +288,86 @@ def test_stale_staging_folders_of_killed_downloads_are_removed(data_dir, tmp_pat
         os.utime(p, (then, then))
     assert ds.fetch("mushrooms", data_dir=tmp_path, download=False).is_file()
     assert not old.exists() and (fresh / "tmpabc123").is_file()
+
+
+# -- an overall deadline (audit 2, N15) -------------------------------------------------
+
+
+@pytest.fixture
+def trickle(monkeypatch):
+    """An HTTP server on 127.0.0.1 that sends ``toy.bz2`` one byte every 0.2 s (it
+    promises 10,000 bytes); yields its base URL."""
+    import time
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    stop = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Length", "10000")
+            self.end_headers()
+            try:
+                for _ in range(10000):
+                    if stop.is_set():
+                        return
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:  # the client gave up
+                return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_trickling_mirror_meets_the_deadline(trickle, tmp_path, monkeypatch,
+                                               toy_registered):
+    """A mirror sending 1 byte every 0.2 s (every 5 s in the audit) kept fetch() running
+    as long as it sent: no read timeout is ever reached. The deadline
+    (PALTEST_DOWNLOAD_TIMEOUT, here 1 s) ends it with the usual download error, and
+    nothing is left behind."""
+    import time
+
+    monkeypatch.setenv("PALTEST_DOWNLOAD_TIMEOUT", "1")
+    target = tmp_path / "data"
+    outcome = []
+
+    def attempt():
+        t0 = time.monotonic()
+        try:
+            ds.fetch("toy.bz2", data_dir=target, base_url=trickle)
+            outcome.append(("finished", time.monotonic() - t0))
+        except ds.DataNotFoundError as err:
+            outcome.append((str(err), time.monotonic() - t0))
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout=15)
+    assert outcome, "fetch() still downloading after 15 s"
+    message, seconds = outcome[0]
+    assert "not finished within 1 s (the deadline; PALTEST_DOWNLOAD_TIMEOUT" in message
+    assert seconds < 5
+    assert not target.exists()
+
+
+def test_the_deadline_is_checked(monkeypatch):
+    assert ds.resolve_timeout(2) == 2.0
+    monkeypatch.setenv(ds.ENV_TIMEOUT, "soon")
+    with pytest.raises(ValueError, match="^PALTEST_DOWNLOAD_TIMEOUT: expected a positive"):
+        ds.resolve_timeout()
+    with pytest.raises(ValueError, match="^timeout: must be > 0"):
+        ds.resolve_timeout(0)
+    monkeypatch.delenv(ds.ENV_TIMEOUT)
+    assert ds.resolve_timeout() == ds.DOWNLOAD_TIMEOUT

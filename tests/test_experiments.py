@@ -78,7 +78,7 @@ def tiny(tmp_path_factory):
 def test_run_figure_records_every_trial_and_a_bracketed_choice(tiny):
     result, out = tiny
     m = json.loads((out / "selection.json").read_text())
-    assert m["format_version"] == 2 and set(m["selection"]["mf-rank4"]) == {"pal", "sgd"}
+    assert m["format_version"] == 3 and set(m["selection"]["mf-rank4"]) == {"pal", "sgd"}
     for opt, rec in m["selection"]["mf-rank4"].items():
         axis = {"pal": "mu", "sgd": "lr"}[opt]
         tried = sorted(t["hyperparameters"][axis] for t in rec["trials"])

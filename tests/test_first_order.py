@@ -533,3 +533,72 @@ def test_step_wrapper_keeps_the_methods_signature():
     assert list(inspect.signature(SGD.step).parameters)[-1] == "value"
     with pytest.raises(TypeError, match="value"):
         PAL().step(theta, PAL().init(theta), vg)
+
+
+# --- the state argument of every optimizer's step (audit 2, N4) --------------------------
+
+
+def _registry_optimizers():
+    from paltest.optimizers import registry
+
+    return {n: (lambda n=n: registry.make(n, n_batches_per_epoch=4)) for n in registry.names()}
+
+
+def _quadratic(th):
+    return 0.5 * (th @ th), th.copy()
+
+
+@pytest.mark.parametrize("name", list(_registry_optimizers()))
+def test_step_refuses_a_state_it_did_not_make(name):
+    """Another optimizer's state used to fail deep inside the update ("unsupported
+    operand type(s) for +: 'builtin_function_or_method'"), ``None`` with an
+    AttributeError: both are a TypeError naming ``state`` and the expected type."""
+    from paltest.optimizers.pal import PAL
+    from paltest.optimizers.sgdhd import SGDHD
+
+    opt = _registry_optimizers()[name]()
+    theta = np.array([1.0, -2.0, 0.5])
+    other = (SGDHD() if type(opt) is PAL else PAL()).init(theta)
+    value = lambda th: 0.5 * (th @ th)  # noqa: E731
+    for state in (other, None, (), [np.zeros(3)]):
+        with pytest.raises(TypeError, match=r"^state: expected the \w+ that \w+\.init\(theta\)"):
+            opt.step(theta, state, _quadratic, value)
+
+
+@pytest.mark.parametrize("name", list(_registry_optimizers()))
+@pytest.mark.parametrize(("theta_dtype", "state_dtype"), [("float64", "float32"),
+                                                         ("float32", "float64")])
+def test_step_refuses_a_state_of_another_dtype(name, theta_dtype, state_dtype, xp):
+    """``PAL().step(float64 theta, PAL().init(float32 theta))`` returned float32 parameters
+    silently; a state made for another dtype is now a TypeError naming the field (the
+    optimizers whose state holds no floating array have nothing to mix up)."""
+    opt = _registry_optimizers()[name]()
+    theta = backend.from_host(np.array([1.0, -2.0, 0.5]), xp, dtype=theta_dtype)
+    state = opt.init(backend.from_host(np.array([1.0, -2.0, 0.5]), xp, dtype=state_dtype))
+    value = lambda th: 0.5 * xp.sum(th * th)  # noqa: E731
+    vg = lambda th: (value(th), th * 1.0)  # noqa: E731
+    floating = [f for f in state if getattr(f, "dtype", None) is not None
+                and not isinstance(f, float) and xp.isdtype(f.dtype, "real floating")]
+    if not floating:
+        theta_next = opt.step(theta, state, vg, value)[0]
+        assert theta_next.dtype == theta.dtype
+        return
+    with pytest.raises(TypeError, match=rf"^state: \w+ has dtype {state_dtype}"):
+        opt.step(theta, state, vg, value)
+
+
+def test_state_checks_name_shape_namespace_and_nested_fields():
+    from paltest.optimizers.base import check_state
+    from paltest.optimizers.pal import PAL
+
+    theta = np.ones(3)
+    state = PAL(direction="adam").init(theta)
+    check_state(theta, state)
+    bad = state._replace(base=state.base._replace(m=np.ones(3, dtype=np.float32)))
+    with pytest.raises(TypeError, match=r"^state\.base: m has dtype float32, theta float64"):
+        check_state(theta, bad)
+    with pytest.raises(ValueError, match=r"^state: buf of shape \(4,\) does not match"):
+        check_state(theta, state._replace(buf=np.ones(4)))
+    strict = backend.resolve_namespace("array_api_strict")
+    with pytest.raises(TypeError, match=r"^state: buf is a Array, not an array of the "):
+        check_state(theta, state._replace(buf=strict.ones(3, dtype=strict.float64)))

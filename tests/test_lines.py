@@ -154,7 +154,7 @@ def test_bind_offers_the_line_only_when_cheap(xp, xp_name):
     assert line.cheap and line.batch is batch
     assert line.setup_products == 4
     q = registry.get("mf-true", xp=xp)
-    assert q.line(q.init_params(0), q.init_params(1), None).setup_products == 2
+    assert q.line(q.init_params(0), q.init_params(1), batch).setup_products == 2
 
 
 def test_direction_is_checked(xp, xp_name):

@@ -138,8 +138,9 @@ def test_svd_solution_reaches_floor(rank, xp):
     assert loss == pytest.approx(p.floor, rel=1e-9, abs=1e-20)
     # The Eckart-Young point is stationary: the full-batch gradient vanishes there,
     # while it does not at the initialization.
-    g = _host(p.value_and_grad(theta, None)[1])
-    g0 = _host(p.value_and_grad(p.init_params(0), None)[1])
+    every = backend.from_host(np.arange(p.n_train), p.xp, dtype="int64")
+    g = _host(p.value_and_grad(theta, every)[1])
+    g0 = _host(p.value_and_grad(p.init_params(0), every)[1])
     assert np.linalg.norm(g) < 1e-10 * max(1.0, np.linalg.norm(g0))
     assert backend.to_float(p.train_loss(p.init_params(0))) > p.floor + 1e-3
 
@@ -199,9 +200,9 @@ def test_errors():
         mf.make(rank=1, xp="nope")
     p = mf.make(rank=1)
     with pytest.raises(ValueError, match="theta"):
-        p.value(p.xp.zeros(5, dtype=p.dtype), None)
+        p.value(p.xp.zeros(5, dtype=p.dtype), np.arange(3))
     with pytest.raises(TypeError, match="theta"):
-        p.value(p.xp.zeros(16, dtype=p.xp.float32), None)
+        p.value(p.xp.zeros(16, dtype=p.xp.float32), np.arange(3))
 
 
 def test_split_indices_are_scikit_learns():

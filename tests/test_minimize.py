@@ -79,16 +79,19 @@ def test_nonfinite_stops_with_last_finite_iterate():
 
 def test_argument_errors():
     f = lambda x: (0.0, x)  # noqa: E731
-    with pytest.raises(ValueError, match="^jac:"):
-        minimize(f, np.ones(2), jac=None)
+    with pytest.raises(ValueError, match="^jac: 'cs' is not supported"):
+        minimize(f, np.ones(2), jac="cs")
     with pytest.raises(ValueError, match="^gtol:"):
         minimize(f, np.ones(2), gtol=-1.0)
     with pytest.raises(ValueError, match="^maxiter:"):
         minimize(f, np.ones(2), maxiter=-1)
     with pytest.raises(TypeError, match="^pal_options:"):
         minimize(f, np.ones(2), optimizer=PAL(), mu=0.1)
-    with pytest.raises(TypeError, match="^x0: dtype"):
-        minimize(f, np.ones(2, dtype=np.int64))
+    strict = backend.resolve_namespace("array_api_strict")
+    with pytest.raises(TypeError, match="^x0: dtype"):  # another namespace: not converted
+        minimize(f, strict.ones(2, dtype=strict.int64))
+    with pytest.raises(TypeError, match="^x0: expected real numbers"):
+        minimize(f, [True, False])
     with pytest.raises(TypeError, match="^fun:"):
         minimize(lambda x: 0.0, np.ones(2))
     with pytest.raises(ValueError, match="^mu:"):
@@ -195,3 +198,54 @@ def test_optimizer_by_registry_name():
     for bad in (5, object(), PAL):
         with pytest.raises(TypeError, match="^optimizer: expected a registry name"):
             minimize(fun, np.ones(2), optimizer=bad)
+
+
+# ------------------------------------------------- audit 2: SciPy's conventions
+
+
+def _bowl(x):
+    return float((x[0] - 1.0) ** 2 + 3.0 * (x[1] + 2.0) ** 2)
+
+
+@pytest.mark.parametrize("x0", [[0, 0], (0.0, 0), np.array([0, 0])])
+def test_a_list_or_int_start_is_taken_as_scipy_takes_it(x0):
+    """``paltest.minimize`` refused a list or an int x0, which SciPy accepts (a float64
+    array); the result is then a 1-D float64 NumPy array, as from SciPy."""
+    res = minimize(lambda x: (_bowl(x), np.array([2 * (x[0] - 1), 6 * (x[1] + 2)])), x0,
+                   gtol=1e-8, alpha=1.0, beta=0.0)
+    assert res.success and res.x.dtype == np.float64 and res.x.shape == (2,)
+    np.testing.assert_allclose(res.x, [1.0, -2.0], atol=1e-7)
+    one = minimize(lambda x: (float((x[0] - 3) ** 2), 2 * (x - 3)), 1, gtol=1e-8)
+    assert one.x.shape == (1,) and abs(one.x[0] - 3) < 1e-6
+
+
+@pytest.mark.parametrize(("jac", "calls"), [(None, 1), (False, 1), ("2-point", 1),
+                                            ("3-point", 2)])
+def test_finite_difference_gradients_as_in_scipy(jac, calls):
+    """``jac=None``/``"2-point"`` raised (PAL needs a gradient); they are estimated by
+    finite differences with SciPy's steps, each gradient counting 1 + n (or 1 + 2n)
+    evaluations of fun, as SciPy counts them."""
+    res = minimize(_bowl, [0.0, 0.0], jac=jac, tol=1e-6, alpha=1.0, beta=0.0)
+    assert res.success
+    np.testing.assert_allclose(res.x, [1.0, -2.0], atol=1e-6)
+    assert res.nfev == res.njev * (1 + calls * 2) + res.nit  # + PAL's measuring point
+
+
+def test_scipy_options_disp_and_tol(capsys):
+    """``options={"disp": True}`` was a TypeError from PAL's constructor and ``tol=`` was
+    unknown to paltest.minimize; disp prints SciPy's summary, tol sets gtol."""
+    res = scipy.optimize.minimize(_bowl, [0, 0], method=scipy_method, tol=1e-6,
+                                  options={"disp": True, "alpha": 1.0, "beta": 0.0})
+    out = capsys.readouterr().out
+    assert res.success and out.startswith("Optimization terminated successfully")
+    assert f"Iterations: {res.nit}" in out and f"Function evaluations: {res.nfev}" in out
+    loose = minimize(_bowl, [0.0, 0.0], jac="3-point", tol=1e-1, alpha=1.0, beta=0.0)
+    tight = minimize(_bowl, [0.0, 0.0], jac="3-point", tol=1e-8, alpha=1.0, beta=0.0)
+    assert loose.nit < tight.nit and np.linalg.norm(loose.jac) <= 1e-1
+    first = minimize(_bowl, [0.0, 0.0], jac="3-point", tol=1e-8, gtol=1e-1, alpha=1.0,
+                     beta=0.0)
+    assert first.nit == loose.nit  # gtol wins over tol, as options do in SciPy
+    with pytest.raises(TypeError, match=r"^options: \['bogus'\] are neither options of "):
+        minimize(_bowl, [0.0, 0.0], jac="2-point", bogus=1)
+    with pytest.raises(TypeError, match="^disp: expected a bool"):
+        minimize(_bowl, [0.0, 0.0], jac="2-point", disp="yes")

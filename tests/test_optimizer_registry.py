@@ -158,3 +158,23 @@ def test_torch_steps_build_no_autograd_graph(name, recipe):
     for with_grad, plain in zip(*runs, strict=True):
         for a, b in zip(with_grad, plain, strict=True):  # bitwise (NaN angle of exact)
             torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+
+
+def _real_hyperparameters(name):
+    """The constructor arguments of ``name`` that are real numbers (default float)."""
+    import inspect
+
+    params = inspect.signature(registry.get_class(name)).parameters.values()
+    return [p.name for p in params if type(p.default) is float]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_an_int_beyond_the_float_range_is_named(name):
+    """Audit 2, N1: ``SGD(lr=10**400)`` raised OverflowError from ``float()``; every real
+    hyperparameter now says it must be finite, naming itself."""
+    keys = _real_hyperparameters(name)
+    assert keys
+    for key in keys:
+        with pytest.raises(ValueError, match=f": {key}: must be finite, got an int of 401 "
+                                             "digits"):
+            registry.make(name, **{key: 10**400})

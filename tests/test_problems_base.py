@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -72,9 +74,9 @@ def test_batches_identical_on_numpy_and_array_api_strict():
         assert _epoch(a, epoch, 5, 4) == _epoch(s, epoch, 5, 4)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.5, True, 11])
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, 11, None, float("inf"), "3"])
 def test_batch_size_validation(bad):
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises((TypeError, ValueError), match="^batch_size"):
         list(Toy(10).batches(0, 0, bad))
 
 
@@ -246,3 +248,84 @@ def test_epoch_permutation_is_cached_but_returned_fresh():
     assert not shared.flags.writeable
     np.testing.assert_array_equal(b, shared)
     assert base._permutation(40, 5, 2) is shared
+
+
+# -- batches() and batch arguments of every registered problem (audit 2, N6) ----------
+
+
+#: Every registered problem but w8a and rcv1 (downloads; their class is kernel-logreg's).
+LOCAL_PROBLEMS = [n for n in registry.names() if n not in ("w8a", "rcv1")]
+
+
+def _registered(name, xp, data_dir):
+    opts = {"xp": xp}
+    if name in ("mushrooms", "ijcnn"):
+        opts["n_rows"] = 300 if name == "mushrooms" else 2000  # ijcnn's first rows: 1 label
+    if name == "kernel-logreg":
+        opts.update(path=os.path.join(data_dir, "mushrooms.bz2"), sigma=0.5, n_rows=300)
+    return registry.get(name, **opts)
+
+
+@pytest.fixture
+def registered(request, xp, data_dir):
+    return _registered(request.param, xp, data_dir)
+
+
+@pytest.mark.parametrize("registered", LOCAL_PROBLEMS, indirect=True)
+@pytest.mark.parametrize("bad", [None, float("inf"), 2.0, "1", True, 0])
+def test_batches_names_batch_size(registered, bad):
+    with pytest.raises((TypeError, ValueError), match="^batch_size: "):
+        registered.batches(0, 0, bad)
+
+
+@pytest.mark.parametrize("registered", LOCAL_PROBLEMS, indirect=True)
+def test_the_batch_methods_refuse_what_is_not_an_index_batch(registered):
+    """``None`` (it used to evaluate the whole training set silently), an empty batch (a
+    NaN mean with a RuntimeWarning, or ZeroDivisionError), 2-D, float, bool and list
+    batches all raise an error naming ``batch``; a real batch still works."""
+    p, xp = registered, registered.xp
+    theta = p.init_params(0)
+    idx = backend.from_host(np.array([0, 1]), xp, dtype="int64")
+    bad = {
+        "None": None,
+        "empty": backend.from_host(np.zeros(0, dtype=np.int64), xp, dtype="int64"),
+        "2-D": xp.reshape(backend.from_host(np.array([0, 1]), xp, dtype="int64"), (1, 2)),
+        "float": backend.from_host(np.array([0.0, 1.0]), xp, dtype="float64"),
+        "bool": xp.asarray([True, False]),
+        "list": [0, 1],
+    }
+    if p.n_train == 1:  # the one-sample quadratic: its only batch is [0]
+        idx = idx[:1]
+    for what, batch in bad.items():
+        for call in (lambda b: p.value(theta, b), lambda b: p.value_and_grad(theta, b),
+                     lambda b: p.bind(b)[0](theta), lambda b: p.line(theta, theta, b)):
+            with pytest.raises((TypeError, ValueError), match="^batch: ") as info:
+                call(batch)
+            assert "batch" in str(info.value), what
+    assert np.isfinite(backend.to_float(p.value(theta, idx)))
+
+
+def test_numpy_index_batches_take_the_shortcut(monkeypatch):
+    """The NumPy index arrays that batches() yields pass with four checks (the per-step
+    cost); the full checks run only for anything else."""
+    def slow(xp, batch):
+        raise AssertionError("the full batch checks ran for a NumPy index batch")
+
+    p = registry.get("mf-rank10")
+    batch = next(iter(p.batches(0, 0, 100)))
+    monkeypatch.setattr(base, "_check_batch", slow)
+    vg, value = p.bind(batch)
+    vg(p.init_params(0))
+    p.value(p.init_params(0), batch)
+    with pytest.raises(AssertionError, match="full batch checks"):
+        p.value(p.init_params(0), batch.astype(np.int32))
+
+
+def test_full_batch_is_every_training_index(xp):
+    p = registry.get("least-squares", xp=xp, n_rows=30)
+    batch = p.full_batch()
+    p.check_batch(batch)
+    assert backend.to_host(batch).tolist() == list(range(30))
+    theta = p.init_params(0)
+    assert backend.to_float(p.value(theta, batch)) == pytest.approx(
+        backend.to_float(p.train_loss(theta)), rel=1e-14)

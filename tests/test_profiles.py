@@ -124,7 +124,7 @@ def test_scipy_counts_its_calls_and_stops_at_the_gradient_rule():
     calls = []
 
     def fun(x):
-        v, g = p.value_and_grad(x, None)
+        v, g = p.value_and_grad(x, p.full_batch())  # (batch=None is refused)
         calls.append(float(np.linalg.norm(g)))
         if calls[-1] <= 1e-10 * calls[0]:
             raise StopIteration

@@ -43,6 +43,11 @@ def _fd_rel_error(problem, theta_host, batch, h=1e-5):
     return np.linalg.norm(fd - _host(grad)) / np.linalg.norm(fd)
 
 
+def _all(p):
+    """Every training index as one batch (the whole training set)."""
+    return backend.from_host(np.arange(p.n_train), p.xp, dtype="int64")
+
+
 def _first_batch(p, size):
     return next(iter(p.batches(epoch=0, seed=0, batch_size=size)))
 
@@ -54,7 +59,7 @@ def _first_batch(p, size):
 def test_gradient_matches_finite_differences(name, xp):
     p = FACTORIES[name](xp=xp)
     theta = _host(p.init_params(seed=4))
-    for batch in [_first_batch(p, min(3, p.n_train)), None]:
+    for batch in [_first_batch(p, min(3, p.n_train)), _all(p)]:
         assert _fd_rel_error(p, theta, batch) < 1e-6
 
 
@@ -68,7 +73,7 @@ def test_training_loss_is_quadratic_around_theta_star(name, xp):
     assert got == pytest.approx(expected, rel=1e-12)
     assert backend.to_float(p.train_loss(p.solution())) == pytest.approx(p.floor, abs=1e-12)
     assert p.floor == p.L_star
-    g = _host(p.value_and_grad(p.solution(), None)[1])
+    g = _host(p.value_and_grad(p.solution(), _all(p))[1])
     assert np.linalg.norm(g) < 1e-12
 
 
@@ -127,7 +132,7 @@ def test_quadratic_zigzag_setup():
     """The spec's worst case: A = diag(lmin, lmax), e0 = (1/lmin, 1/lmax)."""
     p = q.make_quadratic(eigenvalues=[1.0, 10.0], minimizer=[0.0, 0.0], rotate=False)
     np.testing.assert_array_equal(p.hessian, np.diag([1.0, 10.0]))
-    loss, grad = p.value_and_grad(_put(p, np.array([1.0, 0.1])), None)
+    loss, grad = p.value_and_grad(_put(p, np.array([1.0, 0.1])), _all(p))
     assert backend.to_float(loss) == pytest.approx(0.55, rel=1e-15)
     np.testing.assert_allclose(_host(grad), [1.0, 1.0], rtol=1e-15)
 
@@ -172,7 +177,7 @@ def test_quadratic_errors():
         q.make_quadratic(dtype="int32")
     p = q.make_quadratic(n=3)
     with pytest.raises(ValueError, match="theta"):
-        p.value(p.xp.zeros(4, dtype=p.dtype), None)
+        p.value(p.xp.zeros(4, dtype=p.dtype), _all(p))
     with pytest.raises(ValueError, match="batch_size"):
         list(p.batches(0, 0, 2))
 

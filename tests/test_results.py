@@ -37,7 +37,7 @@ def test_run_id_is_a_stable_hash_of_the_config():
     assert len(rid) == 16 and rid == results.run_id(dict(reversed(list(cfg.items()))))
     other = results.make_config("mf-rank10", {}, "sgd", {"lr": 0.1}, 3, 10, 1)
     assert results.run_id(other) != rid
-    with pytest.raises(TypeError, match="config"):
+    with pytest.raises(TypeError, match="^problem_options: not JSON-able"):
         results.make_config("p", {"x": object()}, "sgd", {}, 1, 1, 0)
 
 
@@ -263,3 +263,67 @@ def test_run_result_files_record_the_thread_counts(tmp_path):
     env = load(save(r, tmp_path)).environment
     assert env["threadpools"] == results.environment()["threadpools"]
     assert env["host_threads"] >= 1
+
+
+# -- audit 2: permissions (N9), FIFOs (N10), temporary files of killed writes (N16) -----
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_files_get_the_mode_open_would_give(runs, tmp_path, umask):
+    """Result files and the text files (selection.json, summary.csv, claims.json) were
+    created 0600 whatever the umask (mkstemp): collaborators could not read them."""
+    old = os.umask(umask)
+    try:
+        paths = [save(runs[0], tmp_path),
+                 results.write_text_atomic(tmp_path / "summary.csv", "a,b\n")]
+    finally:
+        os.umask(old)
+    for path in paths:
+        assert (path.stat().st_mode & 0o777) == 0o666 & ~umask, path
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_named_like_a_result_is_skipped_not_read(runs, tmp_path):
+    """A FIFO named ``*.npz`` used to hang load_table, completed_ids, load_steps (and
+    paltest plot) forever: it is skipped with a warning naming it."""
+    import threading
+
+    save(runs[0], tmp_path)
+    fifo = tmp_path / "0123456789abcdef.npz"
+    os.mkfifo(fifo)
+    done = []
+
+    def read_all():
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            done.append((results.completed_ids(tmp_path), len(load_table(tmp_path)),
+                         len(load_steps(tmp_path)), [str(w.message) for w in seen]))
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    if reader.is_alive():  # unblock the reader (open the FIFO for writing), then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("reading a folder with a FIFO blocked")
+    ids, n_rows, n_steps, messages = done[0]
+    assert ids == {runs[0].run_id} and n_rows == EPOCHS + 1 and n_steps == 1
+    assert all("not a regular file" in m and str(fifo) in m for m in messages)
+    assert len(messages) == 3
+    with pytest.raises(IncompleteResultError, match="not a regular file"):
+        load(fifo)
+
+
+def test_temporary_files_of_killed_writes_are_removed(tmp_path):
+    """A write killed between its temporary file and the rename left ``.tmp-*.part``
+    for ever; those untouched for STALE_TEMPORARY_SECONDS are removed (fresh ones, of a
+    write in progress, are kept)."""
+    old = tmp_path / ".tmp-0123456789abcdef-x1y2.part"
+    fresh = tmp_path / ".tmp-fedcba9876543210-z3w4.part"
+    other = tmp_path / ".tmp-notes.txt"
+    for p in (old, fresh, other):
+        p.write_bytes(b"PK\x03\x04partial")
+    stale = results.STALE_TEMPORARY_SECONDS + 60
+    os.utime(old, (os.path.getatime(old) - stale, os.path.getmtime(old) - stale))
+    os.utime(other, (os.path.getatime(other) - stale, os.path.getmtime(other) - stale))
+    assert results.remove_stale_temporaries(tmp_path) == [old]
+    assert not old.exists() and fresh.exists() and other.exists()

@@ -186,3 +186,29 @@ def test_observe_sees_every_step_and_leaves_the_run_unchanged():
             assert arr.tobytes() == watched.epochs[key].tobytes(), key
     with pytest.raises(TypeError, match="observe"):
         run("mf-rank1", PAL(), observe=1, **kw)
+
+
+# --- argument types (audit 2, N5 and N18) ----------------------------------------------
+
+
+def test_a_class_instead_of_an_instance_is_named():
+    """``run(p, paltest.PAL)`` used to fail with "'property' object is not iterable"."""
+    import paltest
+    from problems.quadratic import Quadratic
+
+    for kwargs, name in ((dict(optimizer=paltest.PAL), "optimizer"),
+                         (dict(optimizer="sgd", problem=Quadratic),
+                          "problem")):
+        args = {"problem": "quadratic", **kwargs}
+        with pytest.raises(TypeError, match=f"^{name}: got the class "):
+            run(args.pop("problem"), args.pop("optimizer"), epochs=1, batch_size=1, seed=0)
+    with pytest.raises(TypeError, match=r"^direction: got the class Adam; pass an instance"):
+        paltest.PAL(direction=paltest.Adam)  # used to be accepted, and fail at init
+
+
+@pytest.mark.parametrize("key", ["problem_options", "config", "hyperparameters"])
+@pytest.mark.parametrize("value", [5, [("n", 3)], "n=3", {3: "n"}])
+def test_the_dict_arguments_are_checked(key, value):
+    """``run(problem_options=5)`` used to fail with "'int' object is not iterable"."""
+    with pytest.raises(TypeError, match=f"^{key}: expected a dict with string keys"):
+        run("quadratic", "sgd", epochs=1, batch_size=1, seed=0, **{key: value})

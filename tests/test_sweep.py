@@ -141,8 +141,8 @@ def test_a_bad_grid_fails_before_anything_runs(tmp_path):
     with pytest.raises(GridError):
         sweep(dict(GRID, seeds=0), out, backend="sequential")
     assert not out.exists()
-    with pytest.raises(ValueError, match=r"backend: unknown joblib backend 'nope'; "
-                                         r"registered: \[.*'loky'"):
+    with pytest.raises(ValueError, match=r"backend: unknown joblib backend 'nope' "
+                                         r"\(Invalid backend: nope, .*'loky'"):
         sweep(GRID, out, backend="nope")
     assert not out.exists()
     assert {"loky", "threading", "sequential", "dask"} <= set(backends())
@@ -351,3 +351,39 @@ def test_kept_memory_allowance_grows_by_the_kept_kernels(monkeypatch, tmp_path):
     sweep_module._problem("quadratic", json.dumps({"n": 3}))  # keeps no kernel
     assert process_executor._MAX_MEMORY_LEAK_SIZE == 300_000_000 + prob.kernel_bytes
     sweep_module._problem.cache_clear()
+
+
+def test_the_installed_loky_still_has_the_leak_limit_paltest_raises():
+    """loky has no public setting for its worker leak check; paltest raises its
+    module-level limit (guarded). If a joblib upgrade renames or drops it, this fails in
+    CI rather than the workers silently rebuilding their kernels again."""
+    from joblib.externals.loky import process_executor
+
+    from paltest.testbed import sweep as sweep_module
+
+    assert type(getattr(process_executor, sweep_module._LOKY_LIMIT)) is int
+    assert sweep_module._LOKY_WORKER == process_executor.__name__
+
+
+def test_without_the_leak_limit_a_warning_says_what_is_lost(monkeypatch):
+    """The guarded fallback: no (integer) limit in loky, no change and one clear warning;
+    no loky loaded (another backend), nothing at all."""
+    import sys
+    import types
+
+    from paltest.testbed import sweep as sweep_module
+
+    fake = types.ModuleType(sweep_module._LOKY_WORKER)
+    monkeypatch.setitem(sys.modules, sweep_module._LOKY_WORKER, fake)
+    with pytest.warns(RuntimeWarning, match="may take the kernels they keep for a leak"):
+        assert sweep_module._allow_kept_memory(10**9) is False
+    fake._MAX_MEMORY_LEAK_SIZE = "300MB"  # another type: left alone
+    with pytest.warns(RuntimeWarning):
+        assert sweep_module._allow_kept_memory(10**9) is False
+    assert fake._MAX_MEMORY_LEAK_SIZE == "300MB"
+    fake._MAX_MEMORY_LEAK_SIZE = 3 * 10**8
+    assert sweep_module._allow_kept_memory(10**9) is True
+    assert fake._MAX_MEMORY_LEAK_SIZE == 13 * 10**8
+    assert sweep_module._allow_kept_memory(0) is False
+    monkeypatch.delitem(sys.modules, sweep_module._LOKY_WORKER)
+    assert sweep_module._allow_kept_memory(10**9) is False

@@ -27,19 +27,22 @@ from paltest.testing import (
     spd_quadratics,
 )
 
-#: The shipped optimizers that are line searches (``is_line_search``: the "descent" check
-#: applies). Not "sls-polyak": its Armijo search is on the gradient step, then Polyak
-#: momentum is added, so a step may raise the loss (the check finds it: from the minimum,
-#: 0.0 -> 3.1e-3).
+#: The shipped optimizers that are line searches promising descent (``is_line_search``
+#: and no ``no_descent``: the "descent" check applies at check_optimizer's defaults). Not
+#: "sls-polyak": its Armijo search is on the gradient step, then Polyak momentum is
+#: added, so a step may raise the loss (the check finds it: from the minimum, 0.0 ->
+#: 3.1e-3); the class says so in ``no_descent``.
 NOT_DESCENT = {"sls-polyak"}
-LINE_SEARCHES = {n for n in registry.names()
-                 if registry.get_class(n).is_line_search and n not in NOT_DESCENT}
+LINE_SEARCHES = {n for n in registry.names() if registry.get_class(n).is_line_search
+                 and not getattr(registry.get_class(n), "no_descent", None)}
 
 
 def test_line_searches_are_the_classes_that_say_so():
     assert LINE_SEARCHES == {"pal", "sls", "sls-goldstein", "exact", "pal-momentum",
                              "pal-adam", "pal-rmsprop"}
     assert registry.get_class("sls-polyak").is_line_search
+    assert {n for n in registry.names()
+            if getattr(registry.get_class(n), "no_descent", None)} == NOT_DESCENT
     for n in ("sgd", "adam", "rmsprop", "sgdhd", "alig", "cocob"):
         assert registry.get_class(n).is_line_search is False
 
@@ -64,7 +67,7 @@ def test_pal_along_every_direction_passes(direction, dtype, xp):
 @pytest.mark.parametrize("name", registry.names())
 def test_every_shipped_optimizer_passes(name, xp):
     report = check_optimizer(lambda: registry.make(name, n_batches_per_epoch=4), xp=xp,
-                             max_examples=8, line_search=name in LINE_SEARCHES)
+                             max_examples=8)  # the defaults, as the README says
     assert list(report) == list(CHECKS)
     assert all(v == "passed" for v in report.values()) or (
         name not in LINE_SEARCHES and report["descent"].startswith("skipped"))
@@ -73,9 +76,11 @@ def test_every_shipped_optimizer_passes(name, xp):
 @pytest.mark.parametrize("name", registry.names())
 def test_every_shipped_optimizer_passes_in_float32(name, xp):
     report = check_optimizer(lambda: registry.make(name, n_batches_per_epoch=4), xp=xp,
-                             dtype="float32", max_examples=4,
-                             line_search=name in LINE_SEARCHES)
+                             dtype="float32", max_examples=4)
     assert report["descent"] == ("passed" if name in LINE_SEARCHES else
+                                 "skipped: SLSPolyak may not descend: its Armijo search is "
+                                 "on the gradient step; the momentum term added after it "
+                                 "may raise the loss" if name in NOT_DESCENT else
                                  "skipped: not a line search (is_line_search / line_search)")
 
 
@@ -260,3 +265,35 @@ def test_batch_quadratics_with_and_without_a_common_minimiser(xp):
             assert any(np.any(np.abs(g) > 1e3 * eps * scale) for g in batch_grads)
         assert backend.namespace(star) is xp
     check()
+
+
+# -- audit 2, N17 -------------------------------------------------------------------------
+
+
+def test_sls_polyak_at_the_defaults_skips_descent_with_its_reason():
+    """``check_optimizer(SLSPolyak)`` failed "descent" at its defaults although the
+    README says a line search (``is_line_search``) gets that check: the class now says
+    why it may not descend (``no_descent``); ``line_search=True`` still forces it."""
+    from paltest.optimizers.sls_variants import SLSPolyak
+
+    report = check_optimizer(SLSPolyak, max_examples=5)
+    assert report["descent"].startswith("skipped: SLSPolyak may not descend: ")
+    assert [k for k, v in report.items() if v != "passed"] == ["descent"]
+    with pytest.raises(AssertionError, match="'descent' failed"):
+        check_optimizer(SLSPolyak, checks=["descent"], line_search=True, max_examples=50)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "words"), [
+    ({"make_optimizer": lambda: 5}, TypeError, "^make_optimizer: must return an optimizer"),
+    ({"make_optimizer": lambda: SGD}, TypeError, "^make_optimizer: must return an optimizer"),
+    ({"checks": 5}, TypeError, "^checks: must be a sequence of check names, got 5"),
+    ({"skip": 5}, TypeError, "^skip: must be a sequence of check names"),
+    ({"line_search": "yes"}, TypeError, "^line_search: expected True, False or None"),
+    ({"line_search": 1}, TypeError, "^line_search: expected True, False or None"),
+])
+def test_bad_arguments_are_named(kwargs, error, words):
+    """A factory returning a non-optimizer (AttributeError), ``checks=5`` ("not
+    iterable"), ``line_search="yes"`` (accepted) are errors naming the argument."""
+    args = {"make_optimizer": lambda: SGD(lr=0.1), **kwargs}
+    with pytest.raises(error, match=words):
+        check_optimizer(args.pop("make_optimizer"), max_examples=1, **args)

@@ -65,6 +65,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import typing
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -98,6 +99,8 @@ __all__ = [
     "check_nonneg",
     "check_on_nonfinite",
     "check_positive",
+    "check_state",
+    "check_state_type",
     "evaluate",
     "first_order_start",
     "host_reads",
@@ -186,6 +189,8 @@ def _detaching(method: Any, step: bool = False) -> Any:
 
     @functools.wraps(method)
     def wrapper(self: Any, theta: Any, *args: Any, **kwargs: Any) -> Any:
+        if step:
+            check_state_type(self, args[0] if args else kwargs.get("state"))
         if type(theta) in backend.HOST_ARRAY_TYPES:  # NumPy: never traced, no autograd
             return method(self, theta, *args, **kwargs)
         return method(self, _device_theta(self, theta, step), *args, **kwargs)
@@ -207,6 +212,35 @@ def _device_theta(opt: Any, theta: Any, step: bool) -> Any:
 
 
 _STEP_PARAMETERS = ["self", "theta", "state", "value_and_grad", "value"]
+#: The state type of each optimizer class whose ``init`` declares it (its return
+#: annotation, a NamedTuple); see :func:`check_state_type`.
+_STATE_TYPE: dict[type, type | None] = {}
+
+
+def state_type(cls: type) -> type | None:
+    """The NamedTuple type that ``cls.init`` declares it returns, or ``None`` when its
+    return annotation is missing or not a NamedTuple class."""
+    if cls not in _STATE_TYPE:
+        init = getattr(cls, "init", None)
+        try:
+            kind = typing.get_type_hints(init).get("return")
+        except Exception:  # no annotations, or names that do not resolve
+            kind = None
+        ok = isinstance(kind, type) and issubclass(kind, tuple) and hasattr(kind, "_fields")
+        _STATE_TYPE[cls] = kind if ok else None
+    return _STATE_TYPE[cls]
+
+
+def check_state_type(opt: Any, state: Any) -> None:
+    """``state`` must be the state type ``opt.init`` returns (:func:`state_type`), when
+    it declares one: another optimizer's state, or ``None``, raises ``TypeError`` naming
+    ``state``. (Its arrays are checked by :func:`check_state`, in :func:`evaluate`.)"""
+    kind = state_type(type(opt))
+    if kind is None or isinstance(state, kind):
+        return
+    got = "None" if state is None else f"a {type(state).__name__}"
+    raise TypeError(f"state: expected the {kind.__name__} that {type(opt).__name__}.init(theta) "
+                    f"returns, got {got}")
 _MISSING = object()
 
 
@@ -218,6 +252,8 @@ def _detaching_step(method: Any) -> Any:
     @functools.wraps(method)
     def step(self: Any, theta: Any, state: Any, value_and_grad: Any,
              value: Any = _MISSING) -> Any:
+        if type(state) is not _STATE_TYPE.get(type(self)):
+            check_state_type(self, state)
         if type(theta) not in backend.HOST_ARRAY_TYPES:  # NumPy: never traced
             theta = _device_theta(self, theta, True)
         if value is _MISSING:
@@ -353,26 +389,90 @@ def _checked_pair(out: Any, theta: Any, xp: Any) -> tuple[Any, Any]:
     return loss, backend.detach(g)
 
 
+#: The NamedTuple types already seen as states (their type checked once).
+_STATE_TUPLES: set[type] = set()
+
+
+def _is_namedtuple(value: Any) -> bool:
+    return isinstance(value, tuple) and isinstance(getattr(type(value), "_fields", None),
+                                                   tuple)
+
+
+def _dtype_text(dtype: Any) -> str:
+    """``"float32"`` for any namespace's float32 (else the dtype as text)."""
+    text = str(dtype)
+    return next((n for n in backend.FLOAT_DTYPES if n in text), text)
+
+
+def check_state(theta: Any, state: Any, xp: Any = None, where: str = "state") -> None:
+    """``state`` must be ``None`` or a NamedTuple (nested states such as PAL's ``base``
+    included) whose arrays have ``theta``'s namespace and, unless 0-d, its shape; its
+    real floating arrays also its dtype. Python numbers and ``None`` fields pass.
+
+    Raises ``TypeError``/``ValueError`` naming the field: a state of another optimizer
+    or of parameters of another dtype would otherwise be computed with (a float32
+    state turns float64 parameters into float32 ones). Only metadata is read.
+    """
+    if state is None:
+        return
+    if not _is_namedtuple(state):
+        raise TypeError(f"{where}: expected the state NamedTuple that init(theta) returns, "
+                        f"got {type(state).__name__}")
+    xp = backend.namespace(theta) if xp is None else xp
+    for name, field in zip(state._fields, state, strict=True):
+        if _is_namedtuple(field):
+            check_state(theta, field, xp, f"{where}.{name}")
+            continue
+        shape, dtype = getattr(field, "shape", None), getattr(field, "dtype", None)
+        if shape is None or dtype is None or isinstance(field, (bool, int, float)):
+            continue  # Python numbers (a host step size), None
+        try:
+            fxp = backend.namespace(field)
+        except TypeError:
+            fxp = None
+        if fxp is not xp:
+            raise TypeError(f"{where}: {name} is a {type(field).__name__}, not an array of the "
+                            f"parameters' namespace {xp.__name__}; call init(theta) first")
+        if len(shape) and tuple(shape) != tuple(theta.shape):
+            raise ValueError(
+                f"{where}: {name} of shape {tuple(shape)} does not match theta of "
+                f"shape {tuple(theta.shape)}; call init(theta) first")
+        if dtype != theta.dtype and xp.isdtype(dtype, "real floating"):
+            raise TypeError(
+                f"{where}: {name} has dtype {_dtype_text(dtype)}, theta "
+                f"{_dtype_text(theta.dtype)}; the state must be made by init(theta) for "
+                "parameters of this dtype")
+    if state.__class__ not in _STATE_TUPLES and where == "state":
+        _STATE_TUPLES.add(state.__class__)
+
+
 def evaluate(theta: Any, state: Any, value_and_grad: Any) -> tuple[Any, Any, Any]:
     """The start of every step: ``(xp, loss, grad)`` at ``theta``, validated.
 
-    Checks ``theta`` (:func:`paltest.backend.check_params`), that every vector in
-    ``state`` (a NamedTuple, or ``None``) has ``theta``'s shape, calls
+    Checks ``theta`` (:func:`paltest.backend.check_params`) and ``state``
+    (:func:`check_state`: a NamedTuple, or ``None``, whose arrays are of ``theta``'s
+    namespace, shape and floating dtype), calls
     ``value_and_grad(theta)`` once (:func:`call_value_and_grad`: a ``(loss, grad)``
     pair, the gradient checked by :func:`check_grad`) and makes the loss a 0-d array
     (:func:`as_loss`). Only metadata is read: no host transfer.
     """
     xp = backend.check_params(theta)
     if state is not None:
-        fields, shape = state._fields, theta.shape
-        for i, field in enumerate(state):
-            if field is None or (type(field) is _ndarray and field.shape == shape):
-                continue  # the common cases, one check each
-            if getattr(field, "ndim", None) == 1 and tuple(field.shape) != tuple(shape):
-                raise ValueError(
-                    f"state: {fields[i]} of shape {tuple(field.shape)} does not match theta of "
-                    f"shape {tuple(shape)}; call init(theta) first"
-                )
+        shape, dtype = theta.shape, theta.dtype
+        if type(state) in _STATE_TUPLES:
+            for field in state:  # the common cases, a few checks each; else the full checks
+                cls = type(field)
+                if field is None or cls is float:
+                    continue
+                if cls is _ndarray:
+                    if field.dtype is dtype and (field.shape == shape or field.shape == ()):
+                        continue
+                elif cls is getattr(dtype, "type", None):  # a NumPy scalar (0-d arithmetic)
+                    continue
+                check_state(theta, state, xp)
+                break
+        else:
+            check_state(theta, state, xp)
     if xp is _HOST_XP and type(theta) is _ndarray:
         # NumPy: call_value_and_grad's and as_loss's checks inline for the common
         # results (a pair, a gradient array like theta, an np.float64/np.float32 loss);

@@ -65,6 +65,9 @@ def resolve(direction: Any) -> Any:
     """
     from paltest.optimizers import registry
 
+    if isinstance(direction, type):
+        raise TypeError(f"direction: got the class {direction.__name__}; pass an instance "
+                        f"({direction.__name__}(...)) or a registry name")
     if isinstance(direction, str):
         if direction not in registry.names():
             raise ValueError(f"direction: unknown optimizer {direction!r}; choose one of "

@@ -204,6 +204,9 @@ class SLSPolyak(_SLSBase):
     """
 
     _extra_keys = ("momentum",)
+    #: Why :func:`paltest.testing.check_optimizer`'s ``"descent"`` does not apply.
+    no_descent = ("its Armijo search is on the gradient step; the momentum term added "
+                  "after it may raise the loss")
 
     def __init__(
         self,

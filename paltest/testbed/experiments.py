@@ -49,13 +49,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from paltest.optimizers import registry
 from paltest.testbed import claims as _claims
-from paltest.testbed import metrics, schedule, tables
+from paltest.testbed import manifest, metrics, schedule, tables
+from paltest.testbed.manifest import SelectionFileError
 from paltest.testbed.protocols import (  # noqa: F401 - the protocols, as before, from here too
     DEFAULT_OPTIMIZERS,
     FIGURE9_MEMORY_BUDGET,
@@ -78,11 +80,7 @@ from paltest.testbed.sweep import run_configs
 __all__ = ["FigureResult", "SelectionFileError", "draw", "final_losses", "load_figure",
            "plan", "report", "run_figure", "summary", "sweep_summary"]
 
-SELECTION_FORMAT = 2
-
-
-class SelectionFileError(RuntimeError):
-    """A figure folder's ``selection.json`` is damaged or of another format."""
+SELECTION_FORMAT = manifest.FORMAT
 
 
 @dataclass
@@ -182,14 +180,27 @@ def _select(p: Plan, runs: Path, fl: dict, jobs: dict, free: list[dict] | None =
 
 
 def run_figure(p: Plan, out_dir: str | Path, *, n_jobs: int = 1, backend: str = "loky",
-               progress: bool = False) -> FigureResult:
+               progress: bool = False, scheduler: str | None = None) -> FigureResult:
     """Run (or resume) the plan: selection, then final and reference runs (see the
-    module); writes ``selection.json`` and the :func:`report` files."""
+    module); writes ``selection.json`` and the :func:`report` files. ``backend`` and
+    ``scheduler`` as in :func:`paltest.testbed.sweep.sweep` (one Dask client, or local
+    cluster, serves every round)."""
+    from paltest.testbed import cluster, results
+
+    cluster.check_backend(backend)
+    cluster.check_scheduler(scheduler, backend)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results.remove_stale_temporaries(out)
+    with cluster.connect(backend, n_jobs, scheduler):
+        return _run_figure(p, out, {"n_jobs": n_jobs, "backend": backend,
+                                    "progress": progress})
+
+
+def _run_figure(p: Plan, out: Path, jobs: dict[str, Any]) -> FigureResult:
     from paltest.testbed import results
 
-    out = Path(out_dir)
     runs = out / "runs"
-    jobs = {"n_jobs": n_jobs, "backend": backend, "progress": progress}
     fl = floors(p.problems, **p.options(p.problems[0]))
     refs = [_config(p, q, o, {}, s) for q in p.problems for o in p.references
             for s in p.seeds]
@@ -199,12 +210,10 @@ def run_figure(p: Plan, out_dir: str | Path, *, n_jobs: int = 1, backend: str = 
     selection = _select(p, runs, fl, jobs, free=untuned + refs, estimate=estimate)
     final = [_config(p, q, o, selection[q].get(o, {}).get("chosen", {}), s)
              for q in p.problems for o in p.optimizers for s in p.seeds]
-    manifest = {"format_version": SELECTION_FORMAT, "plan": p.to_json(), "floors": fl,
-                "selection": selection,
-                "final_run_ids": list(dict.fromkeys(results.run_id(c) for c in final)),
-                "reference_run_ids": list(dict.fromkeys(results.run_id(c) for c in refs))}
-    results.write_text_atomic(out / "selection.json",
-                              json.dumps(manifest, indent=1, allow_nan=False))
+    manifest.write(out / "selection.json", {
+        "plan": p.to_json(), "floors": fl, "selection": selection,
+        "final_run_ids": list(dict.fromkeys(results.run_id(c) for c in final)),
+        "reference_run_ids": list(dict.fromkeys(results.run_id(c) for c in refs))})
     todo = final + refs
     if schedule.workers(jobs) > 1:  # longest first (the last runs end close together)
         todo = schedule.longest_first(todo, estimate)
@@ -217,32 +226,28 @@ def run_figure(p: Plan, out_dir: str | Path, *, n_jobs: int = 1, backend: str = 
 def load_figure(out_dir: str | Path) -> FigureResult:
     """Read a figure run back from ``out_dir`` (its ``selection.json`` and ``runs/``).
 
-    A missing ``selection.json`` raises ``FileNotFoundError``; a damaged one, or one of
-    another format, :class:`SelectionFileError` (running the figure again rebuilds it,
-    reusing every finished run).
+    A missing ``selection.json`` raises ``FileNotFoundError``; a damaged one (its
+    checksum, structure and types are checked: :mod:`paltest.testbed.manifest`), or one
+    of another format, :class:`SelectionFileError` naming it (running the figure again
+    rebuilds it, reusing every finished run).
     """
     from paltest.testbed import results
 
     out = Path(out_dir)
     path = out / "selection.json"
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"results_dir: no selection.json in {str(out)!r}; not the "
                                 "output of 'paltest figure'")
+    m = manifest.read(path)
     try:
-        m = json.loads(path.read_text(encoding="utf-8"))
-        if m.get("format_version") != SELECTION_FORMAT:
-            raise ValueError(f"format_version {m.get('format_version')!r}, expected "
-                             f"{SELECTION_FORMAT}")
         p = Plan.from_json(m["plan"])
-        selection, fl = dict(m["selection"]), dict(m["floors"])
-        final_ids, ref_ids = set(m["final_run_ids"]), set(m["reference_run_ids"])
-        trial_ids = {t["run_id"] for per in selection.values() for rec in per.values()
-                     for t in rec["trials"]}
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
-        raise SelectionFileError(
-            f"{path}: damaged or not written by this version of paltest ({type(err).__name__}:"
-            f" {err}); run the same 'paltest figure' command again to rebuild it (finished "
-            "runs are reused)") from err
+    except (ValueError, KeyError, TypeError) as err:
+        raise SelectionFileError(f"{path}: plan: {err}; run the same 'paltest figure' "
+                                 "command again to rebuild it") from err
+    selection, fl = dict(m["selection"]), dict(m["floors"])
+    final_ids, ref_ids = set(m["final_run_ids"]), set(m["reference_run_ids"])
+    trial_ids = {t["run_id"] for per in selection.values() for rec in per.values()
+                 for t in rec["trials"]}
     table = results.load_table(out / "runs")
     ids = table["run_id"]
     return FigureResult(plan=p, table=table[ids.isin(final_ids)],

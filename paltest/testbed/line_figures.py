@@ -105,10 +105,11 @@ class LinePlan:
 
 def line_plan(figure: int, *, problems: Any = None, seeds: Any = None,
               epochs: int | None = None, quick: bool = False, xp: str = "numpy",
-              dtype: str = "float32") -> LinePlan:
+              dtype: str = "float32", max_runs: int = protocols.MAX_RUNS) -> LinePlan:
     """The plan of line Figure ``figure`` (1, 2, 6 or 7); ``problems``: registered names
     (default :data:`DEFAULT_PROBLEMS`); ``seeds``: a count or a list; ``epochs``: for
-    every problem. Full scale means the protocol's epochs and seeds, not quick."""
+    every problem. Full scale means the protocol's epochs and seeds, not quick. More
+    runs than ``max_runs`` raise ``ValueError`` naming ``seeds``."""
     import problems as registry_of_problems
 
     if figure not in FIGURES:
@@ -117,6 +118,10 @@ def line_plan(figure: int, *, problems: Any = None, seeds: Any = None,
     bad = [q for q in probs if q not in registry_of_problems.names()]
     if bad or not probs:
         raise ValueError(f"problem: unknown {bad}; choose from {registry_of_problems.names()}")
+    n_seeds = seeds if isinstance(seeds, int) and not isinstance(seeds, bool) else (
+        len(seeds) if isinstance(seeds, (list, tuple)) else 0)
+    n_seeds = min(n_seeds, 1) if figure == 7 else n_seeds  # Figure 7 runs the first only
+    protocols.check_max_runs(len(probs) * len(_WHO[figure]) * n_seeds, max_runs, "seeds")
     if seeds is None:
         seed_list = QUICK_SEEDS if quick else SEEDS
     elif isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0:
@@ -187,12 +192,17 @@ def tasks(p: LinePlan) -> list[Task]:
     return out
 
 
-def _run_task(t: Task, runs: str) -> str:
-    from paltest.testbed import lines, results
+def _done(t: Task, runs: Path) -> bool:
+    rid = t.run_id()
+    return (runs / f"{rid}.npz").is_file() and (runs / f"{rid}.lines.json").is_file()
+
+
+def _sample_task(t: Task) -> tuple[str, Any, Any]:
+    """One sampled run (executed by the workers): ``(run_id, result, samples)``; the
+    client saves them, so workers need not share its filesystem."""
+    from paltest.testbed import lines
 
     rid = t.run_id()
-    if (Path(runs) / f"{rid}.npz").is_file() and (Path(runs) / f"{rid}.lines.json").is_file():
-        return rid
     opt, hp = LABELS[t.label]
     result, samples = lines.sample_run(t.problem, opt, epochs=t.epochs,
                                        batch_size=t.batch_size, seed=t.seed,
@@ -200,9 +210,7 @@ def _run_task(t: Task, runs: str) -> str:
                                        problem_options=t.options, **t.sampler)
     if result.run_id != rid:  # pragma: no cover - a bug in Task.run_id
         raise RuntimeError(f"run id {result.run_id} differs from the planned {rid}")
-    lines.save_samples(samples, runs, rid)  # the samples first: the .npz marks completion
-    results.save(result, runs)
-    return rid
+    return rid, result, samples
 
 
 @dataclass
@@ -247,21 +255,36 @@ def _load(p: LinePlan, todo: list[Task], ids: list[str], runs: Path) -> tuple:
 
 
 def run_line_figure(p: LinePlan, out_dir: str | Path, *, n_jobs: int = 1,
-                    backend: str = "loky", progress: bool = False) -> LineFigureResult:
+                    backend: str = "loky", progress: bool = False,
+                    scheduler: str | None = None) -> LineFigureResult:
     """Run (or reuse) the plan's sampled runs in ``out_dir/line-runs`` (``n_jobs`` in
-    parallel with joblib's ``backend``), then write the figure's tables and claims into
-    ``out_dir/<plan.out_name()>`` (see the module); the figure is drawn by
-    :func:`draw_line_figure`."""
-    from joblib import Parallel, delayed
+    parallel with joblib's ``backend``; ``"dask"`` and ``scheduler`` as in
+    :func:`paltest.testbed.sweep.sweep`: the results are saved here, as they arrive),
+    then write the figure's tables and claims into ``out_dir/<plan.out_name()>`` (see
+    the module); the figure is drawn by :func:`draw_line_figure`."""
+    from joblib import delayed, parallel_config
 
+    from paltest.testbed import cluster, lines, results
+
+    cluster.check_backend(backend)
+    cluster.check_scheduler(scheduler, backend)
     base = Path(out_dir)
     runs = base / "line-runs"
     runs.mkdir(parents=True, exist_ok=True)
+    results.remove_stale_temporaries(runs)
     todo = tasks(p)
-    ids = Parallel(n_jobs=n_jobs, backend=backend, verbose=5 if progress else 0)(
-        delayed(_run_task)(t, str(runs)) for t in todo)
-    lines, points, run_table, epochs = _load(p, todo, list(ids), runs)
-    result = LineFigureResult(p, base / p.out_name(), lines, points, run_table, epochs)
+    missing = [t for t in todo if not _done(t, runs)]
+    if missing:
+        n = n_jobs if n_jobs < 1 else min(n_jobs, len(missing))
+        with cluster.connect(backend, n_jobs, scheduler), \
+                parallel_config(backend=backend, n_jobs=n):
+            calls = [delayed(_sample_task)(t) for t in missing]
+            for rid, result, samples in cluster.outputs(calls, verbose=5 if progress else 0):
+                lines.save_samples(samples, runs, rid)  # first: the .npz marks completion
+                results.save(result, runs)
+    ids = [t.run_id() for t in todo]
+    lines_, points, run_table, epochs = _load(p, todo, ids, runs)
+    result = LineFigureResult(p, base / p.out_name(), lines_, points, run_table, epochs)
     _report(result)
     return result
 

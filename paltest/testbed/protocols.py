@@ -33,6 +33,7 @@ from typing import Any
 from paltest.optimizers import registry
 from paltest.testbed import claims as _claims
 from paltest.testbed import metrics
+from paltest.testbed.grid import MAX_RUNS, check_max_runs
 from paltest.testbed.selection import Grid, Scale
 
 __all__ = ["DEFAULT_OPTIMIZERS", "FIGURE9_MEMORY_BUDGET", "MAX_EXTENSIONS", "PROTOCOLS",
@@ -153,14 +154,16 @@ class Plan:
 def plan(figure: int, *, optimizers: Any = None, problems: Any = None, seeds: Any = None,
          epochs: int | None = None, quick: bool = False, xp: str = "numpy",
          dtype: str = "float32", problem_options: dict[str, Any] | None = None,
-         tune_seed: int | None = None) -> Plan:
+         tune_seed: int | None = None, max_runs: int = MAX_RUNS) -> Plan:
     """The plan of Figure ``figure`` (8 or 9) with the given overrides.
 
     ``optimizers``: registry names (default :data:`DEFAULT_OPTIMIZERS`); ``problems``: a
     subset of the figure's problems (default all); ``seeds``: an int ``n`` (seeds
     ``0..n-1``) or a list; ``epochs``: overrides the protocol's. ``tune_seed`` defaults to
     the first seed. ``quick`` sets the smoke scale (see the module docstring) before the
-    overrides apply.
+    overrides apply. More final and reference runs than ``max_runs`` (the seeds times
+    the problems times the optimizers and references) raise ``ValueError`` naming
+    ``seeds``, before the seeds are listed.
     """
     if figure not in PROTOCOLS:
         raise ValueError(f"figure: must be one of {sorted(PROTOCOLS)}, got {figure!r}")
@@ -174,8 +177,11 @@ def plan(figure: int, *, optimizers: Any = None, problems: Any = None, seeds: An
     if bad or not probs:
         raise ValueError(f"problems: {bad} not in Figure {figure}; choose from "
                          f"{list(proto.problems)}")
-    seed_list = _seed_list(QUICK_SEEDS if quick and seeds is None else
-                           proto.seeds if seeds is None else seeds)
+    seeds = QUICK_SEEDS if quick and seeds is None else proto.seeds if seeds is None else seeds
+    n_seeds = seeds if isinstance(seeds, int) and not isinstance(seeds, bool) else (
+        len(seeds) if isinstance(seeds, (list, tuple)) else 0)
+    check_max_runs(len(probs) * 2 * len(opts) * n_seeds, max_runs, "seeds")
+    seed_list = _seed_list(seeds)
     n_epochs = epochs if epochs is not None else QUICK_EPOCHS if quick else proto.epochs
     if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 1:
         raise ValueError(f"epochs: must be a positive int, got {n_epochs!r}")

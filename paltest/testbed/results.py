@@ -14,7 +14,10 @@ parsing anything, then all of it, so a truncated, partial or damaged file raises
 :class:`IncompleteResultError` and is never taken for a complete run.
 :func:`load_table`, :func:`load_steps` and :func:`completed_ids` (what a sweep resumes
 from) skip such files, and files not named after their run id (e.g. a backup
-``<run_id>.bak.npz``), with a warning naming the file; temporary files are ignored.
+``<run_id>.bak.npz``) or that are not regular files (a FIFO would block a read forever),
+with a warning naming the file; temporary files are ignored, and those of a killed
+write are removed by :func:`remove_stale_temporaries`. Files are created with mode 0666
+less the umask, as ``open`` creates them.
 :func:`load_table` and :func:`load_steps` read the parquet tables that
 :mod:`paltest.testbed.tables` keeps beside the files (``tables/``), readable without
 paltest.
@@ -36,7 +39,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import secrets
+import stat
+import time
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -49,6 +54,7 @@ from paltest.testbed.runconfig import environment, make_config, run_id, xp_name
 
 __all__ = [
     "FORMAT_VERSION",
+    "STALE_TEMPORARY_SECONDS",
     "IncompleteResultError",
     "RunResult",
     "TIMING_ARRAYS",
@@ -58,6 +64,7 @@ __all__ = [
     "load_steps",
     "load_table",
     "make_config",
+    "remove_stale_temporaries",
     "result_path",
     "run_id",
     "save",
@@ -70,6 +77,10 @@ FORMAT_VERSION = 1
 TIMING_ARRAYS = ("epoch_time", "wall_time", "step_time")
 _SUFFIX = ".npz"
 _TMP_PREFIX = ".tmp-"
+_TMP_SUFFIX = ".part"
+#: Temporary files of atomic writes untouched for this long are left over from a write
+#: that was killed (see :func:`remove_stale_temporaries`).
+STALE_TEMPORARY_SECONDS = 3600.0
 
 
 class IncompleteResultError(ValueError):
@@ -146,12 +157,51 @@ def result_path(directory: str | os.PathLike, run_id: str) -> Path:
     return Path(directory) / f"{run_id}{_SUFFIX}"
 
 
+def _new_temporary(target: Path) -> tuple[int, str]:
+    """A new hidden ``.tmp-<stem>-<random>.part`` file beside ``target``, opened for
+    writing; created with mode 0666 less the umask, as ``open`` would create ``target``
+    (``tempfile.mkstemp`` makes it 0600, unreadable to collaborators)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = target.parent / f"{_TMP_PREFIX}{target.stem}-{secrets.token_hex(6)}{_TMP_SUFFIX}"
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
+
+
+def remove_stale_temporaries(directory: str | os.PathLike,
+                             max_age: float = STALE_TEMPORARY_SECONDS) -> list[Path]:
+    """Remove the temporary files (``.tmp-*.part``) of writes into ``directory`` untouched
+    for ``max_age`` seconds, and return them.
+
+    A write that is killed (SIGKILL, a power cut) cannot remove its temporary file; a
+    live write finishes within seconds, so one untouched for an hour is left over.
+    Sweeps and figures call this on their folders before they start.
+    """
+    path = Path(directory)
+    removed = []
+    now = time.time()
+    try:
+        candidates = list(path.glob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        try:
+            st = tmp.lstat()
+            if stat.S_ISREG(st.st_mode) and now - st.st_mtime > max_age:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:  # removed meanwhile (another sweep), or not ours to remove
+            continue
+    return removed
+
+
 def _replace_atomically(target: Path, write: Any) -> Path:
     """Call ``write(binary file)`` on a hidden temporary file beside ``target``, flush and
     fsync it, and rename it over ``target`` (then fsync the directory); on any failure
     the temporary file is removed and ``target`` is left as it was."""
-    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{target.stem}-", suffix=".part",
-                               dir=target.parent)
+    fd, tmp = _new_temporary(target)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -191,6 +241,14 @@ def load(path: str | os.PathLike) -> RunResult:
     naming the file; only :class:`MemoryError` (and ``KeyboardInterrupt``) pass through.
     """
     path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        raise IncompleteResultError(
+            f"{path}: not a complete result file ({type(err).__name__}: {err})") from err
+    if not stat.S_ISREG(mode):  # a FIFO would block the read forever
+        raise IncompleteResultError(f"{path}: not a regular file (a FIFO, a device or a "
+                                    "folder), not a result file")
     try:
         members = _read_members(path)
         meta = _parse_meta(members.pop(_META, None), path)

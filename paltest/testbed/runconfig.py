@@ -60,6 +60,11 @@ def make_config(
     }
     if extra:
         cfg["extra"] = dict(extra)
+    for key in ("problem_options", "hyperparameters", "extra"):
+        try:
+            _canonical(cfg.get(key))
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{key}: not JSON-able ({err})") from err
     try:
         return json.loads(_canonical(cfg))
     except (TypeError, ValueError) as err:

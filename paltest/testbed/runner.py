@@ -46,8 +46,21 @@ __all__ = ["run"]
 _HOST_SCALARS = (bool, int, float)
 
 
+def _check_dict(name: str, value: Any) -> dict[str, Any]:
+    """``value`` (``None`` or a dict with string keys) as a new dict."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise TypeError(f"{name}: expected a dict with string keys (or None), got "
+                        f"{type(value).__name__} {value!r}"[:300])
+    return dict(value)
+
+
 def _resolve_problem(problem: Any, options: dict[str, Any] | None,
                      name: str | None) -> tuple[Any, str, dict]:
+    if isinstance(problem, type):
+        raise TypeError(f"problem: got the class {problem.__name__}; pass a problem built "
+                        "from it (an instance) or a registry name")
     if isinstance(problem, str):
         import problems
 
@@ -67,6 +80,9 @@ def _resolve_problem(problem: Any, options: dict[str, Any] | None,
 
 def _resolve_optimizer(optimizer: Any, hps: dict[str, Any] | None, n_batches: int,
                        name: str | None) -> tuple[Any, str, dict]:
+    if isinstance(optimizer, type):
+        raise TypeError(f"optimizer: got the class {optimizer.__name__}; pass an instance "
+                        f"({optimizer.__name__}(...)) or a registry name")
     if isinstance(optimizer, str):
         given = dict(hps or {})
         if registry.NBATCHES in given:
@@ -295,6 +311,12 @@ def run(
             Its time counts in ``step_time``.
     """
     t_start = time.perf_counter()
+    problem_options = _check_dict("problem_options", problem_options)
+    hyperparameters = _check_dict("hyperparameters", hyperparameters)
+    config = None if config is None else _check_dict("config", config)
+    for key, label in ((optimizer_name, "optimizer_name"), (problem_name, "problem_name")):
+        if key is not None and not (isinstance(key, str) and key):
+            raise TypeError(f"{label}: expected a non-empty str or None, got {key!r}")
     epochs = check_int("epochs", epochs, 0)
     if observe is not None and not callable(observe):
         raise TypeError(f"observe: must be None or callable, got {type(observe).__name__}")

@@ -15,8 +15,9 @@ one), then tests one step ``opt.step(theta, state, value_and_grad, value)``:
 ``"deterministic"``
     the same step twice, and on a fresh optimizer, gives bitwise the same outputs;
 ``"descent"``
-    (line searches only: ``is_line_search = True`` on the class, or
-    ``line_search=True``) :math:`f(\theta_{t+1}) \le f(\theta_t) + \tau` with the
+    (line searches that promise descent: ``is_line_search = True`` on the class and no
+    ``no_descent`` reason, or ``line_search=True``)
+    :math:`f(\theta_{t+1}) \le f(\theta_t) + \tau` with the
     rounding bound :math:`\tau = 8\,n\,\epsilon\,\lambda_{max}(\|\theta_t-\theta^*\|^2 +
     \|\theta_{t+1}-\theta^*\|^2)`;
 ``"counts"``
@@ -241,7 +242,8 @@ def _selected(checks: Any, skip: Any) -> list[str]:
     for arg, val in (("checks", checks), ("skip", skip)):
         if val is None:
             continue
-        if isinstance(val, str) or not all(isinstance(c, str) for c in val):
+        if isinstance(val, (str, bytes)) or not isinstance(val, (list, tuple, set, frozenset)) \
+                or not all(isinstance(c, str) for c in val):
             raise TypeError(f"{arg}: must be a sequence of check names, got {val!r}")
         unknown = sorted(set(val) - set(CHECKS))
         if unknown:
@@ -273,8 +275,11 @@ def check_optimizer(
         skip: names of checks not to run.
         max_examples: Hypothesis examples per check; the other settings (e.g.
             ``derandomize``) come from the active Hypothesis profile, without deadline.
-        line_search: whether ``"descent"`` applies; ``None`` reads the class attribute
-            ``is_line_search`` (default false: the check is reported as skipped).
+        line_search: whether ``"descent"`` applies (a bool); ``None`` reads the class:
+            a line search (``is_line_search``) that does not say why it may not descend
+            (a ``no_descent`` reason, e.g. :class:`~paltest.optimizers.sls_variants.SLSPolyak`,
+            whose momentum is added after its search); otherwise the check is reported
+            as skipped, with the reason.
         n, condition: the dimension and condition number of the quadratics (values or
             strategies, see :func:`~paltest.testing.strategies.spd_quadratics`).
 
@@ -300,8 +305,21 @@ def check_optimizer(
         raise ValueError(f"max_examples: must be an int >= 1, got {max_examples!r}")
     space = backend.resolve_namespace(xp)
     names = _selected(checks, skip)
+    if line_search is not None and not isinstance(line_search, bool):
+        raise TypeError(f"line_search: expected True, False or None, got {line_search!r}")
+    sample = make_optimizer()
+    if isinstance(sample, type) or not (callable(getattr(sample, "init", None))
+                                        and callable(getattr(sample, "step", None))):
+        raise TypeError(
+            "make_optimizer: must return an optimizer (an instance with init(theta) and "
+            f"step(theta, state, value_and_grad, value)), got {sample!r}")
+    why_not = "not a line search (is_line_search / line_search)"
     if line_search is None:
-        line_search = bool(getattr(type(make_optimizer()), "is_line_search", False))
+        kind = type(sample)
+        line_search = bool(getattr(kind, "is_line_search", False))
+        reason = getattr(kind, "no_descent", None)
+        if line_search and reason:
+            line_search, why_not = False, f"{kind.__name__} may not descend: {reason}"
     conf = hyp.settings(
         hyp.settings.default,
         max_examples=max_examples,
@@ -320,7 +338,7 @@ def check_optimizer(
     report = {}
     for name in names:
         if name == "descent" and not line_search:
-            report[name] = "skipped: not a line search (is_line_search / line_search)"
+            report[name] = f"skipped: {why_not}"
             continue
 
         run = conf(

@@ -50,8 +50,10 @@ def make_config(problem: str, solver: Solver, *, budget: int, xp: str = "numpy",
     return json.loads(json.dumps(cfg, sort_keys=True))
 
 
-def _run_problem(configs: list[dict[str, Any]], out_dir: str) -> list[tuple[str, float]]:
-    """Build the problem of ``configs`` once, then run and save each config (a worker)."""
+def _run_problem(configs: list[dict[str, Any]], out_dir: str | None) -> list[Any]:
+    """Build the problem of ``configs`` once, then run and save each config (a worker):
+    ``[(run_id, seconds), ...]``; with ``out_dir=None`` (a Dask worker, which may not
+    share the client's filesystem) the results themselves, for the client to save."""
     import problems
 
     cfg0 = configs[0]
@@ -87,6 +89,9 @@ def _run_problem(configs: list[dict[str, Any]], out_dir: str) -> list[tuple[str,
                     "n_evaluations": hist.n_evaluations, "n_value": hist.n_value,
                     "n_value_and_grad": hist.n_value_and_grad, "f0": hist.f0,
                     "g0": hist.g0, "stated_optimum": getattr(prob, "stated_optimum", None)})
+        if out_dir is None:
+            done.append(result)
+            continue
         results.save(result, out_dir)
         done.append((result.run_id, seconds))
     return done
@@ -99,9 +104,9 @@ def run_configs(configs: list[dict[str, Any]], runs_dir: str | Path, *, n_jobs: 
     namespace, largest ``sizes[problem]`` first); returns ``(ran, skipped)``."""
     import joblib
 
-    from paltest.testbed.sweep import check_backend
+    from paltest.testbed import cluster
 
-    check_backend(backend)
+    cluster.check_backend(backend)
     out = Path(runs_dir)
     out.mkdir(parents=True, exist_ok=True)
     done = results.completed_ids(out)
@@ -113,15 +118,19 @@ def run_configs(configs: list[dict[str, Any]], runs_dir: str | Path, *, n_jobs: 
     order = sorted(groups, key=lambda p: -sizes.get(p, 0))
     ran = sum(len(g) for g in groups.values())
     if ran:
-        tasks = (joblib.delayed(_run_problem)(groups[p], str(out)) for p in order)
-        with joblib.parallel_config(backend=backend, n_jobs=n_jobs):
-            outputs = joblib.Parallel(return_as="generator")(tasks)
+        remote = backend == "dask"  # the results come back, and are saved here
+        tasks = [joblib.delayed(_run_problem)(groups[p], None if remote else str(out))
+                 for p in order]
+        with cluster.connect(backend, n_jobs), \
+                joblib.parallel_config(backend=backend, n_jobs=n_jobs):
+            outputs = cluster.outputs(tasks)
             if progress:
                 from tqdm.auto import tqdm
 
                 outputs = tqdm(outputs, total=len(order), desc="profile", unit="problem")
-            for _ in outputs:
-                pass
+            for done in outputs:
+                for result in done if remote else ():
+                    results.save(result, out)
     return ran, len(configs) - ran
 
 
