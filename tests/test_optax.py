@@ -17,6 +17,7 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 optax = pytest.importorskip("optax")
 from jax.flatten_util import ravel_pytree  # noqa: E402
+from readme import run_section_example  # noqa: E402
 from step_bounds import step_bound  # noqa: E402
 
 import paltest  # noqa: E402
@@ -93,6 +94,17 @@ def flat_step(core, params, state, loss_fn, batch, grads=None):
     return new, flat_state, info, unravel
 
 
+def jitted_step(opt, loss_fn):
+    """A jitted ``opt_step`` and the list its traces append to."""
+    traces = []
+
+    @jax.jit
+    def step(params, state, x, y):
+        traces.append(1)
+        return opt_step(opt, params, state, loss_fn, (x, y))
+    return step, traces
+
+
 def opt_step(opt, params, state, loss_fn, batch):
     loss, grads = jax.value_and_grad(loss_fn)(params, *batch)
     updates, state = opt.update(grads, state, params, value=loss, grad=grads,
@@ -164,13 +176,7 @@ def check_step(core, params, state, new_params, loss_fn, batch, dtype, k, mu):
 def test_jitted_steps_within_rounding_bound(model, dtype):
     params, loss_fn, batches, k = MODELS[model](dtype)
     opt, core = pal(mu=0.2), paltest.PAL(mu=0.2)
-    traces = []
-
-    @jax.jit
-    def step(params, state, x, y):
-        traces.append(1)
-        return opt_step(opt, params, state, loss_fn, (x, y))
-
+    step, traces = jitted_step(opt, loss_fn)
     state = opt.init(params)
     ill = 0
     for batch in batches:
@@ -235,13 +241,7 @@ def test_inject_hyperparams_schedule_without_recompiling():
     params, loss_fn, batches, k = regression("float32")
     sched = optax.exponential_decay(0.5, transition_steps=1, decay_rate=0.9)
     opt = optax.inject_hyperparams(pal)(mu=sched, alpha=1.2)
-    traces = []
-
-    @jax.jit
-    def step(params, state, x, y):
-        traces.append(1)
-        return opt_step(opt, params, state, loss_fn, (x, y))
-
+    step, traces = jitted_step(opt, loss_fn)
     state = opt.init(params)
     for i, batch in enumerate(batches[:30]):
         mu = float(np.float32(sched(i)))
@@ -378,14 +378,8 @@ def test_nonfinite_probe_leaves_params_and_direction():
 
 
 def test_readme_example_runs_verbatim(tmp_path, monkeypatch, capsys):
-    import re
-    from pathlib import Path
-
-    readme = Path(__file__).resolve().parents[1] / "README.md"
-    section = readme.read_text().split("## PAL in a JAX/optax training loop", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, str(readme), "exec"), {})
-    losses = [float(v) for v in capsys.readouterr().out.split()]
+    printed = run_section_example("## PAL in a JAX/optax training loop", capsys)
+    losses = [float(v) for v in printed]
     assert losses[2] < losses[1] < losses[0]  # three epochs, then mu
     assert 0.2 < losses[3] < 0.3  # 0.5 * 0.8 ** (50 / 17)

@@ -13,13 +13,12 @@ float64 hyperparameters), each step is held to the rounding bound of
 from __future__ import annotations
 
 import io
-import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from readme import run_section_example  # noqa: E402
 from step_bounds import step_bound  # noqa: E402
 
 import paltest.torch as pal_torch  # noqa: E402
@@ -493,10 +492,6 @@ def test_refusals_name_the_argument():
 # --- the README's example --------------------------------------------------------------
 
 def test_readme_example_runs_verbatim(tmp_path, monkeypatch, capsys):
-    readme = Path(__file__).resolve().parents[1] / "README.md"
-    section = readme.read_text().split("## PAL in a PyTorch training loop", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, str(readme), "exec"), {})
-    out = capsys.readouterr().out.split()
+    out = run_section_example("## PAL in a PyTorch training loop", capsys)
     assert float(out[-1]) < 0.5 * float(out[0])  # the loss fell
