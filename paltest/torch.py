@@ -284,7 +284,7 @@ class PAL(torch.optim.Optimizer):
         """PAL's state on the flat vector: the cached one when ``state[p]`` still holds
         its slices (no copy), else concatenated from ``state[p]`` (zeros where a
         parameter has none yet: PAL's initial state)."""
-        key = tuple(id(p) for p in line)
+        key = (host, line[0].device, line[0].dtype, *(id(p) for p in line))
         cache = self._flat
         if cache.get("key") == key and all(
                 self.state[p].get(name) is views[i]
@@ -295,10 +295,14 @@ class PAL(torch.optim.Optimizer):
         for name, init in _leaves(template):
             if init.ndim == 0:
                 have = [self.state[p][name] for p in line if name in self.state[p]]
-                values[name] = init if not have else (
-                    have[0].numpy() if host else have[0]).reshape(())
+                if have:  # on the parameters' device and in their dtype (moved models)
+                    t = have[0].to(device=line[0].device, dtype=line[0].dtype).reshape(())
+                    values[name] = t.numpy() if host else t
+                else:
+                    values[name] = init
                 continue
-            parts = [self.state[p][name].reshape(-1) if name in self.state[p]
+            parts = [self.state[p][name].to(device=p.device, dtype=p.dtype).reshape(-1)
+                     if name in self.state[p]
                      else torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
                      for p in line]
             flat = torch.cat(parts) if parts else None
@@ -318,7 +322,8 @@ class PAL(torch.optim.Optimizer):
                                                             strict=True)]
             for p, v in zip(line, views[name], strict=True):
                 self.state[p][name] = v
-        self._flat = {"key": tuple(id(p) for p in line), "state": state, "views": views}
+        self._flat = {"key": (host, line[0].device, line[0].dtype, *(id(p) for p in line)),
+                      "state": state, "views": views}
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]

@@ -495,3 +495,31 @@ def test_readme_example_runs_verbatim(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     out = run_section_example("## PAL in a PyTorch training loop", capsys)
     assert float(out[-1]) < 0.5 * float(out[0])  # the loss fell
+
+
+def test_state_follows_the_parameters_to_another_evaluator(monkeypatch):
+    """The flat state cached for one evaluator (or device, or dtype) is rebuilt from
+    state[p] when the parameters move (e.g. model.cuda() between steps), not reused."""
+    model = make("mlp")
+    opt = PAL(model.parameters(), mu=0.3)
+    for i in range(2):
+        opt.step(closures(model, opt, i))
+    buf = [opt.state[p]["buf"].clone() for p in model.parameters()]
+    monkeypatch.setattr(pal_torch, "HOST_PATH", False)
+    theta = flat_params(model)
+    state = CorePAL(mu=0.3).init(theta)._replace(
+        buf=torch.cat([b.reshape(-1) for b in buf]))
+    want = CorePAL(mu=0.3).step(theta, state, *FlatProblem(make("mlp"), host=False).funcs(2))
+    opt.step(closures(model, opt, 2))
+    assert torch.equal(flat_params(model), want[0])
+    model.float()  # another dtype: the state is cast and rebuilt
+    opt.step(lambda: _float_closure(model, 3))
+    assert all(opt.state[p]["buf"].dtype == torch.float32 for p in model.parameters())
+
+
+def _float_closure(model, i):
+    x, y = batch(i)
+    model.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model(x.float()), y)
+    loss.backward()
+    return loss
