@@ -199,6 +199,16 @@ class PAL(torch.optim.Optimizer):
                     "s_max": core.s_max, "eps": core.eps}
         super().__init__(params, defaults)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """torch.optim's pickled state, with the non-finite rule and the direction; the
+        ``module`` (a weak reference) is not pickled: pass it to the copy again."""
+        return {**super().__getstate__(), "on_nonfinite": self.on_nonfinite,
+                "_base": self._base}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._module, self._cores, self._flat, self._info = None, {}, {}, None
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """``torch.optim.Optimizer.add_param_group``; a group whose line-wide
         hyperparameters differ from the existing groups' raises ``ValueError``."""

@@ -523,3 +523,16 @@ def _float_closure(model, i):
     loss = torch.nn.functional.cross_entropy(model(x.float()), y)
     loss.backward()
     return loss
+
+
+def test_pickled_optimizer_steps_as_the_original():
+    import pickle
+
+    model = make("mlp")
+    opt = PAL(model.parameters(), mu=0.3, beta="polak-ribiere")
+    opt.step(closures(model, opt, 0))
+    twin_model, twin_opt = pickle.loads(pickle.dumps((model, opt)))
+    for i in (1, 2):
+        opt.step(closures(model, opt, i))
+        twin_opt.step(closures(twin_model, twin_opt, i))
+    assert torch.equal(flat_params(model), flat_params(twin_model))
