@@ -219,8 +219,8 @@ def pal(mu: Any = 1.0, alpha: Any = 1.0 / 0.6, beta: Any = None, s_max: Any = 10
     Args:
         mu, alpha, beta, s_max, eps: as in :class:`paltest.PAL` (``beta``: a constant in
             [0, 1] or a conjugate-gradient formula's name; default 0.4); Python floats,
-            or 0-d arrays (traced ones under ``jit``/``inject_hyperparams``, computed
-            with in the parameters' dtype, their range unchecked).
+            or 0-d arrays (traced ones under ``jit``/``inject_hyperparams``, used
+            in the parameters' dtype, their range unchecked).
         direction: ``None`` (PAL's own direction) or an optax
             ``GradientTransformation`` whose updates give the line (not with ``beta``).
         has_aux: ``value_fn`` returns ``(loss, aux)``; the probe's ``aux`` is dropped.
