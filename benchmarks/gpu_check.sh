@@ -9,12 +9,15 @@
 # 2. runs the whole test suite with `pytest --xp cupy` (every namespace-aware test on
 #    CuPy, the GPU tests with `cupyx.allow_synchronize(False)`), and, when a JAX that
 #    sees a CUDA GPU is installed, again with `pytest --xp jax` (the compiled-step tests
-#    among them; the test session turns on JAX's 64-bit mode);
+#    among them; the test session turns on JAX's 64-bit mode), and, when a PyTorch that
+#    sees the GPU is installed, tests/test_torch.py (paltest.torch.PAL on CUDA: no step
+#    synchronizes, under torch's sync debug mode);
 # 3. runs the benchmark with `--xp cupy --quick` (the overhead curve and the CuPy/NumPy
 #    speed-up of one epoch of the ijcnn and mushrooms protocols), JSON into $OUT.
 #
 # Everything it writes goes to $OUT: nvidia-smi.txt, install.log, pytest.log,
-# pytest.xml, pytest-jax.log (when JAX sees a GPU), bench.log, bench/cupy-quick.json,
+# pytest.xml, pytest-jax.log (when JAX sees a GPU), pytest-torch.log (when PyTorch
+# does), bench.log, bench/cupy-quick.json,
 # summary.txt. Each part has a time limit, so the whole script stays within about 10
 # minutes (14 with the JAX leg).
 set -u
@@ -63,6 +66,15 @@ if "$PY" -c "import jax, sys; sys.exit(not any(d.platform == 'gpu' for d in jax.
   note "pytest --xp jax (CUDA): exit $? ($(tail -n 1 "$OUT/pytest-jax.log"))"
 else
   note "no JAX with a CUDA GPU: pytest --xp jax not run (pip install 'jax[cuda12]' to add it)"
+fi
+
+if "$PY" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" \
+    >> "$OUT/install.log" 2>&1; then
+  timeout 240 "$PY" -m pytest -q -p no:warnings -rs tests/test_torch.py \
+    > "$OUT/pytest-torch.log" 2>&1
+  note "pytest tests/test_torch.py (CUDA tests included): exit $? ($(tail -n 1 "$OUT/pytest-torch.log"))"
+else
+  note "no PyTorch with a CUDA GPU: paltest.torch's CUDA tests not run"
 fi
 
 # -- 3. benchmark --------------------------------------------------------------------

@@ -536,3 +536,66 @@ def test_pickled_optimizer_steps_as_the_original():
         opt.step(closures(model, opt, i))
         twin_opt.step(closures(twin_model, twin_opt, i))
     assert torch.equal(flat_params(model), flat_params(twin_model))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_cuda_steps_never_synchronize_and_are_pal_on_a_flat_tensor(dropout):
+    """On a GPU: no step synchronizes (torch's sync debug mode raises on any), the steps
+    are paltest.PAL's on the flat CUDA tensor bit for bit, and with dropout the GPU's
+    generator gives both evaluations the mask of one forward pass and advances as one
+    forward pass would (benchmarks/gpu_check.sh runs this)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU (torch.cuda.is_available() is False)")
+    model = make("mlp", dropout=dropout).cuda()
+    ref_model = make("mlp", dropout=dropout).cuda()
+    x, y = X[0].cuda(), Y[0].cuda()
+    lossf = torch.nn.functional.cross_entropy
+    opt, core = PAL(model.parameters(), mu=0.3), CorePAL(mu=0.3)
+    params = list(ref_model.parameters())
+    sizes = [p.numel() for p in params]
+
+    def closure(backward=True):
+        model.zero_grad()
+        loss = lossf(model(x), y)
+        if backward:
+            loss.backward()
+        return loss
+
+    def at(theta, rng):
+        with torch.no_grad():
+            for p, v in zip(params, theta.split(sizes), strict=True):
+                p.copy_(v.view_as(p))
+        torch.cuda.set_rng_state(rng)
+
+    def funcs(rng):
+        def value_and_grad(theta):
+            at(theta, rng)
+            ref_model.zero_grad()
+            loss = lossf(ref_model(x), y)
+            loss.backward()
+            return loss.detach(), torch.cat([p.grad.reshape(-1) for p in params])
+
+        def value(theta):
+            at(theta, rng)
+            with torch.no_grad():
+                return lossf(ref_model(x), y)
+        return value_and_grad, value
+
+    theta = flat_params(ref_model)
+    state = core.init(theta)
+    for _ in range(10):
+        before = torch.cuda.get_rng_state()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            opt.step(closure)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        after = torch.cuda.get_rng_state()
+        theta, state, _ = core.step(theta, state, *funcs(before))
+        assert torch.equal(flat_params(model), theta)
+        torch.cuda.set_rng_state(before)  # one forward pass draws what the step drew
+        with torch.no_grad():
+            ref_model(x)
+        assert torch.equal(torch.cuda.get_rng_state(), after)
+        torch.cuda.set_rng_state(after)
