@@ -7,9 +7,15 @@ The inputs are the tables of :class:`paltest.testbed.line_figures.LineFigureResu
 ``label``, ``seed``, ``final_train_loss`` and the final test metrics). Labels:
 ``"pal"`` (PAL's default configuration), ``"pal-no-alpha"`` (the same with
 :math:`\alpha = 1`), ``"exact"`` (the exact line search). Each claim is a
-:class:`paltest.testbed.claims.Claim` with a verdict per problem. The tests, with their
-thresholds fixed here from the paper's text before any run (the text gives no number for
-any of them; each is the reading argued below, not a fit to measurements):
+:class:`paltest.testbed.claims.Claim` with a verdict per problem. Every statistic comes
+with a 95 % bootstrap interval (:mod:`paltest.testbed.uncertainty`): statistics of lines
+resample the seeds and then the lines within each drawn seed; per-seed comparisons
+(6-loss, 6-test) resample the seeds, paired. A claim holds or fails only when the whole
+interval lies on one side of its threshold, and is *inconclusive* otherwise (a verdict
+that the run-to-run variability, or a rounding-level change of a chaotic run, can flip is
+not a finding). The tests, with their thresholds fixed here from the paper's text before
+any run (the text gives no number for any of them; each is the reading argued below, not
+a fit to measurements):
 
 * **1-convex** (Section 3: "locally exhibit mostly convex shapes"; Section 4.2: the
   non-convex cases 2 and 3 "appeared very rarely"): of PAL's sampled lines that moved and
@@ -59,15 +65,18 @@ any of them; each is the reading argued below, not a fit to measurements):
 * **6-loss** / **6-test** (Section 6: "an optimal line search does not optimize well";
   Figure 6: "an exact line search exhibits poor performance"): PAL ends with a lower
   training loss / a higher test accuracy (a lower test loss where there is no accuracy)
-  than the exact line search on every seed (paired by seed: "poor performance" read as
-  worse on every seed, not on average);
+  than the exact line search, paired by seed: the mean over seeds of
+  :math:`\log_{10}(L_{exact}/L_{PAL})` (of the test accuracies' difference PAL - exact)
+  is above 0 ("poor performance" read as worse in the mean over seeds, beyond the
+  seed-to-seed variability; the share of seeds on which PAL is better is reported);
 * **7-estimator** (Section 6: the batch-loss minimum "is not always a good estimator" of
   the empirical-loss minimum): on the representative lines whose batch-loss and full-loss
   minima both lie inside the sampled range, with
   :math:`\delta = |s_{\min}^{\rm batch} - s_{\min}^{\rm full}|/|s_{\rm step}|`, the
-  upper quartile of :math:`\delta` exceeds :data:`ESTIMATOR_GAP` = 0.25 ("not always": on
-  at least a quarter of the lines, a non-rare share, the batch minimum is off by more
-  than a quarter of the step, an error not "good"); the median is reported;
+  upper quartile of :math:`\delta` (over the lines of every seed) exceeds
+  :data:`ESTIMATOR_GAP` = 0.25 ("not always": on at least a quarter of the lines, a
+  non-rare share, the batch minimum is off by more than a quarter of the step, an error
+  not "good"); the median is reported;
 * **7-smaller** (the paper's corollary: the optimal step tends to be smaller than the
   batch loss's): on more than half of those lines the empirical minimum lies before the
   batch minimum ("tends to": a majority).
@@ -87,7 +96,9 @@ from typing import Any
 
 import numpy as np
 
-from paltest.testbed.claims import FAILS, HOLDS, NOT_MEASURABLE, Claim, to_markdown
+from paltest.testbed import uncertainty as unc
+from paltest.testbed.claim_records import NOT_MEASURABLE, Claim, to_markdown, verdict_of
+from paltest.testbed.claims import log_ratio
 
 __all__ = ["ANGLE_TOLERANCE", "CONVEX_FRACTION", "ESTIMATOR_GAP", "PARABOLA_DISTANCE",
            "PROBLEM_NOTES", "evaluate", "report_markdown"]
@@ -126,13 +137,37 @@ def _median(v: Any) -> float:
     return float(np.median(v)) if v.size else math.nan
 
 
-def _verdict(ok: bool, full_scale: bool, missing: str) -> tuple[str, str]:
+def _verdict(tests: list[unc.Test], full_scale: bool, missing: str) -> tuple[str, str]:
     if missing:
         return NOT_MEASURABLE, missing
     if not full_scale:
         return NOT_MEASURABLE, ("reduced scale (not the protocol's epochs and seeds); the "
                                 "numbers are shown for reference")
-    return (HOLDS if ok else FAILS), ""
+    return verdict_of(tests)
+
+
+def _by_seed(g: Any, f: Any) -> list[np.ndarray]:
+    """``f(rows of one seed)`` (an array of per-line values) for each seed of ``g``."""
+    return [np.asarray(f(g[g["seed"] == s]), dtype=np.float64)
+            for s in sorted(int(v) for v in set(g["seed"]))]
+
+
+def _lines_test(name: str, g: Any, f: Any, stat: Any, op: str, threshold: float) -> list:
+    """One test on the per-line values ``f(rows of a seed)`` of ``g``: ``stat`` of the
+    values of every seed pooled, with its two-stage interval (seeds, then lines)."""
+    groups = _by_seed(g, f) if len(g) else []
+    if not groups or not sum(v.size for v in groups):
+        return []
+    return [unc.test(name, unc.over_seeds_and_lines(groups, stat), op, threshold)]
+
+
+def _median_of_difference(a: Any, b: Any, axis: int = -1) -> Any:
+    q = unc.quantile(0.5)
+    return q(a, axis) - q(b, axis)
+
+
+def _mean(x: Any, axis: int = -1) -> Any:
+    return np.mean(x, axis=axis)
 
 
 def _per_seed(sub: Any, f: Any) -> dict[str, list]:
@@ -187,11 +222,27 @@ def _edge_reason(g: Any, what: str) -> str:
             "compare with")
 
 
-def _claim(cid: str, problem: str, figure: int, test: str, ok: bool, full: bool,
+def _claim(cid: str, problem: str, figure: int, test: str, tests: list, full: bool,
            missing: str, numbers: dict, seeds: list) -> Claim:
-    verdict, reason = _verdict(ok, full, missing)
+    verdict, reason = _verdict(tests, full, missing)
     return Claim(f"{cid}/{problem}", figure, problem, _QUOTES[cid], test, verdict, reason,
-                 numbers, seeds)
+                 numbers, seeds, tests)
+
+
+def _convex(rows: Any) -> Any:
+    moved = rows[rows["moved"].astype(bool) & (rows["shape"] != "flat")]
+    return (moved["shape"] == "convex").to_numpy(float)
+
+
+def _abs_angle(rows: Any) -> Any:
+    return np.abs(90 - rows["angle"].dropna().to_numpy(float))
+
+
+def _ratio(rows: Any) -> Any:
+    inner = rows[rows["moved"].astype(bool) & rows["shape"].isin(["convex", "nonconvex"])]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = inner["pal_min"].to_numpy(float) / inner["s_min"].to_numpy(float)
+    return r[np.isfinite(r)]
 
 
 def _figure1(lines: Any, problem: str, full: bool) -> list[Claim]:
@@ -203,15 +254,19 @@ def _figure1(lines: Any, problem: str, full: bool) -> list[Claim]:
     moved = g[g["moved"].astype(bool) & (g["shape"] != "flat")]
     miss = ("no sampled PAL line moved" if not s["n_lines"] else
             _edge_reason(moved, "batch-loss") if s["edge_fraction"] == 1 else "")
+    tests = _lines_test("fraction of lines convex around an interior minimum", g, _convex,
+                        "mean", ">=", CONVEX_FRACTION)
     out = [_claim("1-convex", problem, 1, f"fraction of PAL's sampled lines (moved, not flat) "
                   f"with an interior minimum and convex around it >= {CONVEX_FRACTION:g}",
-                  s["convex_fraction"] >= CONVEX_FRACTION, full, miss, nums, seeds)]
+                  tests, full, miss, nums, seeds)]
     miss = "" if p["n_interior"] else (
         _edge_reason(moved, "batch-loss") if s["n_lines"] else "no sampled PAL line moved")
     nums = {"pal": _per_seed(g, _parabola_stats), **p}
+    tests = _lines_test("median |s_PAL - s_min| / |s_min|", g, _distance, "median", "<=",
+                        PARABOLA_DISTANCE)
     out.append(_claim("1-parabola", problem, 1, "median |s_PAL - s_min| / |s_min| over the "
                       f"lines with an interior minimum <= {PARABOLA_DISTANCE:g}",
-                      p["median_rel_distance"] <= PARABOLA_DISTANCE, full, miss, nums, seeds))
+                      tests, full, miss, nums, seeds))
     return out
 
 
@@ -228,13 +283,24 @@ def _figure2(lines: Any, problem: str, full: bool) -> list[Claim]:
             "median_angle_without_alpha": ao["median_angle"],
             "fraction_beyond_minimum_with_alpha": aw["fraction_beyond_minimum"],
             "fraction_beyond_minimum_without_alpha": ao["fraction_beyond_minimum"]}
+    tests = _lines_test("median |90 - angle| (degrees)", with_a, _abs_angle, "median", "<=",
+                        ANGLE_TOLERANCE)
     out = [_claim("2-angle", problem, 2, "median |90 - angle| at PAL's update point (with "
-                  f"alpha) <= {ANGLE_TOLERANCE:g} degrees",
-                  aw["median_abs_90_minus_angle"] <= ANGLE_TOLERANCE, full,
+                  f"alpha) <= {ANGLE_TOLERANCE:g} degrees", tests, full,
                   "" if aw["n_angles"] else "no angle of PAL", nums, seeds)]
+    tests = []
+    if aw["n_angles"] and ao["n_angles"]:
+        # the lines of the same seed at the same step, paired (the two runs sample alike)
+        pairs = with_a.merge(without, on=["seed", "step_index"], suffixes=("", "_no"))
+        groups = [(np.abs(90 - g["angle"].to_numpy(float)),
+                   np.abs(90 - g["angle_no"].to_numpy(float)))
+                  for _, g in pairs.groupby("seed", sort=True)]
+        if groups:
+            tests = [unc.test("median |90 - angle|: with alpha - without (degrees)",
+                              unc.over_seeds_and_lines(groups, _median_of_difference,
+                                                       paired=True), "<", 0.0)]
     out.append(_claim("2-alpha", problem, 2, "median |90 - angle| smaller with alpha than "
-                      "without (alpha = 1)", aw["median_abs_90_minus_angle"]
-                      < ao["median_abs_90_minus_angle"], full,
+                      "without (alpha = 1)", tests, full,
                       "" if aw["n_angles"] and ao["n_angles"] else "PAL without alpha not run",
                       nums, seeds))
     p = _parabola_stats(without)
@@ -243,9 +309,11 @@ def _figure2(lines: Any, problem: str, full: bool) -> list[Claim]:
     miss = ("PAL without alpha not run" if not len(without) else "" if p["n_interior"] else
             _edge_reason(moved, "batch-loss") if s["n_lines"] else "no sampled line moved")
     nums = {"pal-no-alpha": _per_seed(without, _parabola_stats), **p}
+    tests = _lines_test("median s_PAL / s_min without alpha", without, _ratio, "median", "<",
+                        1.0)
     out.append(_claim("2-narrow", problem, 2, "median s_PAL / s_min < 1 over the lines of PAL "
                       "without alpha with an interior minimum (the parabola stops short)",
-                      p["median_ratio_pal_to_sampled"] < 1, full, miss, nums, seeds))
+                      tests, full, miss, nums, seeds))
     return out
 
 
@@ -267,19 +335,32 @@ def _figure6(lines: Any, runs: Any, problem: str, full: bool) -> list[Claim]:
                              "median_angle": [_angle_stats(ang[ang["seed"] == s])
                                               ["median_angle"] for s in g["seed"]]}
         miss = "" if len(nums) == 2 else "PAL or the exact line search not run"
-        ok = False
+        tests = []
         if not miss:
             a = dict(zip(nums["pal"]["seeds"], nums["pal"][col], strict=True))
             b = dict(zip(nums["exact"]["seeds"], nums["exact"][col], strict=True))
             common = sorted(set(a) & set(b))
             nums["paired_seeds"] = common
             nums["pal_better"] = [bool(better(a[s], b[s])) for s in common]
-            ok = bool(common) and all(nums["pal_better"])
+            nums["pal_better_share"] = (float(np.mean(nums["pal_better"])) if common
+                                        else math.nan)
+            pa, ex = [a[s] for s in common], [b[s] for s in common]
+            tol = 0.0
+            if col == "final_test_accuracy":
+                name, d = "mean test accuracy PAL - exact over seeds", np.subtract(pa, ex)
+                # accuracies k/n stored in float32: each off by at most half an ulp
+                tol = float(np.finfo(np.float32).eps)
+            else:
+                name, d = f"mean log10({col} exact / PAL) over seeds", log_ratio(ex, pa)
+            if common:
+                tests = [unc.test(name, unc.over_seeds(_mean, np.asarray(d, float)), ">",
+                                  0.0, tol)]
         what = {"final_train_loss": "a lower final training loss",
                 "final_test_accuracy": "a higher final test accuracy",
                 "final_test_loss": "a lower final test loss (no accuracy on this problem)"}
         out.append(_claim(cid, problem, 6, f"PAL ends with {what[col]} than the exact line "
-                          "search on every seed", ok, full, miss, nums,
+                          "search: the mean paired difference over seeds (95% interval over "
+                          "seeds) on PAL's side of 0", tests, full, miss, nums,
                           nums.get("paired_seeds", [])))
     return out
 
@@ -288,8 +369,7 @@ def _figure7(lines: Any, problem: str, full: bool) -> list[Claim]:
     g = lines[(lines["problem"] == problem) & lines["moved"].astype(bool)]
     inner = ["convex", "nonconvex"]  # both minima inside the sampled range
     g = g[g["shape"].isin(inner) & g["full_shape"].isin(inner)]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        delta = (np.abs(g["s_min"] - g["full_s_min"]) / np.abs(g["step"])).to_numpy(float)
+    delta = _delta(g)
     smaller = (g["full_s_min"] < g["s_min"]).to_numpy(bool)
     n = int(delta.size)
     nums = {"n_lines": n, "median_rel_distance": _median(delta),
@@ -305,15 +385,23 @@ def _figure7(lines: Any, problem: str, full: bool) -> list[Claim]:
         _edge_reason(every, "batch-loss") if len(every) and (every["shape"] == "edge").all()
         else "no representative line with both minima inside the sampled range")
     seeds = sorted(int(s) for s in set(g["seed"]))
+    t_est = _lines_test("upper quartile of |s_min(batch) - s_min(full)| / |step|", g,
+                        _delta, unc.quantile(0.75), ">", ESTIMATOR_GAP)
+    t_small = _lines_test("fraction of lines with the full-loss minimum first", g,
+                          lambda r: (r["full_s_min"] < r["s_min"]).to_numpy(float), "mean",
+                          ">", 0.5)
     return [_claim("7-estimator", problem, 7, "upper quartile over the representative lines "
                    "of |s_min(batch) - s_min(full)| / |step| > "
-                   f"{ESTIMATOR_GAP:g} (median reported)",
-                   nums["upper_quartile_rel_distance"] > ESTIMATOR_GAP, full, miss, nums,
-                   seeds),
+                   f"{ESTIMATOR_GAP:g} (median reported)", t_est, full, miss, nums, seeds),
             _claim("7-smaller", problem, 7, "the full-loss minimum lies before the batch-loss "
-                   "minimum on more than half of the representative lines",
-                   nums["fraction_empirical_minimum_before_batch_minimum"] > 0.5, full, miss,
-                   nums, seeds)]
+                   "minimum on more than half of the representative lines", t_small, full,
+                   miss, nums, seeds)]
+
+
+def _delta(rows: Any) -> Any:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.abs(rows["s_min"] - rows["full_s_min"]) / np.abs(rows["step"])).to_numpy(
+            float)
 
 
 def evaluate(figure: int, lines: Any, runs: Any, problems: Any, *,
