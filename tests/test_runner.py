@@ -186,3 +186,34 @@ def test_observe_sees_every_step_and_leaves_the_run_unchanged():
             assert arr.tobytes() == watched.epochs[key].tobytes(), key
     with pytest.raises(TypeError, match="observe"):
         run("mf-rank1", PAL(), observe=1, **kw)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_start_ulps_moves_every_entry_of_the_start_by_one_ulp(xp, dtype):
+    """The smallest change of a run (issue 28's robustness check): the start moved one
+    ulp toward +inf in every entry, recorded in the config and so in the run id; 0 leaves
+    the run bitwise as it was."""
+    if dtype == "float64" and backend.float64_unavailable(xp):
+        pytest.skip(backend.float64_unavailable(xp))
+    opts = {"xp": xp, "dtype": dtype}
+    start = backend.to_host(problems.get("mf-rank4", **opts).init_params(0))
+    seen = {}
+
+    def first(step, batch, theta, *rest):
+        if step == 0:
+            seen["theta"] = backend.to_host(theta)
+
+    base = run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, problem_options=opts)
+    moved = run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, problem_options=opts,
+                start_ulps=1, observe=first)
+    assert np.array_equal(seen["theta"], np.nextafter(start, np.inf))
+    assert moved.config["extra"] == {"start_ulps": 1} and moved.run_id != base.run_id
+    assert moved.epochs["train_loss"][0] != base.epochs["train_loss"][0] or (
+        moved.epochs["train_loss"][1] != base.epochs["train_loss"][1])
+    again = run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, problem_options=opts,
+                start_ulps=0)
+    assert again.run_id == base.run_id and "extra" not in again.config
+    for k in ("train_loss", "n_fun"):
+        assert again.epochs[k].tobytes() == base.epochs[k].tobytes()
+    with pytest.raises(TypeError, match="start_ulps"):
+        run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, start_ulps=0.5)

@@ -335,11 +335,13 @@ def _run_one(cfg: dict[str, Any], out_dir: str) -> tuple[str, float]:
     prob = _problem(cfg["problem"], json.dumps(opts, sort_keys=True))
     # A run that diverges is recorded as such (its non-finite steps and losses); NumPy's
     # overflow warnings from inside it would only repeat that on the console.
+    extra = dict(cfg.get("extra") or {})
+    ulps = extra.pop("start_ulps", 0)  # runner.run(start_ulps=) records it itself
     with np.errstate(over="ignore", invalid="ignore"):
         result = run(prob, cfg["optimizer"], epochs=cfg["epochs"],
                      batch_size=cfg["batch_size"], seed=cfg["seed"], problem_options=opts,
                      problem_name=cfg["problem"], hyperparameters=cfg["hyperparameters"],
-                     config=cfg.get("extra"))
+                     config=extra or None, start_ulps=ulps)
     if result.run_id != results.run_id(cfg):
         raise RuntimeError(f"run id mismatch for config {cfg!r}: got {result.config!r}")
     results.save(result, out_dir)
@@ -400,10 +402,10 @@ def sweep(grid: dict[str, Any] | str | os.PathLike, out_dir: str | os.PathLike, 
 
 def run_configs(configs: list[dict[str, Any]], out_dir: str | os.PathLike, *,
                 n_jobs: int = 1, backend: str = "loky",
-                progress: bool = False) -> SweepSummary:
+                progress: bool | str = False) -> SweepSummary:
     """Run the given run configs (:func:`paltest.testbed.results.make_config`, e.g. from
     :func:`expand`, already validated) that are not yet in ``out_dir``, in parallel; see
-    :func:`sweep`."""
+    :func:`sweep` (``progress`` may be the progress bar's label)."""
     import joblib
 
     check_backend(backend)
@@ -420,7 +422,8 @@ def run_configs(configs: list[dict[str, Any]], out_dir: str | os.PathLike, *,
             if progress:
                 from tqdm.auto import tqdm
 
-                outputs = tqdm(outputs, total=len(todo), desc="sweep", unit="run")
+                outputs = tqdm(outputs, total=len(todo), unit="run",
+                               desc=progress if isinstance(progress, str) else "sweep")
             seconds = dict(outputs)
     else:
         seconds = {}
