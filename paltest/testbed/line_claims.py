@@ -99,6 +99,17 @@ import numpy as np
 from paltest.testbed import uncertainty as unc
 from paltest.testbed.claim_records import NOT_MEASURABLE, Claim, to_markdown, verdict_of
 from paltest.testbed.claims import log_ratio
+from paltest.testbed.line_stats import (
+    abs_angle,
+    angle_stats,
+    convex,
+    delta,
+    distance,
+    median,
+    parabola_stats,
+    ratio,
+    shape_stats,
+)
 
 __all__ = ["ANGLE_TOLERANCE", "CONVEX_FRACTION", "ESTIMATOR_GAP", "PARABOLA_DISTANCE",
            "PROBLEM_NOTES", "evaluate", "report_markdown"]
@@ -130,11 +141,6 @@ _QUOTES = {
     "7-smaller": "the optimal step size tends to be smaller than the step size given by the "
                  "batch loss on such lines",
 }
-
-
-def _median(v: Any) -> float:
-    v = np.asarray(v, dtype=np.float64)
-    return float(np.median(v)) if v.size else math.nan
 
 
 def _verdict(tests: list[unc.Test], full_scale: bool, missing: str) -> tuple[str, str]:
@@ -176,40 +182,6 @@ def _per_seed(sub: Any, f: Any) -> dict[str, list]:
     return {"seeds": seeds, **{k: [f(sub[sub["seed"] == s])[k] for s in seeds] for k in keys}}
 
 
-def _shape_stats(g: Any) -> dict[str, float]:
-    moved = g[g["moved"].astype(bool) & (g["shape"] != "flat")]
-    n = len(moved)
-    frac = {s: float((moved["shape"] == s).mean()) if n else math.nan
-            for s in ("convex", "edge", "nonconvex")}
-    return {"n_lines": n, "convex_fraction": frac["convex"], "edge_fraction": frac["edge"],
-            "nonconvex_fraction": frac["nonconvex"]}
-
-
-def _distance(g: Any) -> np.ndarray:
-    inner = g[g["moved"].astype(bool) & g["shape"].isin(["convex", "nonconvex"])]
-    pal, smin = inner["pal_min"].to_numpy(float), inner["s_min"].to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = np.abs(pal - smin) / np.abs(smin)
-    return np.where(np.isfinite(d), d, np.inf)
-
-
-def _parabola_stats(g: Any) -> dict[str, float]:
-    d = _distance(g)
-    inner = g[g["moved"].astype(bool) & g["shape"].isin(["convex", "nonconvex"])]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = inner["pal_min"].to_numpy(float) / inner["s_min"].to_numpy(float)
-    return {"n_interior": int(d.size), "median_rel_distance": _median(d),
-            "median_ratio_pal_to_sampled": _median(ratio[np.isfinite(ratio)]),
-            "median_lsq_residual": _median(inner["lsq_residual"].dropna())}
-
-
-def _angle_stats(g: Any) -> dict[str, float]:
-    a = g["angle"].dropna().to_numpy(float)
-    return {"n_angles": int(a.size), "median_abs_90_minus_angle": _median(np.abs(90 - a)),
-            "median_angle": _median(a),
-            "fraction_beyond_minimum": float(np.mean(a < 90)) if a.size else math.nan}
-
-
 def _edge_reason(g: Any, what: str) -> str:
     """Why no line of ``g`` has its minimum inside the range (every one ``"edge"``)."""
     reach = ""
@@ -229,40 +201,24 @@ def _claim(cid: str, problem: str, figure: int, test: str, tests: list, full: bo
                  numbers, seeds, tests)
 
 
-def _convex(rows: Any) -> Any:
-    moved = rows[rows["moved"].astype(bool) & (rows["shape"] != "flat")]
-    return (moved["shape"] == "convex").to_numpy(float)
-
-
-def _abs_angle(rows: Any) -> Any:
-    return np.abs(90 - rows["angle"].dropna().to_numpy(float))
-
-
-def _ratio(rows: Any) -> Any:
-    inner = rows[rows["moved"].astype(bool) & rows["shape"].isin(["convex", "nonconvex"])]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = inner["pal_min"].to_numpy(float) / inner["s_min"].to_numpy(float)
-    return r[np.isfinite(r)]
-
-
 def _figure1(lines: Any, problem: str, full: bool) -> list[Claim]:
     g = lines[(lines["problem"] == problem) & (lines["label"] == "pal")]
     seeds = sorted(int(s) for s in set(g["seed"]))
-    s = _shape_stats(g)
-    p = _parabola_stats(g)
-    nums = {"pal": _per_seed(g, _shape_stats), **s}
+    s = shape_stats(g)
+    p = parabola_stats(g)
+    nums = {"pal": _per_seed(g, shape_stats), **s}
     moved = g[g["moved"].astype(bool) & (g["shape"] != "flat")]
     miss = ("no sampled PAL line moved" if not s["n_lines"] else
             _edge_reason(moved, "batch-loss") if s["edge_fraction"] == 1 else "")
-    tests = _lines_test("fraction of lines convex around an interior minimum", g, _convex,
+    tests = _lines_test("fraction of lines convex around an interior minimum", g, convex,
                         "mean", ">=", CONVEX_FRACTION)
     out = [_claim("1-convex", problem, 1, f"fraction of PAL's sampled lines (moved, not flat) "
                   f"with an interior minimum and convex around it >= {CONVEX_FRACTION:g}",
                   tests, full, miss, nums, seeds)]
     miss = "" if p["n_interior"] else (
         _edge_reason(moved, "batch-loss") if s["n_lines"] else "no sampled PAL line moved")
-    nums = {"pal": _per_seed(g, _parabola_stats), **p}
-    tests = _lines_test("median |s_PAL - s_min| / |s_min|", g, _distance, "median", "<=",
+    nums = {"pal": _per_seed(g, parabola_stats), **p}
+    tests = _lines_test("median |s_PAL - s_min| / |s_min|", g, distance, "median", "<=",
                         PARABOLA_DISTANCE)
     out.append(_claim("1-parabola", problem, 1, "median |s_PAL - s_min| / |s_min| over the "
                       f"lines with an interior minimum <= {PARABOLA_DISTANCE:g}",
@@ -273,17 +229,17 @@ def _figure1(lines: Any, problem: str, full: bool) -> list[Claim]:
 def _figure2(lines: Any, problem: str, full: bool) -> list[Claim]:
     sub = lines[lines["problem"] == problem]
     with_a, without = sub[sub["label"] == "pal"], sub[sub["label"] == "pal-no-alpha"]
-    aw, ao = _angle_stats(with_a), _angle_stats(without)
+    aw, ao = angle_stats(with_a), angle_stats(without)
     seeds = sorted(int(s) for s in set(sub["seed"]))
-    nums = {"pal": _per_seed(with_a, _angle_stats), "pal-no-alpha":
-            _per_seed(without, _angle_stats),
+    nums = {"pal": _per_seed(with_a, angle_stats), "pal-no-alpha":
+            _per_seed(without, angle_stats),
             "median_abs_90_minus_angle_with_alpha": aw["median_abs_90_minus_angle"],
             "median_abs_90_minus_angle_without_alpha": ao["median_abs_90_minus_angle"],
             "median_angle_with_alpha": aw["median_angle"],
             "median_angle_without_alpha": ao["median_angle"],
             "fraction_beyond_minimum_with_alpha": aw["fraction_beyond_minimum"],
             "fraction_beyond_minimum_without_alpha": ao["fraction_beyond_minimum"]}
-    tests = _lines_test("median |90 - angle| (degrees)", with_a, _abs_angle, "median", "<=",
+    tests = _lines_test("median |90 - angle| (degrees)", with_a, abs_angle, "median", "<=",
                         ANGLE_TOLERANCE)
     out = [_claim("2-angle", problem, 2, "median |90 - angle| at PAL's update point (with "
                   f"alpha) <= {ANGLE_TOLERANCE:g} degrees", tests, full,
@@ -303,13 +259,13 @@ def _figure2(lines: Any, problem: str, full: bool) -> list[Claim]:
                       "without (alpha = 1)", tests, full,
                       "" if aw["n_angles"] and ao["n_angles"] else "PAL without alpha not run",
                       nums, seeds))
-    p = _parabola_stats(without)
-    s = _shape_stats(without)
+    p = parabola_stats(without)
+    s = shape_stats(without)
     moved = without[without["moved"].astype(bool) & (without["shape"] != "flat")]
     miss = ("PAL without alpha not run" if not len(without) else "" if p["n_interior"] else
             _edge_reason(moved, "batch-loss") if s["n_lines"] else "no sampled line moved")
-    nums = {"pal-no-alpha": _per_seed(without, _parabola_stats), **p}
-    tests = _lines_test("median s_PAL / s_min without alpha", without, _ratio, "median", "<",
+    nums = {"pal-no-alpha": _per_seed(without, parabola_stats), **p}
+    tests = _lines_test("median s_PAL / s_min without alpha", without, ratio, "median", "<",
                         1.0)
     out.append(_claim("2-narrow", problem, 2, "median s_PAL / s_min < 1 over the lines of PAL "
                       "without alpha with an interior minimum (the parabola stops short)",
@@ -332,7 +288,7 @@ def _figure6(lines: Any, runs: Any, problem: str, full: bool) -> list[Claim]:
                 ang = lines[(lines["problem"] == problem) & (lines["label"] == lab)]
                 nums[lab] = {"seeds": [int(s) for s in g["seed"]],
                              col: [float(v) for v in g[col]],
-                             "median_angle": [_angle_stats(ang[ang["seed"] == s])
+                             "median_angle": [angle_stats(ang[ang["seed"] == s])
                                               ["median_angle"] for s in g["seed"]]}
         miss = "" if len(nums) == 2 else "PAL or the exact line search not run"
         tests = []
@@ -369,15 +325,15 @@ def _figure7(lines: Any, problem: str, full: bool) -> list[Claim]:
     g = lines[(lines["problem"] == problem) & lines["moved"].astype(bool)]
     inner = ["convex", "nonconvex"]  # both minima inside the sampled range
     g = g[g["shape"].isin(inner) & g["full_shape"].isin(inner)]
-    delta = _delta(g)
+    gap = delta(g)
     smaller = (g["full_s_min"] < g["s_min"]).to_numpy(bool)
-    n = int(delta.size)
-    nums = {"n_lines": n, "median_rel_distance": _median(delta),
-            "upper_quartile_rel_distance": float(np.percentile(delta, 75)) if n else math.nan,
+    n = int(gap.size)
+    nums = {"n_lines": n, "median_rel_distance": median(gap),
+            "upper_quartile_rel_distance": float(np.percentile(gap, 75)) if n else math.nan,
             "fraction_empirical_minimum_before_batch_minimum":
                 float(smaller.mean()) if n else math.nan,
             "steps": [int(v) for v in g["step_index"]],
-            "rel_distance_per_line": [round(float(v), 4) for v in delta]}
+            "rel_distance_per_line": [round(float(v), 4) for v in gap]}
     every = lines[(lines["problem"] == problem) & lines["moved"].astype(bool)]
     miss = "" if n else (
         _edge_reason(every, "full-loss") if len(every) and "full_shape" in every
@@ -386,7 +342,7 @@ def _figure7(lines: Any, problem: str, full: bool) -> list[Claim]:
         else "no representative line with both minima inside the sampled range")
     seeds = sorted(int(s) for s in set(g["seed"]))
     t_est = _lines_test("upper quartile of |s_min(batch) - s_min(full)| / |step|", g,
-                        _delta, unc.quantile(0.75), ">", ESTIMATOR_GAP)
+                        delta, unc.quantile(0.75), ">", ESTIMATOR_GAP)
     t_small = _lines_test("fraction of lines with the full-loss minimum first", g,
                           lambda r: (r["full_s_min"] < r["s_min"]).to_numpy(float), "mean",
                           ">", 0.5)
@@ -396,12 +352,6 @@ def _figure7(lines: Any, problem: str, full: bool) -> list[Claim]:
             _claim("7-smaller", problem, 7, "the full-loss minimum lies before the batch-loss "
                    "minimum on more than half of the representative lines", t_small, full,
                    miss, nums, seeds)]
-
-
-def _delta(rows: Any) -> Any:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (np.abs(rows["s_min"] - rows["full_s_min"]) / np.abs(rows["step"])).to_numpy(
-            float)
 
 
 def evaluate(figure: int, lines: Any, runs: Any, problems: Any, *,

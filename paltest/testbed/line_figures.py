@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from paltest.optimizers import registry
-from paltest.testbed import line_claims, protocols
+from paltest.testbed import line_claims, line_stats, protocols
 
 __all__ = ["DEFAULT_PROBLEMS", "EPOCHS", "FIGURES", "LABELS", "LINES_PER_RUN_7", "SEEDS_6",
            "LineFigureResult",
@@ -296,8 +296,8 @@ def _summary(r: LineFigureResult) -> Any:
     for (q, lab), g in r.lines.groupby(["problem", "label"], sort=False):
         runs = r.runs[(r.runs["problem"] == q) & (r.runs["label"] == lab)]
         rows.append({"problem": q, "label": lab, "n_seeds": len(runs),
-                     **line_claims._shape_stats(g), **line_claims._parabola_stats(g),
-                     **line_claims._angle_stats(g),
+                     **line_stats.shape_stats(g), **line_stats.parabola_stats(g),
+                     **line_stats.angle_stats(g),
                      **{f"{c}_mean": float(runs[c].mean()) for c in runs
                         if c.startswith("final_")}})
     return pd.DataFrame(rows)

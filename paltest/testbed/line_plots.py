@@ -66,7 +66,7 @@ def _legend(fig: Any, ncol: int = 6) -> Any:
         return None
     return fig.legend(list(handles.values()), list(handles), loc="lower center",
                       frameon=False, ncol=min(len(handles), ncol), fontsize=8,
-                      bbox_to_anchor=(0.5, 0.0))
+                      markerscale=2.5, bbox_to_anchor=(0.5, 0.0))
 
 
 def _shape_title(row: Any) -> str:
@@ -124,14 +124,15 @@ def _figure1(plt: Any, r: Any) -> Any:
             first = _widened(row, s)
             if first is not None:  # linear over the first range, logarithmic beyond
                 ax.set_xscale("symlog", linthresh=first, linscale=1.0)
-            ax.set_title(f"{q}, step {int(row['step_index'])} ({_shape_title(row)})",
+            ax.set_title(f"{q}, step {int(row['step_index'])}\n({_shape_title(row)})",
                          fontsize=8)
             ax.tick_params(labelsize=7)
         axes[i, 0].set_ylabel("batch loss")
+    for ax in axes[-1]:
+        ax.set_xlabel("step s along the unit direction", fontsize=8)
     fig.suptitle("Figure 1: batch losses along PAL's lines, PAL's parabolas and minima "
                  "(seed 0, evenly spaced in training; widened lines on a symmetric-log "
                  "axis)" + _note(r), fontsize=10)
-    fig.supxlabel("step s along the unit direction", fontsize=9)
     return fig
 
 
@@ -244,9 +245,10 @@ def _figure7(plt: Any, r: Any) -> Any:
             ax.tick_params(labelsize=7)
         for j in range(len(sel), N_REPRESENTATIVE_7):
             axes[i, j].set_axis_off()
+    for ax in axes[-1]:
+        ax.set_xlabel("step s along the unit direction", fontsize=8)
     fig.suptitle("Figure 7: the epoch's batch losses, the full training loss and the "
                  "direction's batch loss along PAL's lines (seed 0)" + _note(r), fontsize=10)
-    fig.supxlabel("step s along the unit direction", fontsize=9)
     return fig
 
 
