@@ -32,6 +32,12 @@ def test_figure8_protocol():
 def test_figure9_protocol_and_quick_subset():
     p = experiments.plan(9)
     assert p.problems == ("mushrooms", "ijcnn") and p.epochs == 35
+    assert p.seeds == tuple(range(10)) and p.tune_seed == 0  # issue 28: 10 seeds
+    assert experiments.plan(9, seeds=5).scale == "reduced"
+    assert (experiments.out_name(experiments.plan(9, start_ulps=1)) == "figure9-ulps1"
+            and experiments.plan(9, start_ulps=1).full_scale)
+    with pytest.raises(ValueError, match="start_ulps"):
+        experiments.plan(9, start_ulps=1.0)
     q = experiments.plan(9, quick=True, problems=["mushrooms"], dtype="float64")
     assert q.epochs == 2 and q.seeds == (0, 1) and q.scale == "quick"
     assert experiments.out_name(q) == "figure9-mushrooms-quick"

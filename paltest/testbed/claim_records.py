@@ -5,8 +5,11 @@ Markdown report (shared by :mod:`paltest.testbed.claims`, Section 7, and
 A claim's verdict is one of :data:`HOLDS`, :data:`FAILS`, :data:`INCONCLUSIVE` (an
 interval of a test straddles its threshold, :mod:`paltest.testbed.uncertainty`) or
 :data:`NOT_MEASURABLE` (the runs are not at the protocol's scale, or a needed run or
-line is missing). :func:`from_json` reads a claim back from ``claims.json``, so a report
-can be compared with a fresh run (:func:`compare`).
+line is missing). A conclusive verdict whose threshold lies close enough to the estimate
+that a rerun may decide it otherwise is *borderline* (:func:`borderline`; its reason and
+the report say so). :func:`from_json` reads a claim back from ``claims.json``, so a
+report can be compared with a fresh run (:func:`compare`: estimates within the range a
+rerun is expected in, no verdict reversed, other changes only on borderline tests).
 
 Example:
     >>> from paltest.testbed import uncertainty as unc
@@ -28,8 +31,9 @@ from typing import Any
 from paltest.testbed import uncertainty as unc
 from paltest.testbed.uncertainty import FAILS, HOLDS, INCONCLUSIVE
 
-__all__ = ["FAILS", "HOLDS", "INCONCLUSIVE", "NOT_MEASURABLE", "Claim", "compare", "fmt",
-           "from_json", "interval_text", "median", "to_markdown", "verdict_of"]
+__all__ = ["BORDER_FACTOR", "FAILS", "HOLDS", "INCONCLUSIVE", "NOT_MEASURABLE",
+           "RERUN_FACTOR", "Claim", "borderline", "compare", "fmt", "from_json",
+           "interval_text", "median", "rerun_range", "to_markdown", "verdict_of"]
 
 NOT_MEASURABLE = "not measurable at this scale"
 
@@ -109,7 +113,14 @@ def verdict_of(tests: list[unc.Test]) -> tuple[str, str]:
     threshold."""
     verdict = unc.combine([t.verdict for t in tests])
     if verdict != INCONCLUSIVE:
-        return verdict, ""
+        near = [t for t in tests if borderline(t)]
+        if not near:
+            return verdict, ""
+        return verdict, ("borderline: " + "; ".join(
+            f"the threshold {t.op} {fmt(t.threshold)} is within {BORDER_FACTOR:.2f} "
+            f"half-widths of {t.statistic} {interval_text(t.interval)}" for t in near)
+            + ", so a rerun (another machine, a start moved by one ulp) may find it "
+            "inconclusive")
     why = []
     for t in tests:
         if t.verdict != INCONCLUSIVE:
@@ -125,32 +136,81 @@ def verdict_of(tests: list[unc.Test]) -> tuple[str, str]:
     return verdict, "; ".join(why) if why else "nothing to test"
 
 
+#: A rerun's estimate is expected within the committed 95 % interval widened by this
+#: factor around the committed estimate: two independent estimates of a statistic differ
+#: by sqrt(2) times the sampling error of one (the same runs on another machine, another
+#: BLAS kernel or a start moved by one ulp are, for a chaotic training, new draws).
+RERUN_FACTOR = math.sqrt(2.0)
+#: A test is *borderline* (:func:`borderline`) when its threshold lies within this many
+#: half-widths of its estimate: a rerun's estimate may move by RERUN_FACTOR of them, and
+#: its own interval reaches one more.
+BORDER_FACTOR = 1.0 + RERUN_FACTOR
+
+
+def rerun_range(t: unc.Test) -> tuple[float, float]:
+    """Where a rerun's estimate of ``t``'s statistic is expected: its interval widened by
+    :data:`RERUN_FACTOR` around its estimate (NaN when it has no interval)."""
+    iv = t.interval
+    lo = iv.estimate - RERUN_FACTOR * (iv.estimate - iv.low)
+    hi = iv.estimate + RERUN_FACTOR * (iv.high - iv.estimate)
+    return lo, hi
+
+
+def borderline(t: unc.Test) -> bool:
+    """Whether a rerun may decide ``t`` otherwise: its threshold lies within
+    :data:`BORDER_FACTOR` times the interval's half-width of its estimate (a rerun's
+    estimate may move by :data:`RERUN_FACTOR` half-widths, and its own interval reaches one
+    more), so a rerun may find it inconclusive, or conclusive where it is not (for a
+    conclusive verdict: with a probability above 2.5 %, for a normal statistic). A zero-width
+    interval (nothing varied) is never borderline."""
+    iv = t.interval
+    if math.isnan(iv.low) or math.isnan(iv.high) or iv.low == iv.high:
+        return False  # no interval, or no variability: a rerun gives the same
+    lo = iv.estimate - BORDER_FACTOR * (iv.estimate - iv.low)
+    hi = iv.estimate + BORDER_FACTOR * (iv.high - iv.estimate)
+    return lo <= t.threshold <= hi
+
+
 def compare(committed: list[Claim], fresh: list[Claim]) -> list[str]:
-    """How ``fresh`` claims disagree with ``committed`` ones (``[]``: they agree): a
-    claim missing from either, a verdict that differs where both are conclusive
-    (:data:`HOLDS` or :data:`FAILS`), a conclusive verdict that became inconclusive or the
-    reverse, or a fresh estimate outside the committed interval of its test."""
+    """How ``fresh`` claims disagree with ``committed`` ones beyond what a rerun can do
+    (``[]``: they agree):
+
+    * a claim missing from either, or a test missing from the fresh claim;
+    * a fresh estimate outside :func:`rerun_range` of its committed test;
+    * a conclusive verdict reversed (holds against does not hold);
+    * any other change of verdict (conclusive against inconclusive, or not measurable)
+      unless a committed test is :func:`borderline`, where a rerun may decide it
+      otherwise.
+    """
     out = []
     old, new = {c.id: c for c in committed}, {c.id: c for c in fresh}
     for cid in sorted(set(old) ^ set(new)):
         out.append(f"{cid}: only in the {'committed' if cid in old else 'fresh'} claims")
+    decided = (HOLDS, FAILS)
     for cid in sorted(set(old) & set(new)):
         a, b = old[cid], new[cid]
-        if a.verdict != b.verdict:
-            out.append(f"{cid}: verdict {a.verdict!r} committed, {b.verdict!r} fresh")
         tests = {t.statistic: t for t in a.tests}
         for t in b.tests:
             c = tests.get(t.statistic)
             if c is None:
                 out.append(f"{cid}: test {t.statistic!r} not in the committed claim")
                 continue
-            lo, hi, est = c.interval.low, c.interval.high, t.interval.estimate
-            inside = (math.isnan(est) and math.isnan(c.interval.estimate)) or (
-                not (math.isnan(lo) or math.isnan(hi)) and lo <= est <= hi) or (
-                est == c.interval.estimate)
-            if not inside:
-                out.append(f"{cid}: {t.statistic} = {fmt(est)} fresh, outside the committed "
-                           f"interval [{fmt(lo)}, {fmt(hi)}]")
+            lo, hi = rerun_range(c)
+            est = t.interval.estimate
+            same = est == c.interval.estimate or (math.isnan(est)
+                                                  and math.isnan(c.interval.estimate))
+            if not same and not (lo <= est <= hi):
+                out.append(f"{cid}: {t.statistic} = {fmt(est)} fresh, outside the range "
+                           f"[{fmt(lo)}, {fmt(hi)}] a rerun of the committed "
+                           f"{interval_text(c.interval)} is expected in")
+        if a.verdict == b.verdict:
+            continue
+        if a.verdict in decided and b.verdict in decided:
+            out.append(f"{cid}: verdict {a.verdict!r} committed, {b.verdict!r} fresh "
+                       "(reversed)")
+        elif not any(borderline(t) for t in a.tests):
+            out.append(f"{cid}: verdict {a.verdict!r} committed, {b.verdict!r} fresh, "
+                       "and no committed test was borderline")
     return out
 
 
@@ -203,8 +263,9 @@ def to_markdown(claims: list[Claim], title: str = "Claims of Section 7") -> str:
                   f"Test: {c.test}.", ""]
         lines += _tests_table(c)
         if c.reason:
-            why = "inconclusive" if c.verdict == INCONCLUSIVE else "not measurable"
-            lines += [f"Why {why}: {c.reason}.", ""]
+            why = {INCONCLUSIVE: "Why inconclusive", NOT_MEASURABLE: "Why not measurable"}.get(
+                c.verdict, "Note")
+            lines += [f"{why}: {c.reason}.", ""]
         opts = {k: v for k, v in c.numbers.items() if isinstance(v, dict)}
         if opts:
             # the per-seed lists (their medians are shown; the summary values derived
