@@ -18,6 +18,14 @@ from paltest.testbed import figures, metrics  # noqa: E402
 EPOCHS = 5
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 def _table(problems=("mf-rank4", "mf-rank10"), optimizers=("pal", "sgd"), seeds=(0, 1, 2),
            accuracy=False):
     rows = []
