@@ -64,6 +64,9 @@ def test_figure8_writes_png_and_pdf(tmp_path):
 
 def test_floor_problems_plot_the_gap_with_its_clip_and_target():
     table = _table()
+    # rank 4's seed 0 ends at its floor (its gap at the clip); rank 10 stays far above
+    end = (table["problem"] == "mf-rank4") & (table["seed"] == 0) & (table["epoch"] == EPOCHS)
+    table.loc[end, "train_loss"] = 0.01
     fig, _ = figures.figure8(table, {"mf-rank4": 0.01, "mf-rank10": 0.0})
     loss4, loss10 = fig.axes[0], fig.axes[1]
     assert loss4.get_ylabel() == "training loss gap L - L*"
@@ -77,9 +80,13 @@ def test_floor_problems_plot_the_gap_with_its_clip_and_target():
     assert np.all(np.asarray(target.get_ydata(), dtype=float) == 0.02 * 0.01)
     (clip,) = [ln for ln in loss4.get_lines() if ln.get_linestyle() == ":"]
     assert float(clip.get_ydata()[0]) == pytest.approx(metrics.clip_level(0.01, 1.0, "float64"))
-    # a zero floor: the gap is the loss, no target line, the clip drawn
+    # a zero floor: the gap is the loss, no target line; its clip (1e-30) is not drawn,
+    # since no gap comes within a decade of it (it would widen the axis to nothing)
     assert not [ln for ln in loss10.get_lines() if ln.get_label().startswith("target")]
-    assert [ln for ln in loss10.get_lines() if ln.get_linestyle() == ":"]
+    assert not [ln for ln in loss10.get_lines() if ln.get_linestyle() == ":"]
+    fig, _ = figures.figure8(table, {"mf-rank10": 0.0}, problems=["mf-rank10"])
+    assert "resolution C (smaller gaps drawn at C)" not in [
+        t.get_text() for t in fig.legends[0].get_texts()]
     # no floor at all (None): the loss, no clip
     fig, _ = figures.figure8(table, {"mf-rank4": None})
     assert fig.axes[0].get_ylabel() == "training loss"

@@ -11,7 +11,8 @@ What the panels show:
 
 * **training loss** - on problems with a known floor :math:`L^*` the gap
   :math:`L - L^*` (log axis), clipped at the resolution :math:`C` of
-  :func:`paltest.testbed.metrics.clip_level` (the clip is drawn dotted; gaps below it are drawn
+  :func:`paltest.testbed.metrics.clip_level` (the clip is drawn dotted where the gaps come
+  within a decade of it; gaps below it are drawn
   on it), with the target 2 % above a positive floor dashed; elsewhere the loss itself;
 * **learning rate** (mean per epoch, log axis) - an epoch in which every step of every
   seed had learning rate exactly 0 is a filled triangle on the axis floor, one in which
@@ -221,6 +222,7 @@ def _panel(ax: Any, sub: Any, metric: str, x: str, floor: float | None) -> set[s
     if metric == "lr_mean":
         every, some = _zero_lr(sub, key)
     log = metric in LOG_ROWS
+    lowest = math.inf  # the lowest value drawn (its band's lower edge)
     for name, label, color, style in groups:
         b = bands.loc[name]
         xs, mean, lo, hi = (b[c].to_numpy(dtype=np.float64) for c in ("x", "mean", "min", "max"))
@@ -231,13 +233,15 @@ def _panel(ax: Any, sub: Any, metric: str, x: str, floor: float | None) -> set[s
                 label=label, lw=1.5, **style)
         ax.fill_between(xs, np.where(lo > 0, lo, mean) if log else
                         np.where(np.isnan(lo), mean, lo), hi, color=color, alpha=0.15, lw=0)
+        low = lo[np.isfinite(lo) & (lo > 0)] if log else lo[np.isfinite(lo)]
+        lowest = min(lowest, float(low.min())) if low.size else lowest
         if metric == "lr_mean":
             zero |= _zero_lr_marks(ax, every.loc[name], some.loc[name], b["x"], color)
     if metric == "train_loss" and floor is not None:
         if floor > 0:
             ax.axhline(metrics.FLOOR_TARGET * floor, ls="--", color="black", lw=1,
                        label=f"target: {metrics.FLOOR_TARGET:.0%} above the floor")
-        if math.isfinite(clip):
+        if math.isfinite(clip) and clip * 10 >= lowest:  # only where the gaps come near it
             ax.axhline(clip, ls=":", color="gray", lw=1,
                        label="resolution C (smaller gaps drawn at C)")
     if metric in LOG_ROWS:
