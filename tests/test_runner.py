@@ -208,8 +208,6 @@ def test_start_ulps_moves_every_entry_of_the_start_by_one_ulp(xp, dtype):
                 start_ulps=1, observe=first)
     assert np.array_equal(seen["theta"], np.nextafter(start, np.inf))
     assert moved.config["extra"] == {"start_ulps": 1} and moved.run_id != base.run_id
-    assert moved.epochs["train_loss"][0] != base.epochs["train_loss"][0] or (
-        moved.epochs["train_loss"][1] != base.epochs["train_loss"][1])
     again = run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, problem_options=opts,
                 start_ulps=0)
     assert again.run_id == base.run_id and "extra" not in again.config
