@@ -215,3 +215,16 @@ def test_start_ulps_moves_every_entry_of_the_start_by_one_ulp(xp, dtype):
         assert again.epochs[k].tobytes() == base.epochs[k].tobytes()
     with pytest.raises(TypeError, match="start_ulps"):
         run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, start_ulps=0.5)
+
+
+def test_a_config_recording_start_ulps_moves_the_start():
+    """A sweep's or a figure's config carries start_ulps in its extra entries; passing
+    those entries on is enough (the same run as start_ulps=)."""
+    a = run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, start_ulps=1)
+    b = run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, config={"start_ulps": 1})
+    assert a.run_id == b.run_id and a.config == b.config
+    assert a.steps["loss"].tobytes() == b.steps["loss"].tobytes()
+    assert a.run_id != run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0).run_id
+    with pytest.raises(ValueError, match="start_ulps"):
+        run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, start_ulps=2,
+            config={"start_ulps": 1})

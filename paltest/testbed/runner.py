@@ -298,7 +298,9 @@ def run(
             negative): the smallest change of a run, to measure how far rounding-level
             differences (another BLAS kernel, another thread count) carry a trajectory.
             Recorded in the config as ``start_ulps`` (so it enters the run id) when not 0;
-            0 (the default) leaves the run and its id as they were.
+            0 (the default) leaves the run and its id as they were. A ``config`` with a
+            ``start_ulps`` entry (the extra entries of a sweep's or a figure's config)
+            asks for the same.
     """
     t_start = time.perf_counter()
     epochs = check_int("epochs", epochs, 0)
@@ -306,8 +308,15 @@ def run(
         raise TypeError(f"observe: must be None or callable, got {type(observe).__name__}")
     batch_size = check_int("batch_size", batch_size, 1)
     seed = check_int("seed", seed, 0)
-    if isinstance(start_ulps, bool) or not isinstance(start_ulps, int):
-        raise TypeError(f"start_ulps: an int, got {start_ulps!r}")
+    # a config that records start_ulps (a sweep's or a figure's run) asks for it too
+    recorded = (config or {}).get("start_ulps", 0)
+    for name, v in (("start_ulps", start_ulps), ("config['start_ulps']", recorded)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{name}: an int, got {v!r}")
+    if start_ulps and recorded and start_ulps != recorded:
+        raise ValueError(f"start_ulps: {start_ulps} differs from config['start_ulps'] "
+                         f"{recorded}")
+    start_ulps = start_ulps or recorded
     if start_ulps:
         config = {**(config or {}), "start_ulps": start_ulps}
     prob, prob_name, prob_opts = _resolve_problem(problem, problem_options, problem_name)

@@ -335,13 +335,11 @@ def _run_one(cfg: dict[str, Any], out_dir: str) -> tuple[str, float]:
     prob = _problem(cfg["problem"], json.dumps(opts, sort_keys=True))
     # A run that diverges is recorded as such (its non-finite steps and losses); NumPy's
     # overflow warnings from inside it would only repeat that on the console.
-    extra = dict(cfg.get("extra") or {})
-    ulps = extra.pop("start_ulps", 0)  # runner.run(start_ulps=) records it itself
     with np.errstate(over="ignore", invalid="ignore"):
         result = run(prob, cfg["optimizer"], epochs=cfg["epochs"],
                      batch_size=cfg["batch_size"], seed=cfg["seed"], problem_options=opts,
                      problem_name=cfg["problem"], hyperparameters=cfg["hyperparameters"],
-                     config=extra or None, start_ulps=ulps)
+                     config=cfg.get("extra"))
     if result.run_id != results.run_id(cfg):
         raise RuntimeError(f"run id mismatch for config {cfg!r}: got {result.config!r}")
     results.save(result, out_dir)
