@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "mlp-digits mf-rank4 mushrooms)")
     f.add_argument("--seeds", type=parse_seeds, metavar="SEEDS",
                    help="a count (5: seeds 0-4), a list (0,1,2) or a range (0-4) "
-                        "(default: 0-4; --quick: 0,1)")
+                        "(default: the protocol's, Figure 8 0-4, Figures 1, 2, 7 and 9 "
+                        "0-9, Figure 6 0-19; --quick: 0,1)")
     f.add_argument("--optimizers", metavar="NAMES",
                    help="comma-separated optimizer names (default: pal,sls,exact,sgd,adam)")
     f.add_argument("--dataset", nargs="+", choices=("mushrooms", "ijcnn"),

@@ -161,14 +161,44 @@ def test_mushrooms_claim_needs_both_the_loss_and_the_accuracy():
 def test_ijcnn_claim_is_paired_by_seed_for_the_selected_and_the_default_pal():
     def final(values):
         return lambda seed: [0.7, values[seed]]
-    selected = _table({"pal": final([0.10, 0.11, 0.12]), "sls": final([0.12, 0.12, 0.13])},
-                      "ijcnn")
-    default = _table({"pal": final([0.10, 0.13, 0.12])}, "ijcnn", role="reference")
+    seeds = range(5)
+    selected = _table({"pal": final([0.10, 0.11, 0.12, 0.10, 0.11]),
+                       "sls": final([0.12, 0.12, 0.13, 0.12, 0.12])}, "ijcnn", seeds=seeds)
+    # the default PAL: above SLS on two seeds, below on three: no verdict either way
+    default = _table({"pal": final([0.10, 0.13, 0.12, 0.13, 0.11])}, "ijcnn",
+                     role="reference", seeds=seeds)
     by = _by_id(claims.evaluate(9, pd.concat([selected, default]), {}))
-    assert by["9-ijcnn/ijcnn/selected"].verdict == claims.HOLDS
-    assert by["9-ijcnn/ijcnn/selected"].numbers["pal_below_sls"] == [True, True, True]
-    assert by["9-ijcnn/ijcnn/default"].verdict == claims.FAILS  # seed 1: 0.13 > 0.12
-    assert by["9-ijcnn/ijcnn/default"].numbers["pal_below_sls"] == [True, False, True]
+    sel, dft = by["9-ijcnn/ijcnn/selected"], by["9-ijcnn/ijcnn/default"]
+    assert sel.verdict == claims.HOLDS and sel.tests[0].interval.low > 0
+    assert sel.numbers["pal_below_sls"] == [True] * 5
+    assert dft.verdict == claims.INCONCLUSIVE and "straddles > 0" in dft.reason
+    assert dft.numbers["pal_below_sls"] == [True, False, True, False, True]
+    assert dft.numbers["pal_below_sls_share"] == pytest.approx(0.6)
+    worse = _table({"pal": final([0.2] * 5)}, "ijcnn", role="reference", seeds=seeds)
+    by = _by_id(claims.evaluate(9, pd.concat([selected, worse]), {}))
+    assert by["9-ijcnn/ijcnn/default"].verdict == claims.FAILS
+
+
+def test_claims_of_problems_the_figure_did_not_run_are_left_out():
+    pal, pal_acc = _mushrooms(10, 5)
+    t = _table({"pal": pal, "sls": pal}, "mushrooms", accuracy={"pal": pal_acc, "sls": pal_acc})
+    ids = [c.id for c in claims.evaluate(9, t, {}, problems=["mushrooms"])]
+    assert ids == ["9-mushrooms/mushrooms"]  # no "9-ijcnn/..." (issue 28)
+    assert len(claims.evaluate(9, t, {})) == 3
+
+
+def test_verdict_needs_the_interval_on_one_side_of_the_threshold():
+    """8-floor with SGD as fast as PAL on some seeds: the margin's interval straddles 0."""
+    fl = 0.1
+    reach = {0: 3, 1: 6, 2: 3, 3: 7, 4: 3}
+    curves = {"pal": _floor_curve(fl, 4), "sls": _floor_curve(fl, 4),
+              "sgd": lambda seed: _floor_curve(fl, reach[seed])(seed),
+              "adam": _floor_curve(fl, 8)}
+    c = _by_id(claims.evaluate(8, _table(curves, "mf-rank4", seeds=range(5)),
+                               {"mf-rank4": fl}))["8-floor/mf-rank4"]
+    iv = c.tests[0].interval
+    assert c.verdict == claims.INCONCLUSIVE and iv.low <= 0 < iv.high
+    assert iv.estimate == -1.0 and iv.resampled == "seeds" and iv.n_seeds == 5
 
 
 def test_report_is_json_and_markdown():

@@ -47,7 +47,7 @@ def test_line_figure_quick(number, out, capsys):
     assert set(lines["problem"]) == set(PROBLEMS)
     runs = pd.read_csv(folder / "runs.csv")
     assert {"final_train_loss", "final_test_loss", "sampler_lines"} <= set(runs)
-    assert len(runs) == len(PROBLEMS) * len(LABELS[number]) * (1 if number == 7 else 2)
+    assert len(runs) == len(PROBLEMS) * len(LABELS[number]) * 2  # quick: seeds 0 and 1
     summary = pd.read_csv(folder / "summary.csv")
     assert {"convex_fraction", "median_rel_distance", "median_abs_90_minus_angle"} <= set(
         summary)
@@ -62,7 +62,11 @@ def test_line_figure_quick(number, out, capsys):
     if number == 7:
         points = pd.read_csv(folder / "points.csv")
         assert {"s", "loss", "full_loss", "q0", "q25", "q50", "q75", "q100"} <= set(points)
-        assert (lines.groupby("problem").size() == lf.N_REPRESENTATIVE_7).all()
+        # every seed's lines (one epoch: at most one per step, at most LINES_PER_RUN_7)
+        per_run = lines.groupby(["problem", "seed"]).size()
+        assert len(per_run) == 4 and (per_run <= lf.LINES_PER_RUN_7).all()
+        assert per_run.to_dict() == {("mf-rank4", 0): 8, ("mf-rank4", 1): 8,  # 8 steps
+                                     ("mlp-digits", 0): 14, ("mlp-digits", 1): 14}
     assert (out / "line-runs").is_dir()
 
 
@@ -91,11 +95,28 @@ def test_line_figure_bad_options_exit_2(argv, option, capsys):
     assert option in capsys.readouterr().err
 
 
+def test_progress_is_one_labelled_bar(out, capsys):
+    """Issue 28: Figures 1 and 6 printed joblib's '[Parallel(n_jobs=1)]: Done 6 out of 6'."""
+    p = lf.line_plan(1, quick=True, problems=PROBLEMS, epochs=1)
+    lf.run_line_figure(p, out, progress=True)
+    err = capsys.readouterr().err
+    assert "Figure 1: sampled runs" in err and "[Parallel(" not in err
+
+
 def test_line_plan():
     p = lf.line_plan(1)
     assert p.problems == lf.DEFAULT_PROBLEMS and p.full_scale and p.scale == "full"
-    assert p.seeds == (0, 1, 2, 3, 4) and p.epochs == lf.EPOCHS
-    assert lf.line_plan(7).seeds == (0,) and lf.line_plan(7).full_scale
+    assert p.seeds == tuple(range(10)) and p.epochs == lf.EPOCHS
+    # Figure 7 on every seed (8 lines of one seed left its verdicts to chance), Figure 6
+    # on 20 (one number per seed)
+    assert lf.line_plan(7).seeds == tuple(range(10)) and lf.line_plan(7).full_scale
+    assert lf.line_plan(6).seeds == lf.SEEDS_6 == tuple(range(20))
+    assert not lf.line_plan(6, seeds=10).full_scale
+    moved = lf.line_plan(1, start_ulps=1)
+    assert moved.full_scale and moved.out_name() == "figure1-ulps1"
+    assert {t.run_id() for t in lf.tasks(moved)}.isdisjoint(t.run_id() for t in lf.tasks(p))
+    with pytest.raises(ValueError, match="start_ulps"):
+        lf.line_plan(1, start_ulps=0.5)
     q = lf.line_plan(2, quick=True)
     assert q.scale == "quick" and q.options("mushrooms")["n_rows"] == lf.QUICK_N_ROWS
     assert not lf.line_plan(1, epochs=1).full_scale

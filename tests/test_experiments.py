@@ -32,6 +32,12 @@ def test_figure8_protocol():
 def test_figure9_protocol_and_quick_subset():
     p = experiments.plan(9)
     assert p.problems == ("mushrooms", "ijcnn") and p.epochs == 35
+    assert p.seeds == tuple(range(10)) and p.tune_seed == 0  # issue 28: 10 seeds
+    assert experiments.plan(9, seeds=5).scale == "reduced"
+    assert (experiments.out_name(experiments.plan(9, start_ulps=1)) == "figure9-ulps1"
+            and experiments.plan(9, start_ulps=1).full_scale)
+    with pytest.raises(ValueError, match="start_ulps"):
+        experiments.plan(9, start_ulps=1.0)
     q = experiments.plan(9, quick=True, problems=["mushrooms"], dtype="float64")
     assert q.epochs == 2 and q.seeds == (0, 1) and q.scale == "quick"
     assert experiments.out_name(q) == "figure9-mushrooms-quick"
@@ -215,3 +221,20 @@ def test_floors_of_the_matrix_factorization_panels():
     assert fl["mf-rank1"] == pytest.approx(0.1318, abs=1e-4)
     assert fl["mf-rank4"] == pytest.approx(0.00935, abs=1e-5)
     assert math.isclose(fl["mf-rank10"], 0.0, abs_tol=1e-20) and fl["mushrooms"] is None
+
+
+def test_printed_output_has_no_nan_gap_labelled_bars_and_only_the_problems_run(tmp_path,
+                                                                               capsys):
+    """Issue 28: the final-gap table was NaN where the floor is 0, the progress bars had
+    no labels, and claims were printed for problems the figure did not run."""
+    p = experiments.plan(8, problems=["mf-rank4", "mf-rank10"], optimizers=["sgd"],
+                         seeds=2, epochs=1, quick=True)
+    result = experiments.run_figure(p, tmp_path, backend="sequential", progress=True)
+    err = capsys.readouterr().err
+    assert "selection round 1" in err and "final and reference runs" in err
+    text = experiments.summary(result)
+    gap = text.split("final gap to the floor")[1].split(":\n", 1)[1].split("epochs to")[0]
+    assert "NaN" not in gap and "mf-rank10: floor 0" in text
+    assert "mf-rank4" in gap and "mf-rank10" not in gap.split("\n")[0]
+    assert [c.problem for c in result.claims] == ["mf-rank4", "mf-rank10"]
+    assert not [c for c in result.claims if c.problem in ("mf-rank1", "mf-true")]

@@ -11,9 +11,19 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
+from legend_check import assert_legend_matches_markers, drawn_markers  # noqa: E402
+
 from paltest.testbed import figures, metrics  # noqa: E402
 
 EPOCHS = 5
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
 
 
 def _table(problems=("mf-rank4", "mf-rank10"), optimizers=("pal", "sgd"), seeds=(0, 1, 2),
@@ -54,6 +64,9 @@ def test_figure8_writes_png_and_pdf(tmp_path):
 
 def test_floor_problems_plot_the_gap_with_its_clip_and_target():
     table = _table()
+    # rank 4's seed 0 ends at its floor (its gap at the clip); rank 10 stays far above
+    end = (table["problem"] == "mf-rank4") & (table["seed"] == 0) & (table["epoch"] == EPOCHS)
+    table.loc[end, "train_loss"] = 0.01
     fig, _ = figures.figure8(table, {"mf-rank4": 0.01, "mf-rank10": 0.0})
     loss4, loss10 = fig.axes[0], fig.axes[1]
     assert loss4.get_ylabel() == "training loss gap L - L*"
@@ -67,9 +80,13 @@ def test_floor_problems_plot_the_gap_with_its_clip_and_target():
     assert np.all(np.asarray(target.get_ydata(), dtype=float) == 0.02 * 0.01)
     (clip,) = [ln for ln in loss4.get_lines() if ln.get_linestyle() == ":"]
     assert float(clip.get_ydata()[0]) == pytest.approx(metrics.clip_level(0.01, 1.0, "float64"))
-    # a zero floor: the gap is the loss, no target line, the clip drawn
+    # a zero floor: the gap is the loss, no target line; its clip (1e-30) is not drawn,
+    # since no gap comes within a decade of it (it would widen the axis to nothing)
     assert not [ln for ln in loss10.get_lines() if ln.get_label().startswith("target")]
-    assert [ln for ln in loss10.get_lines() if ln.get_linestyle() == ":"]
+    assert not [ln for ln in loss10.get_lines() if ln.get_linestyle() == ":"]
+    fig, _ = figures.figure8(table, {"mf-rank10": 0.0}, problems=["mf-rank10"])
+    assert "resolution C (smaller gaps drawn at C)" not in [
+        t.get_text() for t in fig.legends[0].get_texts()]
     # no floor at all (None): the loss, no clip
     fig, _ = figures.figure8(table, {"mf-rank4": None})
     assert fig.axes[0].get_ylabel() == "training loss"
@@ -213,8 +230,28 @@ def test_sensitivity_shows_every_tried_configuration(tmp_path):
     assert pts == [(0.1, -2.99), (1.0, -3.0)]
     assert ax.get_xscale() == "log"
     assert "cap" in fig.axes[1].get_title()
+    # the diverged cross is drawn, and so in the legend
+    assert_legend_matches_markers(fig)
+    assert ("x", True) in drawn_markers(fig)
+    assert "diverged" not in fig._suptitle.get_text()  # the legend explains the markers
     with pytest.raises(ValueError, match="records"):
         figures.sensitivity({})
+
+
+def test_sensitivity_lists_only_the_markers_it_draws():
+    """Issue 28: the title promised 'x diverged' markers where none was drawn."""
+    scores = {(0.1, 0.0): -2.0, (1.0, 0.0): -3.0, (0.1, 0.4): -2.5, (1.0, 0.4): -1.5}
+    fig, _ = figures.sensitivity({"mf-rank4": _record(scores, (1.0, 0.0))})
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert not any("diverged" in t or "extension" in t for t in texts)
+    assert not [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_marker() == "x"]
+    assert_legend_matches_markers(fig)
+    scores[(10.0, 0.0)] = -2.5  # an extension with a score: a ring, listed
+    fig, _ = figures.sensitivity({"mf-rank4": _record(scores, (1.0, 0.0))})
+    assert ("o", False) in drawn_markers(fig)
+    assert "added by extension or refinement" in [t.get_text() for t in
+                                                  fig.legends[0].get_texts()]
+    assert_legend_matches_markers(fig)
 
 
 def test_label_runs_names_varying_hyperparameters():
@@ -235,3 +272,60 @@ def test_importing_figures_does_not_import_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_panels_never_merge_runs_whose_problem_options_differ():
+    """Issue 28: ``paltest plot`` on the example sweep averaged interpolation = true and
+    false (two problems) into one curve."""
+    t = _table(problems=("batch-quadratic",), optimizers=("pal",), seeds=(0, 1))
+    t = pd.concat([t.assign(po_interpolation=True, po_n=10),
+                   t.assign(po_interpolation=False, po_n=10,
+                            run_id=t["run_id"] + "-f", train_loss=t["train_loss"] + 1)])
+    fig, _ = figures.curves(figures.label_runs(t), rows=("train_loss", "lr_mean"))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["batch-quadratic\ninterpolation=False",
+                      "batch-quadratic\ninterpolation=True"]
+    for ax, offset in zip(fig.axes[:2], (1.0, 0.0), strict=True):
+        (line,) = _axes_lines(ax, "PAL")
+        want = t[t["po_interpolation"] == (offset == 0)].groupby("epoch")["train_loss"].mean()
+        np.testing.assert_allclose(line.get_ydata(), want)  # one problem's runs only
+    # every panel names its quantity (the quadratic panel had no y-label)
+    assert all(ax.get_ylabel() for ax in fig.axes)
+    # options that do not vary make no extra panels
+    fig, _ = figures.curves(t[t["po_interpolation"]], rows=("train_loss",))
+    assert [ax.get_title() for ax in fig.axes] == ["batch-quadratic"]
+
+
+def test_the_evaluations_axis_stays_readable():
+    """Issue 28: the exact search's ~17k evaluations squeezed every other curve into the
+    first tenth of a linear axis; the axis turns logarithmic and every curve spans a
+    readable part of it."""
+    t = _table(problems=("mf-rank4",), optimizers=("pal", "exact"), seeds=(0, 1))
+    per_epoch = np.where(t["optimizer"] == "exact", 340, 16)
+    t["n_fun"], t["n_grad"] = t["epoch"] * per_epoch, t["epoch"] * 8
+    fig, _ = figures.figure8(t, {"mf-rank4": 0.0}, x="evaluations")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    lo, hi = (np.log10(v) for v in ax.get_xlim())
+    for label in ("PAL", "exact LS"):
+        (line,) = _axes_lines(ax, label)
+        xs = np.asarray(line.get_xdata(), float)
+        xs = xs[xs > 0]
+        assert (np.log10(xs.max()) - np.log10(xs.min())) / (hi - lo) > 0.25, label
+    # on epochs, and where the curves end close together, the axis stays linear
+    assert figures.figure8(t, {"mf-rank4": 0.0})[0].axes[0].get_xscale() == "linear"
+    t["n_fun"] = t["epoch"] * 16
+    fig, _ = figures.figure8(t, {"mf-rank4": 0.0}, x="evaluations")
+    assert fig.axes[0].get_xscale() == "linear"
+
+
+def test_every_marker_drawn_is_in_the_legend_and_every_entry_is_drawn():
+    t = _table(problems=("mf-rank4",), optimizers=("pal", "sgd"), seeds=(0, 1))
+    t = pd.concat([t.assign(hp_lr=lr, run_id=t["run_id"] + f"-{lr}")
+                   for lr in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)])  # styles then markers
+    t["n_steps"] = t["epoch"] * 8
+    t["lr_zero"] = np.where((t["epoch"] == 3) & (t["optimizer"] == "sgd"), 8, 0)
+    t.loc[(t["epoch"] == 4) & (t["seed"] == 0) & (t["optimizer"] == "pal"), "lr_zero"] = 3
+    fig, _ = figures.curves(figures.label_runs(t), rows=("train_loss", "lr_mean"))
+    assert {("v", True), ("v", False)} <= drawn_markers(fig)  # every step / some steps
+    assert_legend_matches_markers(fig)

@@ -327,3 +327,28 @@ def test_temporary_files_of_killed_writes_are_removed(tmp_path):
     os.utime(other, (os.path.getatime(other) - stale, os.path.getmtime(other) - stale))
     assert results.remove_stale_temporaries(tmp_path) == [old]
     assert not old.exists() and fresh.exists() and other.exists()
+
+
+def test_environment_records_versions_blas_kernel_cpu_and_commit():
+    """Issue 28: the notebooks' numbers moved between machines because OpenBLAS chose
+    another kernel; every result file says which kernel, versions and commit it ran with."""
+    import subprocess
+    from pathlib import Path
+
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    np.ones((4, 4)) @ np.ones((4, 4))  # BLAS loaded
+    env = results.environment()
+    assert env["versions"]["numpy"] == np.__version__ and env["versions"]["scipy"]
+    blas = [p for p in env["threadpools"] if p["user_api"] == "blas"]
+    info = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    assert [p["architecture"] for p in blas] == [p.get("architecture") for p in info]
+    assert env["cpu"]["machine"] and isinstance(env["cpu"]["numpy_simd"], list)
+    root = Path(__file__).resolve().parents[1]
+    assert env["paltest"]["version"]
+    if (root / ".git").exists():
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], text=True,
+                              capture_output=True).stdout.strip()
+        assert env["paltest"]["commit"] == head and isinstance(env["paltest"]["dirty"], bool)
+    json.dumps(env)

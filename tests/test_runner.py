@@ -212,3 +212,45 @@ def test_the_dict_arguments_are_checked(key, value):
     """``run(problem_options=5)`` used to fail with "'int' object is not iterable"."""
     with pytest.raises(TypeError, match=f"^{key}: expected a dict with string keys"):
         run("quadratic", "sgd", epochs=1, batch_size=1, seed=0, **{key: value})
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_start_ulps_moves_every_entry_of_the_start_by_one_ulp(xp, dtype):
+    """The smallest change of a run (issue 28's robustness check): the start moved one
+    ulp toward +inf in every entry, recorded in the config and so in the run id; 0 leaves
+    the run bitwise as it was."""
+    if dtype == "float64" and backend.float64_unavailable(xp):
+        pytest.skip(backend.float64_unavailable(xp))
+    opts = {"xp": xp, "dtype": dtype}
+    start = backend.to_host(problems.get("mf-rank4", **opts).init_params(0))
+    seen = {}
+
+    def first(step, batch, theta, *rest):
+        if step == 0:
+            seen["theta"] = backend.to_host(theta)
+
+    base = run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, problem_options=opts)
+    moved = run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, problem_options=opts,
+                start_ulps=1, observe=first)
+    assert np.array_equal(seen["theta"], np.nextafter(start, np.inf))
+    assert moved.config["extra"] == {"start_ulps": 1} and moved.run_id != base.run_id
+    again = run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, problem_options=opts,
+                start_ulps=0)
+    assert again.run_id == base.run_id and "extra" not in again.config
+    for k in ("train_loss", "n_fun"):
+        assert again.epochs[k].tobytes() == base.epochs[k].tobytes()
+    with pytest.raises(TypeError, match="start_ulps"):
+        run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, start_ulps=0.5)
+
+
+def test_a_config_recording_start_ulps_moves_the_start():
+    """A sweep's or a figure's config carries start_ulps in its extra entries; passing
+    those entries on is enough (the same run as start_ulps=)."""
+    a = run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, start_ulps=1)
+    b = run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, config={"start_ulps": 1})
+    assert a.run_id == b.run_id and a.config == b.config
+    assert a.steps["loss"].tobytes() == b.steps["loss"].tobytes()
+    assert a.run_id != run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0).run_id
+    with pytest.raises(ValueError, match="start_ulps"):
+        run("mf-rank4", "pal", epochs=1, batch_size=100, seed=0, start_ulps=2,
+            config={"start_ulps": 1})

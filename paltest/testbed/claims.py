@@ -6,25 +6,37 @@ PAL's default configuration, which may repeat final runs; without it every run i
 the problems' floors and the
 dtype, and returns one :class:`Claim` per statement and panel. Each claim carries the
 paper's words, the test that makes them measurable, the verdict (:data:`HOLDS`,
-:data:`FAILS` or :data:`NOT_MEASURABLE`), the numbers per optimizer and the seeds they
-rest on. Nothing here runs or plots; :func:`to_markdown` renders a report.
+:data:`FAILS`, :data:`INCONCLUSIVE` or :data:`NOT_MEASURABLE`), the numbers per
+optimizer and the seeds they
+rest on, and its :class:`~paltest.testbed.uncertainty.Test`\ s (statistic, interval,
+threshold). Nothing here runs or plots; :func:`to_markdown` renders a report.
 
-The tests (thresholds stated before the runs, in this module's constants):
+The tests (thresholds stated before the runs, in this module's constants). Each is a
+statistic over seeds with its bootstrap interval (:mod:`paltest.testbed.uncertainty`:
+the seeds resampled, paired across the optimizers, which share seeds), and a test holds
+or fails only when its whole 95 % interval lies on one side of the threshold; otherwise
+it is *inconclusive*. A claim holds when all its tests hold and fails when one fails.
+An epoch never reached counts as infinitely late.
 
-* **8-floor** (``mf-rank1``, ``mf-rank4``; no interpolation): the median over seeds of
-  the epochs PAL needs to come within :data:`FLOOR_GAP` (2 %) of the analytic floor, and
-  the same for SLS, are both below the medians of SGD and of Adam (a seed that never
-  gets there counts as never). Every optimizer's final relative gap is reported beside.
+* **8-floor** (``mf-rank1``, ``mf-rank4``; no interpolation): PAL and SLS come within
+  :data:`FLOOR_GAP` (2 %) of the analytic floor in fewer epochs than SGD and Adam: the
+  statistic is :math:`\min(m_{SGD}, m_{Adam}) - \max(m_{PAL}, m_{SLS})`, :math:`m` the
+  median over seeds of the epochs to the target, and it must be :math:`> 0`. Every
+  optimizer's final relative gap is reported beside.
 * **8-precision** (``mf-rank10``, ``mf-true``; interpolation): PAL and SLS reach machine
   precision, :math:`L \le C = 10\,\varepsilon^2 L_0` (:mod:`paltest.testbed.metrics`: the
-  relative residual :math:`\sqrt{L/L_0} \le \sqrt{10}\,\varepsilon`), on every seed within
-  the protocol, and decrease linearly until then: the least-squares line of
+  relative residual :math:`\sqrt{L/L_0} \le \sqrt{10}\,\varepsilon`), within the
+  protocol (the median over seeds of the epochs to precision at most the protocol's
+  epochs), and decrease linearly until then: the least-squares line of
   :math:`\log_{10} L` against the epoch, from epoch 0 to the first epoch at precision,
-  has :math:`R^2 \ge` :data:`LINEAR_R2` on every seed.
+  has a median :math:`R^2 \ge` :data:`LINEAR_R2` over seeds.
 * **9-mushrooms**: PAL and SLS reach a training loss of :data:`MUSHROOMS_LOSS` and a test
-  accuracy of :data:`MUSHROOMS_ACCURACY` within the protocol, on every seed.
-* **9-ijcnn**: PAL ends with a lower training loss than SLS on every seed (paired by
-  seed), for the selected PAL configuration and for PAL's default configuration.
+  accuracy of :data:`MUSHROOMS_ACCURACY` within the protocol (the medians over seeds of
+  the epochs to them at most the protocol's epochs).
+* **9-ijcnn**: PAL ends with a lower training loss than SLS: the mean over seeds of
+  :math:`\log_{10}(L_{SLS}/L_{PAL})` (paired by seed) is :math:`> 0`, for the selected
+  PAL configuration and for PAL's default configuration (the share of seeds on which
+  PAL ends lower is reported).
 
 A claim is *not measurable at this scale* when the figure was not run at the protocol's
 scale (fewer epochs, seeds or rows, e.g. ``--quick``; its numbers are still reported), or
@@ -33,8 +45,9 @@ when a needed optimizer or problem is missing.
 Example:
     >>> import pandas as pd
     >>> rows = [{"run_id": f"{o}{s}", "problem": "ijcnn", "optimizer": o, "seed": s,
-    ...          "dtype": "float32", "epoch": e, "train_loss": [0.7, l][e]}
-    ...         for o, l in (("pal", 0.10), ("sls", 0.12)) for s in (0, 1) for e in (0, 1)]
+    ...          "dtype": "float32", "epoch": e, "train_loss": [0.7, l + s / 100][e]}
+    ...         for o, l in (("pal", 0.10), ("sls", 0.12)) for s in range(5)
+    ...         for e in (0, 1)]
     >>> for c in evaluate(9, pd.DataFrame(rows), {}):
     ...     print(f"{c.id}: {c.verdict}")
     9-mushrooms/mushrooms: not measurable at this scale
@@ -45,15 +58,26 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from paltest.testbed import metrics
+import numpy as np
 
-__all__ = ["FAILS", "FLOOR_GAP", "HOLDS", "LINEAR_R2", "MUSHROOMS_ACCURACY",
+from paltest.testbed import metrics
+from paltest.testbed import uncertainty as unc
+from paltest.testbed.claim_records import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    NOT_MEASURABLE,
+    Claim,
+    median,
+    to_markdown,
+    verdict_of,
+)
+
+__all__ = ["FAILS", "FLOOR_GAP", "HOLDS", "INCONCLUSIVE", "LINEAR_R2", "MUSHROOMS_ACCURACY",
            "MUSHROOMS_LOSS", "NOT_MEASURABLE", "Claim", "evaluate", "to_markdown"]
 
-HOLDS, FAILS, NOT_MEASURABLE = "holds", "does not hold", "not measurable at this scale"
 #: 8-floor: the distance from the floor to reach, relative to the floor.
 FLOOR_GAP = 0.02
 #: 8-precision: the least R^2 of the log-linear fit over the decreasing stretch.
@@ -72,47 +96,6 @@ _QUOTES = {
     "9-ijcnn": "However, PAL converges faster on the ijcnn task, for which the "
                "interpolation condition does not hold.",
 }
-
-
-@dataclass
-class Claim:
-    """One statement on one panel: ``id`` (e.g. ``"8-floor/mf-rank4"``), ``figure``,
-    ``problem``, the paper's ``statement``, the ``test`` applied, the ``verdict``, a
-    ``reason`` when not measurable, the ``numbers`` per optimizer and the ``seeds``."""
-
-    id: str
-    figure: int
-    problem: str
-    statement: str
-    test: str
-    verdict: str
-    reason: str = ""
-    numbers: dict[str, Any] = field(default_factory=dict)
-    seeds: list[int] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-able dict (non-finite numbers as strings ``"inf"``/``"nan"``)."""
-        return _jsonable(asdict(self))
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if hasattr(v, "item") and getattr(v, "shape", None) == ():
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    return v
-
-
-def _median(values: Any) -> float:
-    vals = sorted(float(v) for v in values)
-    if not vals:
-        return math.nan
-    mid = len(vals) // 2
-    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
 
 
 _ORDER = ("pal", "sls", "exact", "sgd", "adam")
@@ -136,7 +119,8 @@ def _missing(numbers: dict, needed: tuple[str, ...]) -> list[str]:
     return [o for o in needed if o not in numbers]
 
 
-def _verdict(ok: bool, full_scale: bool, missing: list[str], problem_present: bool) -> tuple:
+def _verdict(tests: list[unc.Test], full_scale: bool, missing: list[str],
+             problem_present: bool) -> tuple:
     if not problem_present:
         return NOT_MEASURABLE, "the problem was not run"
     if missing:
@@ -144,25 +128,59 @@ def _verdict(ok: bool, full_scale: bool, missing: list[str], problem_present: bo
     if not full_scale:
         return NOT_MEASURABLE, "reduced scale (the protocol's epochs, seeds and rows " \
                                "were not all run); the numbers are shown for reference"
-    return (HOLDS if ok else FAILS), ""
+    return verdict_of(tests)
+
+
+def _epochs(values: list[float]) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)  # inf: never (kept in order by the bootstrap)
+
+
+def _paired(nums: dict, names: tuple[str, ...], key: str) -> list[np.ndarray]:
+    """``nums[o][key]`` of each optimizer ``o`` on the seeds all of them ran, in order."""
+    common = sorted(set.intersection(*(set(nums[o]["seeds"]) for o in names)))
+    return [_epochs([dict(zip(nums[o]["seeds"], nums[o][key], strict=True))[s]
+                     for s in common]) for o in names]
+
+
+def _median_stat(x: Any, axis: int = -1) -> Any:
+    return np.median(x, axis=axis)
+
+
+def _within(name: str, values: list[float], epochs: int) -> unc.Test:
+    """``name``: the median over seeds of ``values`` (epochs to a level) is at most
+    ``epochs`` (reached within the protocol)."""
+    return unc.test(name, unc.over_seeds(_median_stat, _epochs(values)), "<=", epochs)
+
+
+def _n_epochs(runs: Any, problem: str) -> int:
+    sub = runs[runs["problem"] == problem]
+    return int(sub["n_epochs"].max()) if "n_epochs" in sub and len(sub) else 0
 
 
 def _floor_claim(runs: Any, problem: str, full_scale: bool) -> Claim:
     nums = _per_optimizer(runs, problem, ["epochs_to_target", "final_rel_gap"])
     for rec in nums.values():
-        rec["epochs_to_target_median"] = _median(rec["epochs_to_target"])
+        rec["epochs_to_target_median"] = median(rec["epochs_to_target"])
         rec["final_rel_gap_mean"] = sum(rec["final_rel_gap"]) / len(rec["final_rel_gap"])
     four = ("pal", "sls", "sgd", "adam")
     miss = _missing(nums, four)
-    ok = not miss and (max(nums[o]["epochs_to_target_median"] for o in ("pal", "sls"))
-                       < min(nums[o]["epochs_to_target_median"] for o in ("sgd", "adam")))
-    verdict, reason = _verdict(ok, full_scale, miss, bool(nums))
-    if verdict == FAILS and all(math.isinf(nums[o]["epochs_to_target_median"]) for o in four):
+    tests = []
+    if not miss:
+        def margin(pal: Any, sls: Any, sgd: Any, adam: Any, axis: int = -1) -> Any:
+            m = [np.median(v, axis=axis) for v in (pal, sls, sgd, adam)]
+            return np.minimum(m[2], m[3]) - np.maximum(m[0], m[1])
+        iv = unc.over_seeds(margin, *_paired(nums, four, "epochs_to_target"))
+        tests.append(unc.test("median epochs to the target: min(SGD, Adam) - max(PAL, SLS)",
+                              iv, ">", 0.0))
+    verdict, reason = _verdict(tests, full_scale, miss, bool(nums))
+    if verdict in (FAILS, INCONCLUSIVE) and all(
+            math.isinf(nums[o]["epochs_to_target_median"]) for o in four):
         verdict, reason = NOT_MEASURABLE, "no optimizer came within the distance"
     return Claim(f"8-floor/{problem}", 8, problem, _QUOTES["8-floor"],
                  f"median epochs to L <= (1 + {FLOOR_GAP:g}) L* of PAL and of SLS both below "
-                 "those of SGD and of Adam; final relative gaps (L - L*)/L* reported",
-                 verdict, reason, nums, _seeds(nums))
+                 "those of SGD and of Adam (the margin's 95% interval over seeds above 0); "
+                 "final relative gaps (L - L*)/L* reported", verdict, reason, nums,
+                 _seeds(nums), tests)
 
 
 def _precision_claim(table: Any, runs: Any, problem: str, full_scale: bool) -> Claim:
@@ -178,16 +196,21 @@ def _precision_claim(table: Any, runs: Any, problem: str, full_scale: bool) -> C
             slopes.append(s)
             r2s.append(r2)
         rec["slope_decades_per_epoch"], rec["r2"] = slopes, r2s
-        rec["epochs_to_precision_median"] = _median(rec["epochs_to_target"])
+        rec["epochs_to_precision_median"] = median(rec["epochs_to_target"])
     miss = _missing(nums, ("pal", "sls"))
-    ok = not miss and all(
-        all(math.isfinite(e) for e in nums[o]["epochs_to_target"])
-        and all(r >= LINEAR_R2 for r in nums[o]["r2"]) for o in ("pal", "sls"))
-    verdict, reason = _verdict(ok, full_scale, miss, bool(nums))
+    tests = []
+    for o in () if miss else ("pal", "sls"):
+        tests.append(_within(f"{o}: median epochs to precision", nums[o]["epochs_to_target"],
+                             _n_epochs(runs, problem)))
+        r2 = np.nan_to_num(np.asarray(nums[o]["r2"], dtype=np.float64), nan=-np.inf)
+        tests.append(unc.test(f"{o}: median R^2 of the log-linear fit",
+                              unc.over_seeds(_median_stat, r2), ">=", LINEAR_R2))
+    verdict, reason = _verdict(tests, full_scale, miss, bool(nums))
     return Claim(f"8-precision/{problem}", 8, problem, _QUOTES["8-precision"],
                  "PAL and SLS reach L <= C = 10 eps^2 L0 (relative residual <= sqrt(10) eps) "
-                 f"on every seed, and log10 L is linear in the epoch until then (R^2 >= "
-                 f"{LINEAR_R2:g} on every seed)", verdict, reason, nums, _seeds(nums))
+                 "within the protocol (median epochs over seeds), and log10 L is linear in "
+                 f"the epoch until then (median R^2 over seeds >= {LINEAR_R2:g}); 95% "
+                 "intervals over seeds", verdict, reason, nums, _seeds(nums), tests)
 
 
 def _mushrooms_claim(runs: Any, full_scale: bool) -> Claim:
@@ -195,17 +218,20 @@ def _mushrooms_claim(runs: Any, full_scale: bool) -> Claim:
     nums = _per_optimizer(runs, problem, ["final_loss", "test_accuracy", "epochs_to_target",
                                           "epochs_to_accuracy"])
     for rec in nums.values():
-        rec["epochs_to_loss_median"] = _median(rec["epochs_to_target"])
-        rec["epochs_to_accuracy_median"] = _median(rec["epochs_to_accuracy"])
+        rec["epochs_to_loss_median"] = median(rec["epochs_to_target"])
+        rec["epochs_to_accuracy_median"] = median(rec["epochs_to_accuracy"])
     miss = _missing(nums, ("pal", "sls"))
-    ok = not miss and all(
-        all(math.isfinite(e) for e in nums[o]["epochs_to_target"] + nums[o]["epochs_to_accuracy"])
-        for o in ("pal", "sls"))
-    verdict, reason = _verdict(ok, full_scale, miss, bool(nums))
+    tests = []
+    for o in () if miss else ("pal", "sls"):
+        e = _n_epochs(runs, problem)
+        tests += [_within(f"{o}: median epochs to the loss", nums[o]["epochs_to_target"], e),
+                  _within(f"{o}: median epochs to the accuracy",
+                          nums[o]["epochs_to_accuracy"], e)]
+    verdict, reason = _verdict(tests, full_scale, miss, bool(nums))
     return Claim(f"9-mushrooms/{problem}", 9, problem, _QUOTES["9-mushrooms"],
                  f"PAL and SLS reach training loss <= {MUSHROOMS_LOSS:g} and test accuracy "
-                 f">= {MUSHROOMS_ACCURACY:g} within the protocol on every seed", verdict,
-                 reason, nums, _seeds(nums))
+                 f">= {MUSHROOMS_ACCURACY:g} within the protocol (median epochs over seeds; "
+                 "95% intervals over seeds)", verdict, reason, nums, _seeds(nums), tests)
 
 
 def _ijcnn_claims(runs: Any, full_scale: bool) -> list[Claim]:
@@ -223,24 +249,42 @@ def _ijcnn_claims(runs: Any, full_scale: bool) -> list[Claim]:
                               "final_loss": [float(v) for v in g["final_loss"]],
                               "score": [float(v) for v in g["score"]]}
         miss = _missing(nums, ("pal", "sls"))
-        ok = False
+        tests = []
         if not miss:
             a = dict(zip(nums["pal"]["seeds"], nums["pal"]["final_loss"], strict=True))
             b = dict(zip(nums["sls"]["seeds"], nums["sls"]["final_loss"], strict=True))
             common = sorted(set(a) & set(b))
             nums["paired_seeds"] = common
             nums["pal_below_sls"] = [a[s] < b[s] for s in common]
-            ok = bool(common) and all(nums["pal_below_sls"])
+            nums["pal_below_sls_share"] = (float(np.mean(nums["pal_below_sls"])) if common
+                                           else math.nan)
             if not common:
                 miss = ["seeds shared by PAL and SLS"]
+            else:
+                d = log_ratio([b[s] for s in common], [a[s] for s in common])
+                tests.append(unc.test("mean log10(L_SLS / L_PAL) over seeds",
+                                      unc.over_seeds(_mean_stat, d), ">", 0.0))
         elif "pal" not in nums and role == "reference":
             miss = ["PAL's default configuration on every seed"]
-        verdict, reason = _verdict(ok, full_scale, miss, len(sub) > 0)
+        verdict, reason = _verdict(tests, full_scale, miss, len(sub) > 0)
         out.append(Claim(f"9-ijcnn/{problem}/{which}", 9, problem, _QUOTES["9-ijcnn"],
                          f"PAL ({which} configuration) ends with a lower training loss than "
-                         "SLS on every seed", verdict, reason, nums,
-                         nums.get("paired_seeds", [])))
+                         "SLS: the mean over seeds of log10(L_SLS / L_PAL), paired by seed, "
+                         "above 0 (95% interval over seeds)", verdict, reason, nums,
+                         nums.get("paired_seeds", []), tests))
     return out
+
+
+def _mean_stat(x: Any, axis: int = -1) -> Any:
+    return np.mean(x, axis=axis)
+
+
+def log_ratio(num: Any, den: Any) -> np.ndarray:
+    """``log10(num / den)`` per seed, both floored at float64's smallest normal (a loss of
+    exactly 0 stays finite and ordered)."""
+    tiny = np.finfo(np.float64).tiny
+    return (np.log10(np.maximum(np.asarray(num, dtype=np.float64), tiny))
+            - np.log10(np.maximum(np.asarray(den, dtype=np.float64), tiny)))
 
 
 def _seeds(nums: dict) -> list[int]:
@@ -249,11 +293,13 @@ def _seeds(nums: dict) -> list[int]:
 
 
 def evaluate(figure: int, table: Any, floors: dict[str, float | None], *,
-             full_scale: bool = True) -> list[Claim]:
+             full_scale: bool = True, problems: Any = None) -> list[Claim]:
     """The claims of Figure ``figure`` (8 or 9) on ``table`` (see the module).
 
     ``floors``: ``{problem: L*}``; ``full_scale``: whether the runs follow the protocol's
-    scale (else every verdict is :data:`NOT_MEASURABLE`, with the numbers).
+    scale (else every verdict is :data:`NOT_MEASURABLE`, with the numbers);
+    ``problems``: the problems the figure ran (default: all of the figure's): claims
+    about other problems are left out, not reported as missing.
     """
     if figure not in (8, 9):
         raise ValueError(f"figure: 8 or 9, got {figure!r}")
@@ -268,56 +314,13 @@ def evaluate(figure: int, table: Any, floors: dict[str, float | None], *,
     if runs.empty:
         runs = runs.reindex(columns=["problem", "optimizer", "role", "seed", "run_id"])
     final = runs[runs["role"] == "final"]
+    ran = None if problems is None else set(problems)
+    out = []
     if figure == 8:
-        return ([_floor_claim(final, q, full_scale) for q in ("mf-rank1", "mf-rank4")]
-                + [_precision_claim(table, final, q, full_scale)
-                   for q in ("mf-rank10", "mf-true")])
-    return [_mushrooms_claim(final, full_scale), *_ijcnn_claims(runs, full_scale)]
+        out += [_floor_claim(final, q, full_scale) for q in ("mf-rank1", "mf-rank4")]
+        out += [_precision_claim(table, final, q, full_scale) for q in ("mf-rank10", "mf-true")]
+    else:
+        out += [_mushrooms_claim(final, full_scale), *_ijcnn_claims(runs, full_scale)]
+    return [c for c in out if ran is None or c.problem in ran]
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        if math.isinf(v):
-            return "never"
-        return f"{v:.3g}"
-    return str(v)
-
-
-def to_markdown(claims: list[Claim], title: str = "Claims of Section 7") -> str:
-    """A Markdown report: per claim, the statement, the test, the verdict and a table of
-    the numbers per optimizer (medians and ranges over seeds)."""
-    lines = [f"# {title}", ""]
-    for c in claims:
-        lines += [f"## {c.id}: **{c.verdict}**", "", f"> {c.statement}", "",
-                  f"Test: {c.test}.", ""]
-        if c.reason:
-            lines += [f"Why not measurable: {c.reason}.", ""]
-        opts = {k: v for k, v in c.numbers.items() if isinstance(v, dict)}
-        if opts:
-            # the per-seed lists (their medians are shown; the summary values derived
-            # from them are in claims.json)
-            first = next(iter(opts.values()))
-            cols = [k for k, v in first.items() if k != "seeds" and isinstance(v, list)]
-            lines.append("| optimizer | seeds | " + " | ".join(cols) + " |")
-            lines.append("|---" * (len(cols) + 2) + "|")
-            for o, rec in opts.items():
-                cells = []
-                for k in cols:
-                    v = rec.get(k)
-                    if isinstance(v, list) and v:
-                        lo, hi = min(v), max(v)
-                        cells.append(f"{_fmt(_median(v))} [{_fmt(lo)}, {_fmt(hi)}]"
-                                     if len(v) > 1 else _fmt(v[0]))
-                    else:
-                        cells.append(_fmt(v))
-                lines.append(f"| {o} | {' '.join(map(str, rec.get('seeds', [])))} | "
-                             + " | ".join(cells) + " |")
-            lines.append("")
-        extra = {k: v for k, v in c.numbers.items() if not isinstance(v, dict)}
-        for k, v in extra.items():
-            lines.append(f"- {k}: {v}")
-        if extra:
-            lines.append("")
-    lines.append("Lists show the median over seeds and [min, max]; 'never' means the level "
-                 "was not reached within the run.")
-    return "\n".join(lines) + "\n"

@@ -119,7 +119,13 @@ def _config(p: Plan, problem: str, optimizer: str, hp: dict[str, Any], seed: int
 
     return results.make_config(problem, p.options(problem), optimizer,
                                registry.canonical_hyperparameters(optimizer, **hp),
-                               p.epochs, p.batch_size, seed)
+                               p.epochs, p.batch_size, seed,
+                               extra={"start_ulps": p.start_ulps} if p.start_ulps else None)
+
+
+def _label(jobs: dict[str, Any], what: str) -> dict[str, Any]:
+    """``jobs`` with the progress bar, when shown, labelled ``what``."""
+    return {**jobs, "progress": what if jobs.get("progress") else False}
 
 
 def _finite(v: Any) -> float | None:
@@ -143,6 +149,7 @@ def _select(p: Plan, runs: Path, fl: dict, jobs: dict, free: list[dict] | None =
         free = [c for c in free if results.run_id(c) not in done]
     workers = schedule.workers(jobs)
     estimate = schedule.Estimates() if estimate is None else estimate
+    rounds = 0
     while True:
         todo = [(key, hp, _config(p, *key, hp, p.tune_seed))
                 for key, b in brackets.items() for hp in b.pending()]
@@ -150,7 +157,8 @@ def _select(p: Plan, runs: Path, fl: dict, jobs: dict, free: list[dict] | None =
             break
         batch = schedule.order_round([c for _, _, c in todo], free, workers, estimate,
                                      prefer=todo[-1][0][0])
-        seconds = run_configs(batch, runs, **jobs).seconds
+        rounds += 1
+        seconds = run_configs(batch, runs, **_label(jobs, f"selection round {rounds}")).seconds
         for cfg in batch:  # the runs' seconds (a resumed run's: from its file, below)
             estimate.add(cfg, seconds.get(results.run_id(cfg)))
         for (q, o), hp, cfg in todo:
@@ -217,7 +225,7 @@ def _run_figure(p: Plan, out: Path, jobs: dict[str, Any]) -> FigureResult:
     todo = final + refs
     if schedule.workers(jobs) > 1:  # longest first (the last runs end close together)
         todo = schedule.longest_first(todo, estimate)
-    run_configs(todo, runs, **jobs)
+    run_configs(todo, runs, **_label(jobs, "final and reference runs"))
     result = load_figure(out)
     report(result)
     return result
@@ -291,11 +299,12 @@ def report(result: FigureResult) -> FigureResult:
             summ["role"] == "reference") * 1e2 + summ["optimizer"].map(opts).astype(float)
         summ = summ.iloc[key.argsort(kind="stable")].reset_index(drop=True)
     result.summary = summ
-    result.claims = _claims.evaluate(p.figure, table, result.floors, full_scale=p.full_scale)
+    result.claims = _claims.evaluate(p.figure, table, result.floors, full_scale=p.full_scale,
+                                     problems=p.problems)
     results.write_text_atomic(out / "summary.csv", result.summary.to_csv(index=False))
     tables.write_frame(result.summary, out / "summary.parquet")
     doc = {"figure": p.figure, "scale": p.scale, "seeds": list(p.seeds), "epochs": p.epochs,
-           "dtype": p.problem_options["dtype"],
+           "dtype": p.problem_options["dtype"], "environment": results.environment(),
            "claims": [c.to_json() for c in result.claims]}
     results.write_text_atomic(out / "claims.json", json.dumps(doc, indent=1))
     title = f"Figure {p.figure}: the claims of Section 7 ({p.scale} scale, {len(p.seeds)} " \
@@ -384,6 +393,12 @@ def summary(result: FigureResult) -> str:
                               aggfunc="first", dropna=False)
             t = t.reindex(index=[o for o in result.plan.optimizers if o in t.index],
                           columns=[q for q in result.plan.problems if q in t.columns])
+            if col == "final_rel_gap_mean":  # no relative gap on a zero floor: left out
+                zero = [q for q in t.columns if result.floors.get(q) == 0]
+                t = t.drop(columns=zero)
+                if zero:
+                    name += (f" ({', '.join(zero)}: floor 0, so the final training loss "
+                             "above is the gap)")
             with pd.option_context("display.float_format", "{:.4g}".format,
                                    "display.width", 120):
                 lines += [f"{name}:", t.to_string()]

@@ -11,15 +11,22 @@ What the panels show:
 
 * **training loss** - on problems with a known floor :math:`L^*` the gap
   :math:`L - L^*` (log axis), clipped at the resolution :math:`C` of
-  :func:`paltest.testbed.metrics.clip_level` (the clip is drawn dotted; gaps below it are drawn
+  :func:`paltest.testbed.metrics.clip_level` (the clip is drawn dotted where the gaps come
+  within a decade of it; gaps below it are drawn
   on it), with the target 2 % above a positive floor dashed; elsewhere the loss itself;
 * **learning rate** (mean per epoch, log axis) - an epoch in which every step of every
   seed had learning rate exactly 0 is a filled triangle on the axis floor, one in which
-  some steps had it a hollow triangle, so an optimizer that stopped moving is visible;
+  some steps had it a hollow triangle (each kind in the legend when drawn), so an
+  optimizer that stopped moving is visible;
 * the x-axis (``x``): ``"epochs"``, ``"evaluations"`` (cumulative forward + backward
   passes of the optimizer on batches, the cost unit of the paper's Appendix D.2) or
   ``"seconds"`` (time spent in steps; files without ``step_time`` use the wall time);
-  the x of an epoch is the mean over seeds.
+  the x of an epoch is the mean over seeds. Evaluations and seconds go on a log axis
+  when a column's curves end more than :data:`LOG_X_SPREAD` times apart.
+
+Each problem is a column, and each setting of the problem options that differ between
+a problem's runs its own column (:func:`panels`): a curve never averages runs of
+different problems.
 
 Curves are grouped by the ``label`` column when the table has one, else by
 ``optimizer``: one colour per optimizer, one line style (and marker, after four) per
@@ -49,8 +56,8 @@ import numpy as np
 from paltest.testbed import metrics
 from paltest.testbed.figure_files import DPI, PAD_INCHES, layout, save  # noqa: F401
 
-__all__ = ["COLORS", "XAXES", "band", "curves", "figure8", "figure9", "label_runs", "layout",
-           "save", "sensitivity"]
+__all__ = ["COLORS", "LOG_X_SPREAD", "XAXES", "band", "curves", "figure8", "figure9",
+           "label_runs", "layout", "panels", "save", "sensitivity"]
 
 COLORS = {"pal": "tab:red", "sls": "tab:blue", "exact": "tab:purple", "sgd": "tab:green",
           "adam": "tab:orange", "rmsprop": "tab:brown", "sgdhd": "tab:pink",
@@ -67,9 +74,13 @@ YLABELS = {"train_loss": "training loss", "test_accuracy": "test accuracy",
 LOG_ROWS = {"train_loss", "lr_mean", "test_loss", "lr_median"}
 XAXES = {"epochs": "epoch", "evaluations": "evaluations (forward + backward passes)",
          "seconds": "seconds in steps"}
+#: A column's x axis (evaluations, seconds) turns logarithmic when its curves end more
+#: than this many times apart.
+LOG_X_SPREAD = 10.0
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = (None, "o", "s", "^", "D", "v")
-ZERO_LR = "lr = 0 in the epoch (filled: every step of every seed; hollow: some steps)"
+ZERO_LR = "lr = 0 in every step of every seed in the epoch"
+ZERO_LR_SOME = "lr = 0 in some steps of the epoch"
 
 
 def _plt() -> Any:
@@ -183,25 +194,26 @@ def _zero_lr(sub: Any, key: str) -> tuple[Any, Any]:
     return all_zero.groupby(keys).all(), any_zero.groupby(keys).any()
 
 
-def _zero_lr_marks(ax: Any, every: Any, some: Any, xs: Any, color: str | None) -> bool:
+def _zero_lr_marks(ax: Any, every: Any, some: Any, xs: Any, color: str | None) -> set[str]:
     """Triangles on the axis floor at epochs where the learning rate was exactly 0
-    (``every``, ``some``: one curve's part of :func:`_zero_lr`, indexed by epoch)."""
+    (``every``, ``some``: one curve's part of :func:`_zero_lr`, indexed by epoch);
+    returns the legend entries of the kinds drawn (:data:`ZERO_LR`, :data:`ZERO_LR_SOME`)."""
     full = every[every].index
     part = some[some & ~every].index
-    if not len(full) and not len(part):
-        return False
+    drawn = set()
     trans = ax.get_xaxis_transform()
-    for idx, face in ((full, color), (part, "none")):
+    for idx, face, kind in ((full, color, ZERO_LR), (part, "none", ZERO_LR_SOME)):
         if len(idx):
             ax.plot(xs.reindex(idx).to_numpy(), np.full(len(idx), 0.025), "v", ms=6, mew=1.2,
                     transform=trans, color=color, markerfacecolor=face, clip_on=False,
                     ls="none")
-    return True
+            drawn.add(kind)
+    return drawn
 
 
-def _panel(ax: Any, sub: Any, metric: str, x: str, floor: float | None) -> bool:
-    """Draw one panel; returns whether a zero-lr mark was drawn."""
-    zero = False
+def _panel(ax: Any, sub: Any, metric: str, x: str, floor: float | None) -> set[str]:
+    """Draw one panel; returns the kinds of zero-lr marks drawn (their legend entries)."""
+    zero: set[str] = set()
     clip = math.nan
     if metric == "train_loss" and floor is not None:
         sub, clip = _gap_rows(sub, floor)
@@ -210,6 +222,7 @@ def _panel(ax: Any, sub: Any, metric: str, x: str, floor: float | None) -> bool:
     if metric == "lr_mean":
         every, some = _zero_lr(sub, key)
     log = metric in LOG_ROWS
+    lowest = math.inf  # the lowest value drawn (its band's lower edge)
     for name, label, color, style in groups:
         b = bands.loc[name]
         xs, mean, lo, hi = (b[c].to_numpy(dtype=np.float64) for c in ("x", "mean", "min", "max"))
@@ -220,18 +233,59 @@ def _panel(ax: Any, sub: Any, metric: str, x: str, floor: float | None) -> bool:
                 label=label, lw=1.5, **style)
         ax.fill_between(xs, np.where(lo > 0, lo, mean) if log else
                         np.where(np.isnan(lo), mean, lo), hi, color=color, alpha=0.15, lw=0)
+        low = lo[np.isfinite(lo) & (lo > 0)] if log else lo[np.isfinite(lo)]
+        lowest = min(lowest, float(low.min())) if low.size else lowest
         if metric == "lr_mean":
             zero |= _zero_lr_marks(ax, every.loc[name], some.loc[name], b["x"], color)
     if metric == "train_loss" and floor is not None:
         if floor > 0:
             ax.axhline(metrics.FLOOR_TARGET * floor, ls="--", color="black", lw=1,
                        label=f"target: {metrics.FLOOR_TARGET:.0%} above the floor")
-        if math.isfinite(clip):
+        if math.isfinite(clip) and clip * 10 >= lowest:  # only where the gaps come near it
             ax.axhline(clip, ls=":", color="gray", lw=1,
                        label="resolution C (smaller gaps drawn at C)")
     if metric in LOG_ROWS:
         ax.set_yscale("log")
     return zero
+
+
+def _log_x(axes: Any, x: str) -> None:
+    """On the ``evaluations`` and ``seconds`` axes, a log scale when the curves of a
+    column end more than :data:`LOG_X_SPREAD` times apart (the exact line search's ~17k
+    evaluations would squeeze every other curve into the first tenth of a linear axis);
+    epoch 0 (x = 0) then has no place on the axis and the curves start at epoch 1."""
+    if x == "epochs":
+        return
+    for ax in axes:
+        curves = [ln for ln in ax.get_lines() if ln.get_label()[:1] != "_"
+                  and ln.get_transform() == ax.transData]  # not the floor's axhlines
+        ends = [np.nanmax(xs) for ln in curves
+                for xs in [np.asarray(ln.get_xdata(), dtype=float)]
+                if xs.size and np.any(xs > 0)]
+        if ends and max(ends) > LOG_X_SPREAD * min(ends):
+            ax.set_xscale("log")
+
+
+def panels(table: Any, problems: Any) -> list[tuple[str, str, Any]]:
+    """The panels of ``table``: ``(problem, title, rows)``, one per problem, and one per
+    setting of the problem options (``po_`` columns) that differ between its runs, so
+    that no curve averages runs of different problems (e.g. a sweep over
+    ``interpolation = [true, false]`` gets two panels)."""
+    out = []
+    for problem in problems:
+        sub = table[table["problem"] == problem]
+        name = TITLES.get(problem, problem)
+        varying = [c for c in sub.columns if c.startswith("po_")
+                   and sub[c].astype(str).nunique() > 1]
+        if not varying:
+            out.append((problem, name, sub))
+            continue
+        keys = sub[varying].astype(str)
+        for combo, rows in sub.groupby([keys[c] for c in varying], sort=True):
+            combo = combo if isinstance(combo, tuple) else (combo,)
+            opts = ", ".join(f"{c[3:]}={v}" for c, v in zip(varying, combo, strict=True))
+            out.append((problem, f"{name}\n{opts}", rows))
+    return out
 
 
 def curves(table: Any, out: str | os.PathLike | None = None, *, problems: Any = None,
@@ -250,24 +304,25 @@ def curves(table: Any, out: str | os.PathLike | None = None, *, problems: Any = 
     rows = tuple(r for r in rows if r in table.columns and table[r].notna().any())
     if not problems or not rows:
         raise ValueError("table: nothing to plot (no problems or no metric columns)")
-    width = max(3.4 * len(problems), 6.0)
-    fig, axes = plt.subplots(len(rows), len(problems), squeeze=False, sharex="col",
+    cols = panels(table, problems)
+    width = max(3.4 * len(cols), 6.0)
+    fig, axes = plt.subplots(len(rows), len(cols), squeeze=False, sharex="col",
                              figsize=(width, 2.6 * len(rows) + 0.8))
-    zero = False
-    for j, problem in enumerate(problems):
-        sub = table[table["problem"] == problem]
+    zero: set[str] = set()
+    for j, (problem, name, sub) in enumerate(cols):
         floor = floors.get(problem)
         for i, metric in enumerate(rows):
             ax = axes[i, j]
             zero |= _panel(ax, sub, metric, x, floor)
             if i == 0:
-                ax.set_title(TITLES.get(problem, problem))
-            if j == 0 or (metric == "train_loss" and floor is not None):
-                ax.set_ylabel("training loss gap L - L*" if metric == "train_loss"
-                              and floor is not None else YLABELS.get(metric, metric))
+                ax.set_title(name)
+            # every panel names its quantity: the columns' problems may differ in it
+            ax.set_ylabel("training loss gap L - L*" if metric == "train_loss"
+                          and floor is not None else YLABELS.get(metric, metric))
             if i == len(rows) - 1:
                 ax.set_xlabel(XAXES[x])
             ax.grid(True, which="major", alpha=0.3)
+        _log_x(axes[:, j], x)
     handles: dict[str, Any] = {}
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -275,8 +330,10 @@ def curves(table: Any, out: str | os.PathLike | None = None, *, problems: Any = 
     if zero:
         from matplotlib.lines import Line2D
 
-        handles[ZERO_LR] = Line2D([], [], marker="v", ls="none", color="black",
-                                  markerfacecolor="black")
+        for kind, face in ((ZERO_LR, "black"), (ZERO_LR_SOME, "none")):
+            if kind in zero:  # only the kinds drawn
+                handles[kind] = Line2D([], [], marker="v", ls="none", color="black",
+                                       markerfacecolor=face)
     labels = list(handles)
     ncol = min(len(labels), max(2, int(width / 2.2)))
     legend = fig.legend([handles[k] for k in labels], labels, loc="lower center", ncol=ncol,
@@ -313,75 +370,10 @@ def figure9(table: Any, out: str | os.PathLike | None = None, *, problems: Any =
                   title="Figure 9: RBF-kernel classification (mean over seeds, band = min-max)")
 
 
-def sensitivity(records: dict[str, dict[str, Any]], out: str | os.PathLike | None = None, *,
-                optimizer: str = "pal", formats: tuple[str, ...] = ("png", "pdf"),
-                note: str = "", metadata: dict[str, str] | None = None
-                ) -> tuple[Any, list[Path]]:
-    """The whole tried grid of ``optimizer``'s selection, one panel per problem.
+def sensitivity(records: dict[str, dict[str, Any]], out: str | os.PathLike | None = None,
+                **kwargs: Any) -> tuple[Any, list[Path]]:
+    """The selection plot of one optimizer
+    (:func:`paltest.testbed.selection_plots.sensitivity`)."""
+    from paltest.testbed.selection_plots import sensitivity as draw
 
-    ``records[problem]`` is a selection record of :mod:`paltest.testbed.experiments` (its
-    ``trials`` with hyperparameters, stage and score, its ``chosen`` configuration and
-    ``grid``). The score is drawn against the step-size axis (log), one line per setting
-    of the other hyperparameters; diverged trials are crosses at the top of the panel,
-    extension and refinement trials hollow markers, the chosen configuration a star, and
-    grey squares mark the trials whose score ties with the best one within rounding.
-    """
-    plt = _plt()
-    if not records:
-        raise ValueError(f"records: no selection of optimizer {optimizer!r}")
-    problems = list(records)
-    fig, axes = plt.subplots(1, len(problems), squeeze=False,
-                             figsize=(max(3.4 * len(problems), 5.0), 3.9))
-    for ax, problem in zip(axes[0], problems, strict=True):
-        rec = records[problem]
-        scale = [k for k, v in rec["grid"].items() if isinstance(v, dict)]
-        axis = scale[0] if scale else next(iter(rec["grid"]))
-        others = [k for k in rec["grid"] if k != axis]
-        trials = rec["trials"]
-        finite = [t["score"] for t in trials if t["score"] is not None]
-        top = max(finite) if finite else 0.0
-        lines: dict[tuple, list] = {}
-        for t in trials:
-            lines.setdefault(tuple(t["hyperparameters"].get(k) for k in others), []).append(t)
-        for k, (key, ts) in enumerate(lines.items()):
-            ts = sorted(ts, key=lambda t: t["hyperparameters"][axis])
-            xs = [t["hyperparameters"][axis] for t in ts]
-            ys = [t["score"] if t["score"] is not None else np.nan for t in ts]
-            name = ", ".join(f"{o}={_fmt(v)}" for o, v in zip(others, key, strict=True))
-            (line,) = ax.plot(xs, ys, ls=LINESTYLES[k % 4], marker="o", ms=4,
-                              label=name or NAMES.get(optimizer, optimizer))
-            for t in ts:
-                if t["stage"] != "grid" and t["score"] is not None:
-                    ax.plot(t["hyperparameters"][axis], t["score"], "o", ms=7,
-                            markerfacecolor="none", color=line.get_color())
-                if t["score"] is None:
-                    ax.plot(t["hyperparameters"][axis], top, "x", ms=8,
-                            color=line.get_color())
-        best = [t for t in trials if t["run_id"] == rec["run_id"]]
-        if best and best[0]["score"] is not None:
-            ax.plot(best[0]["hyperparameters"][axis], best[0]["score"], "*", color="black",
-                    ms=12, label="chosen", ls="none")
-        ties = [t for t in trials if t.get("tied_with_best") and t["score"] is not None]
-        if ties:  # within rounding of the best score
-            ax.plot([t["hyperparameters"][axis] for t in ties], [t["score"] for t in ties],
-                    "s", ms=10, markerfacecolor="none", color="gray", ls="none",
-                    label="ties with the best score (within rounding)")
-        ax.set_xscale("log")
-        ax.set_xlabel(axis)
-        cap = rec.get("cap_reached") or {}
-        ax.set_title(TITLES.get(problem, problem) + (f" (cap: {', '.join(cap.values())})"
-                                                      if cap else ""))
-        ax.grid(True, alpha=0.3)
-    handles: dict[str, Any] = {}
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lab, h)
-    legend = fig.legend(list(handles.values()), list(handles), loc="lower center",
-                        frameon=False, ncol=min(len(handles), 6), fontsize=8,
-                        bbox_to_anchor=(0.5, 0.0))
-    axes[0, 0].set_ylabel("score: mean log10 gap")
-    fig.suptitle(f"{NAMES.get(optimizer, optimizer)} selection on one seed (lower is better; "
-                 f"* chosen, x diverged, hollow: added by extension or refinement){note}",
-                 fontsize=10)
-    layout(fig, legend)
-    return fig, save(fig, out, formats, metadata)
+    return draw(records, out, **kwargs)

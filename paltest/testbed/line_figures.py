@@ -18,13 +18,16 @@ registered problem), and reads the sampled lines:
   (:class:`~paltest.optimizers.exact.ExactLineSearch`, defaults), same sampling: the
   angle, the training loss and the test accuracy (test loss where there is none) over
   seeds. Claims ``6-loss``, ``6-test``.
-* **Figure 7** - PAL on seed 0 with :data:`N_REPRESENTATIVE_7` lines evenly spaced in
-  training time, each with the full training loss and the losses of all the epoch's
-  batches along it: their quartiles, the empirical (full) loss and the batch loss that
-  defined the direction. Claims ``7-estimator``, ``7-smaller``.
+* **Figure 7** - PAL on every seed with :data:`LINES_PER_RUN_7` lines per run evenly
+  spaced in training time, each with the full training loss and the losses of all the
+  epoch's batches along it: their quartiles, the empirical (full) loss and the batch loss
+  that defined the direction (drawn: :data:`N_REPRESENTATIVE_7` of seed 0's lines,
+  evenly spaced). Claims ``7-estimator``, ``7-smaller`` (all seeds' lines; 8 lines of one
+  seed, as before, left their verdicts to chance, :mod:`paltest.testbed.line_claims`).
 
 The protocol (:func:`line_plan`): :data:`EPOCHS` per problem (10 for others), batch size
-the problem's default, seeds 0-4 (Figure 7: seed 0), float32 on NumPy. ``quick=True``:
+the problem's default, seeds :data:`SEEDS` (0-9; Figure 6: :data:`SEEDS_6`, 0-19, since
+its claims compare one number per seed), float32 on NumPy. ``quick=True``:
 2 epochs, seeds 0 and 1, the kernel problems on their first 500 rows.
 
 Runs with the same problem, configuration, seed and sampler settings are the same run
@@ -55,17 +58,22 @@ from typing import Any
 import numpy as np
 
 from paltest.optimizers import registry
-from paltest.testbed import line_claims, protocols
+from paltest.testbed import line_claims, line_stats, protocols
 
-__all__ = ["DEFAULT_PROBLEMS", "EPOCHS", "FIGURES", "LABELS", "LineFigureResult",
+__all__ = ["DEFAULT_PROBLEMS", "EPOCHS", "FIGURES", "LABELS", "LINES_PER_RUN_7", "SEEDS_6",
+           "LineFigureResult",
            "LinePlan", "Task", "draw_line_figure", "line_plan", "line_summary",
            "run_line_figure", "tasks"]
 
 FIGURES = (1, 2, 6, 7)
 DEFAULT_PROBLEMS = ("mlp-digits", "mf-rank4", "mushrooms")
 EPOCHS = {"mlp-digits": 30, "mf-rank4": 30, "mushrooms": 10}
-OTHER_EPOCHS, SEEDS, QUICK_EPOCHS, QUICK_SEEDS, QUICK_N_ROWS = 10, (0, 1, 2, 3, 4), 2, (0, 1), 500
+OTHER_EPOCHS, SEEDS, QUICK_EPOCHS, QUICK_SEEDS, QUICK_N_ROWS = 10, tuple(range(10)), 2, (0, 1), 500
 LINES_PER_RUN, POINTS, N_REPRESENTATIVE, N_REPRESENTATIVE_7 = 100, 50, 6, 8
+#: Figure 7's sampled lines per run (each with the full loss and every batch along it).
+LINES_PER_RUN_7 = 20
+#: Figure 6's seeds: its claims rest on one final loss and accuracy per seed.
+SEEDS_6 = tuple(range(20))
 #: The configurations: label -> (optimizer, hyperparameters).
 LABELS = {"pal": ("pal", {}), "pal-no-alpha": ("pal", {"alpha": 1.0}), "exact": ("exact", {})}
 _WHO = {1: ("pal",), 2: ("pal", "pal-no-alpha"), 6: ("pal", "exact"), 7: ("pal",)}
@@ -83,6 +91,7 @@ class LinePlan:
     xp: str = "numpy"
     dtype: str = "float32"
     full_scale: bool = True
+    start_ulps: int = 0
 
     @property
     def scale(self) -> str:
@@ -97,19 +106,24 @@ class LinePlan:
         return opts
 
     def out_name(self) -> str:
-        """``figure<N>``, then the problems when not the defaults, then ``-quick``."""
+        """``figure<N>``, then the problems when not the defaults, then ``-quick``, then
+        ``-ulps<k>`` for a start moved by ``k`` ulps."""
         sub = set(self.problems) != set(DEFAULT_PROBLEMS)
         return f"figure{self.figure}" + ("-" + "-".join(self.problems) if sub else "") + (
-            "-quick" if self.quick else "")
+            "-quick" if self.quick else "") + (
+            f"-ulps{self.start_ulps}" if self.start_ulps else "")
 
 
 def line_plan(figure: int, *, problems: Any = None, seeds: Any = None,
               epochs: int | None = None, quick: bool = False, xp: str = "numpy",
-              dtype: str = "float32", max_runs: int = protocols.MAX_RUNS) -> LinePlan:
+              dtype: str = "float32", max_runs: int = protocols.MAX_RUNS,
+              start_ulps: int = 0) -> LinePlan:
     """The plan of line Figure ``figure`` (1, 2, 6 or 7); ``problems``: registered names
     (default :data:`DEFAULT_PROBLEMS`); ``seeds``: a count or a list; ``epochs``: for
-    every problem. Full scale means the protocol's epochs and seeds, not quick. More
-    runs than ``max_runs`` raise ``ValueError`` naming ``seeds``."""
+    every problem; ``start_ulps``: every run's start moved by that many ulps
+    (:func:`paltest.testbed.runner.run`; the robustness check of the claims). Full scale
+    means the protocol's epochs and seeds, not quick. More runs than ``max_runs`` raise
+    ``ValueError`` naming ``seeds``."""
     import problems as registry_of_problems
 
     if figure not in FIGURES:
@@ -120,10 +134,10 @@ def line_plan(figure: int, *, problems: Any = None, seeds: Any = None,
         raise ValueError(f"problem: unknown {bad}; choose from {registry_of_problems.names()}")
     n_seeds = seeds if isinstance(seeds, int) and not isinstance(seeds, bool) else (
         len(seeds) if isinstance(seeds, (list, tuple)) else 0)
-    n_seeds = min(n_seeds, 1) if figure == 7 else n_seeds  # Figure 7 runs the first only
     protocols.check_max_runs(len(probs) * len(_WHO[figure]) * n_seeds, max_runs, "seeds")
+    protocol_seeds = SEEDS_6 if figure == 6 else SEEDS
     if seeds is None:
-        seed_list = QUICK_SEEDS if quick else SEEDS
+        seed_list = QUICK_SEEDS if quick else protocol_seeds
     elif isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0:
         seed_list = tuple(range(seeds))
     elif isinstance(seeds, (list, tuple)) and seeds and all(
@@ -131,8 +145,6 @@ def line_plan(figure: int, *, problems: Any = None, seeds: Any = None,
         seed_list = tuple(dict.fromkeys(seeds))
     else:
         raise ValueError(f"seeds: a positive count or a list of seeds >= 0, got {seeds!r}")
-    if figure == 7:
-        seed_list = seed_list[:1]
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
                                or epochs < 1):
         raise ValueError(f"epochs: must be a positive int, got {epochs!r}")
@@ -141,8 +153,10 @@ def line_plan(figure: int, *, problems: Any = None, seeds: Any = None,
     ep = {q: epochs if epochs is not None else QUICK_EPOCHS if quick
           else EPOCHS.get(q, OTHER_EPOCHS) for q in probs}
     full = (not quick and all(ep[q] >= EPOCHS.get(q, OTHER_EPOCHS) for q in probs)
-            and set(SEEDS[:len(seed_list) if figure == 7 else None]) <= set(seed_list))
-    return LinePlan(figure, probs, seed_list, ep, quick, xp, dtype, full)
+            and set(protocol_seeds) <= set(seed_list))
+    if isinstance(start_ulps, bool) or not isinstance(start_ulps, int):
+        raise ValueError(f"start_ulps: an int, got {start_ulps!r}")
+    return LinePlan(figure, probs, seed_list, ep, quick, xp, dtype, full, start_ulps)
 
 
 @dataclass(frozen=True)
@@ -157,6 +171,7 @@ class Task:
     batch_size: int
     options: dict[str, Any]
     sampler: dict[str, Any]
+    start_ulps: int = 0
 
     def run_id(self) -> str:
         """The run id :func:`paltest.testbed.lines.sample_run` gives this run."""
@@ -164,9 +179,11 @@ class Task:
 
         opt, hp = LABELS[self.label]
         settings = lines.sampler_settings(registry.make(opt, **hp), **self.sampler)
+        extra = {"line_sampler": settings, **(
+            {"start_ulps": self.start_ulps} if self.start_ulps else {})}
         return results.run_id(results.make_config(
             self.problem, self.options, opt, registry.canonical_hyperparameters(opt, **hp),
-            self.epochs, self.batch_size, self.seed, extra={"line_sampler": settings}))
+            self.epochs, self.batch_size, self.seed, extra=extra))
 
 
 def _n_train(problem: str, options: dict) -> int:
@@ -183,11 +200,11 @@ def tasks(p: LinePlan) -> list[Task]:
         bs = min(100, n)
         n_steps = p.epochs[q] * (n // bs)
         if p.figure == 7:
-            at = sorted({int(round(v)) for v in np.linspace(0, n_steps - 1, N_REPRESENTATIVE_7)})
+            at = sorted({int(round(v)) for v in np.linspace(0, n_steps - 1, LINES_PER_RUN_7)})
             sampler = {"at": at, "points": POINTS, "full_loss": True, "batch_quartiles": True}
         else:
             sampler = {"every": max(1, round(n_steps / LINES_PER_RUN)), "points": POINTS}
-        out += [Task(q, lab, s, p.epochs[q], bs, p.options(q), sampler)
+        out += [Task(q, lab, s, p.epochs[q], bs, p.options(q), sampler, p.start_ulps)
                 for lab in _WHO[p.figure] for s in p.seeds]
     return out
 
@@ -207,7 +224,8 @@ def _sample_task(t: Task) -> tuple[str, Any, Any]:
     result, samples = lines.sample_run(t.problem, opt, epochs=t.epochs,
                                        batch_size=t.batch_size, seed=t.seed,
                                        hyperparameters=hp or None,
-                                       problem_options=t.options, **t.sampler)
+                                       problem_options=t.options,
+                                       start_ulps=t.start_ulps, **t.sampler)
     if result.run_id != rid:  # pragma: no cover - a bug in Task.run_id
         raise RuntimeError(f"run id {result.run_id} differs from the planned {rid}")
     return rid, result, samples
@@ -279,7 +297,13 @@ def run_line_figure(p: LinePlan, out_dir: str | Path, *, n_jobs: int = 1,
         with cluster.connect(backend, n_jobs, scheduler), \
                 parallel_config(backend=backend, n_jobs=n):
             calls = [delayed(_sample_task)(t) for t in missing]
-            for rid, result, samples in cluster.outputs(calls, verbose=5 if progress else 0):
+            out = cluster.outputs(calls)
+            if progress:  # a labelled bar (not joblib's "[Parallel(n_jobs=1)]: Done" lines)
+                from tqdm.auto import tqdm
+
+                out = tqdm(out, total=len(missing), unit="run",
+                           desc=f"Figure {p.figure}: sampled runs")
+            for rid, result, samples in out:
                 lines.save_samples(samples, runs, rid)  # first: the .npz marks completion
                 results.save(result, runs)
     ids = [t.run_id() for t in todo]
@@ -296,8 +320,8 @@ def _summary(r: LineFigureResult) -> Any:
     for (q, lab), g in r.lines.groupby(["problem", "label"], sort=False):
         runs = r.runs[(r.runs["problem"] == q) & (r.runs["label"] == lab)]
         rows.append({"problem": q, "label": lab, "n_seeds": len(runs),
-                     **line_claims._shape_stats(g), **line_claims._parabola_stats(g),
-                     **line_claims._angle_stats(g),
+                     **line_stats.shape_stats(g), **line_stats.parabola_stats(g),
+                     **line_stats.angle_stats(g),
                      **{f"{c}_mean": float(runs[c].mean()) for c in runs
                         if c.startswith("final_")}})
     return pd.DataFrame(rows)
@@ -317,7 +341,7 @@ def _report(r: LineFigureResult) -> None:
     if p.figure == 7:
         results.write_text_atomic(out / "points.csv", r.points.to_csv(index=False))
     doc = {"figure": p.figure, "scale": p.scale, "plan": asdict(p),
-           "claims": [c.to_json() for c in r.claims]}
+           "environment": results.environment(), "claims": [c.to_json() for c in r.claims]}
     results.write_text_atomic(out / "claims.json", json.dumps(doc, indent=1))
     title = (f"Figure {p.figure}: the claims of Sections 3 and 6 ({p.scale} scale, "
              f"{len(p.seeds)} seeds, {p.dtype})")

@@ -405,14 +405,15 @@ class LineSampler:
 def sample_run(problem: Any, optimizer: Any, *, epochs: int, batch_size: int, seed: int,
                hyperparameters: dict[str, Any] | None = None,
                problem_options: dict[str, Any] | None = None, progress: bool = False,
-               **sampler_options: Any) -> tuple[Any, LineSamples]:
+               start_ulps: int = 0, **sampler_options: Any) -> tuple[Any, LineSamples]:
     """Run ``optimizer`` on ``problem`` with a :class:`LineSampler`; return
     ``(RunResult, LineSamples)``.
 
     ``problem`` and ``optimizer`` are objects or registry names (built with
     ``problem_options`` and ``hyperparameters``); ``sampler_options`` go to
     :class:`LineSampler` (``seed`` is the run's). The sampler's settings enter the run's
-    config (and so its run id) as ``line_sampler``.
+    config (and so its run id) as ``line_sampler``; ``start_ulps`` goes to
+    :func:`paltest.testbed.runner.run` (the start moved by that many ulps).
     """
     from paltest.optimizers import registry
     from paltest.testbed.runner import run
@@ -432,5 +433,5 @@ def sample_run(problem: Any, optimizer: Any, *, epochs: int, batch_size: int, se
     result = run(problem, run_opt, epochs=epochs, batch_size=batch_size, seed=seed,
                  observe=sampler, problem_name=name, hyperparameters=hyperparameters,
                  problem_options=problem_options, progress=progress,
-                 config={"line_sampler": sampler.config})
+                 config={"line_sampler": sampler.config}, start_ulps=start_ulps)
     return result, sampler.samples()

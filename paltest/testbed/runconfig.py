@@ -17,8 +17,10 @@ import functools
 import hashlib
 import json
 import platform
+import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from paltest.checks import check_int
@@ -99,16 +101,23 @@ def _version(dist: str) -> str | None:
 def environment(xp: Any = None, device: Any = None, dtype: Any = None) -> dict[str, Any]:
     """Package versions, backend, device, dtype, Python and platform, as a JSON-able dict.
 
-    It also records the thread counts, which may change results in the last bits (a
-    multithreaded BLAS can split a product differently): ``threadpools``, every native
-    thread pool loaded (threadpoolctl: ``user_api`` such as ``"blas"``/``"openmp"``,
-    ``internal_api``, ``version``, ``num_threads``), and, with ``xp``, ``host_threads``
-    (:func:`paltest.backend.host_threads`). Runs with equal counts (and versions) are
-    bitwise comparable.
+    It also records what may change results in the last bits: ``threadpools``, every
+    native thread pool loaded (threadpoolctl: ``user_api`` such as ``"blas"``/
+    ``"openmp"``, ``internal_api``, ``version``, ``num_threads``, and the kernel
+    ``architecture`` OpenBLAS chose for this CPU, e.g. ``"Haswell"`` or ``"SkylakeX"``:
+    its dot and matrix products round differently from one kernel to another, and a
+    chaotic training carries that difference as far as another seed would, which is
+    what moved the committed notebooks' numbers between machines; a multithreaded BLAS
+    can also split a product differently), ``cpu`` (the processor's model name and the
+    SIMD extensions NumPy dispatches to on it), ``paltest`` (the version and, in a git
+    checkout, the ``commit`` and whether the work tree had changes, ``dirty``), and, with
+    ``xp``, ``host_threads`` (:func:`paltest.backend.host_threads`). Runs with equal
+    versions, kernels and counts are bitwise comparable.
     """
     versions = {d: _version(d) for d in ("paltest", "numpy", "scipy", "array-api-compat")}
     env: dict[str, Any] = {"versions": versions, "python": sys.version.split()[0],
-                           "platform": platform.platform(), "threadpools": _threadpools()}
+                           "platform": platform.platform(), "threadpools": _threadpools(),
+                           "cpu": _cpu(), "paltest": _source()}
     if xp is not None:
         name = xp_name(xp)
         root = name.split(".")[0]
@@ -129,5 +138,50 @@ def _threadpools() -> list[dict[str, Any]]:
     """The loaded native thread pools and their thread counts (threadpoolctl)."""
     from threadpoolctl import threadpool_info
 
-    keys = ("user_api", "internal_api", "version", "num_threads")
+    keys = ("user_api", "internal_api", "version", "num_threads", "architecture",
+            "threading_layer")
     return [{k: info.get(k) for k in keys} for info in threadpool_info()]
+
+
+@functools.cache
+def _cpu() -> dict[str, Any]:
+    """The processor's model name (Linux: ``/proc/cpuinfo``; else ``platform``) and the
+    SIMD targets NumPy dispatches to on it (their results may differ in the last bits)."""
+    model = platform.processor() or None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    simd = None
+    try:
+        import numpy as np
+
+        umath = getattr(np, "_core", None) or np.core
+        mod = umath._multiarray_umath
+        simd = [f for f in mod.__cpu_dispatch__ if mod.__cpu_features__.get(f)]
+    except (AttributeError, ImportError):
+        pass
+    return {"model": model, "machine": platform.machine(), "numpy_simd": simd}
+
+
+@functools.cache
+def _source() -> dict[str, Any]:
+    """paltest's version and, when imported from a git checkout, its commit and whether
+    the work tree had changes (``git`` asked once per process; ``None`` without it)."""
+    here = Path(__file__).resolve().parents[2]
+    out: dict[str, Any] = {"version": _version("paltest"), "commit": None, "dirty": None}
+    if not (here / ".git").exists():
+        return out
+    try:
+        head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], check=True,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "-C", str(here), "status", "--porcelain",
+                                 "--untracked-files=no"], check=True, capture_output=True,
+                                text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return out
+    out.update(commit=head or None, dirty=bool(status.strip()))
+    return out

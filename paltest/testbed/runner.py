@@ -281,7 +281,7 @@ def run(
     progress: bool = False, optimizer_name: str | None = None,
     config: dict[str, Any] | None = None, problem_options: dict[str, Any] | None = None,
     hyperparameters: dict[str, Any] | None = None, problem_name: str | None = None,
-    observe: Any = None,
+    observe: Any = None, start_ulps: int = 0,
 ) -> results.RunResult:
     """Train ``optimizer`` on ``problem``; return a :class:`~paltest.testbed.results.RunResult`.
 
@@ -309,6 +309,14 @@ def run(
             modify the arrays it is given (the run's trajectory is then the same with
             and without it, which is how :mod:`paltest.testbed.lines` samples lines).
             Its time counts in ``step_time``.
+        start_ulps: move every entry of the start ``problem.init_params(seed)`` this many
+            units in the last place (``nextafter`` toward +inf; toward -inf when
+            negative): the smallest change of a run, to measure how far rounding-level
+            differences (another BLAS kernel, another thread count) carry a trajectory.
+            Recorded in the config as ``start_ulps`` (so it enters the run id) when not 0;
+            0 (the default) leaves the run and its id as they were. A ``config`` with a
+            ``start_ulps`` entry (the extra entries of a sweep's or a figure's config)
+            asks for the same.
     """
     t_start = time.perf_counter()
     problem_options = _check_dict("problem_options", problem_options)
@@ -322,6 +330,17 @@ def run(
         raise TypeError(f"observe: must be None or callable, got {type(observe).__name__}")
     batch_size = check_int("batch_size", batch_size, 1)
     seed = check_int("seed", seed, 0)
+    # a config that records start_ulps (a sweep's or a figure's run) asks for it too
+    recorded = (config or {}).get("start_ulps", 0)
+    for name, v in (("start_ulps", start_ulps), ("config['start_ulps']", recorded)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{name}: an int, got {v!r}")
+    if start_ulps and recorded and start_ulps != recorded:
+        raise ValueError(f"start_ulps: {start_ulps} differs from config['start_ulps'] "
+                         f"{recorded}")
+    start_ulps = start_ulps or recorded
+    if start_ulps:
+        config = {**(config or {}), "start_ulps": start_ulps}
     prob, prob_name, prob_opts = _resolve_problem(problem, problem_options, problem_name)
     if batch_size > prob.n_train:
         raise ValueError(f"batch_size: {batch_size} exceeds the training set size "
@@ -333,6 +352,8 @@ def run(
                               extra=config)
     xp = prob.xp
     theta = prob.init_params(seed)
+    if start_ulps:
+        theta = _move_ulps(xp, theta, start_ulps)
     state = opt.init(theta)
     t_setup = time.perf_counter()
 
@@ -378,6 +399,14 @@ def run(
     env = results.environment(xp, backend.device(theta), prob.dtype_name)
     return _assemble(cfg, env, prob, names, rows, step_logs, epoch_time, step_time,
                      {"setup": t_setup - t_start, "total": time.perf_counter() - t_start})
+
+
+def _move_ulps(xp: Any, theta: Any, n: int) -> Any:
+    """``theta`` with every entry moved ``|n|`` ulps toward +inf (``n > 0``) or -inf."""
+    toward = xp.full_like(theta, xp.inf if n > 0 else -xp.inf)
+    for _ in range(abs(n)):
+        theta = xp.nextafter(theta, toward)
+    return theta
 
 
 def _concat_steps(logs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

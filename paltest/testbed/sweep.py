@@ -249,12 +249,13 @@ def sweep(grid: dict[str, Any] | str | os.PathLike, out_dir: str | os.PathLike, 
 
 
 def run_configs(configs: list[dict[str, Any]], out_dir: str | os.PathLike, *,
-                n_jobs: int = 1, backend: str = "loky", progress: bool = False,
+                n_jobs: int = 1, backend: str = "loky", progress: bool | str = False,
                 scheduler: str | None = None) -> SweepSummary:
     """Run the given run configs (:func:`paltest.testbed.results.make_config`, e.g. from
     :func:`expand`, already validated) that are not yet in ``out_dir``, in parallel; see
-    :func:`sweep`. Each result is written into ``out_dir`` here, as it arrives from its
-    worker; runs that failed are named in a :class:`SweepError` once all others ran."""
+    :func:`sweep` (``progress`` may be the progress bar's label). Each result is written
+    into ``out_dir`` here, as it arrives from its worker; runs that failed are named in a
+    :class:`SweepError` once all others ran."""
     import joblib
 
     check_backend(backend)
@@ -280,7 +281,8 @@ def run_configs(configs: list[dict[str, Any]], out_dir: str | os.PathLike, *,
             if progress:
                 from tqdm.auto import tqdm
 
-                outputs = tqdm(outputs, total=len(todo), desc="sweep", unit="run")
+                outputs = tqdm(outputs, total=len(todo), unit="run",
+                               desc=progress if isinstance(progress, str) else "sweep")
             for status, rid, value in outputs:
                 if status == "ok" and value.run_id == rid:
                     results.save(value, out)
