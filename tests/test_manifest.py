@@ -64,6 +64,9 @@ def test_random_bit_flips_never_change_what_is_read(figure, tmp_path):
 @pytest.mark.parametrize(("edit", "words"), [
     (lambda d: d["plan"].__setitem__("seeds", "oops"), "plan.seeds"),
     (lambda d: d["plan"].__setitem__("epochs", -5), "plan.epochs"),
+    (lambda d: d["plan"].__setitem__("start_ulps", 1.5), "plan.start_ulps"),
+    (lambda d: d["plan"].__setitem__("extra", 1), r"plan: missing the keys \[\], unexpected "
+     r"keys \['extra'\]"),
     (lambda d: d.__setitem__("floors", {**d["floors"], "mf-rank1": "0.03"}), "floors.mf-rank1"),
     (lambda d: d["selection"]["mf-rank4"]["sgd"].__setitem__(
         "choice", d["selection"]["mf-rank4"]["sgd"].pop("chosen")), "selection.mf-rank4.sgd"),
@@ -82,6 +85,27 @@ def test_edited_content_is_refused_even_with_its_checksum(figure, tmp_path, edit
     with pytest.raises(experiments.SelectionFileError, match=words) as info:
         experiments.load_figure(copy)
     assert str(path) in str(info.value)
+
+
+def test_a_plan_without_start_ulps_is_read_as_zero(figure, tmp_path):
+    """Files written before plans recorded ``start_ulps`` stay readable (no moved start)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(figure, copy)
+    path = copy / "selection.json"
+    doc = json.loads(path.read_text())
+    assert doc["plan"]["start_ulps"] == 0
+    del doc["plan"]["start_ulps"]
+    path.write_text(json.dumps(_sealed(doc)))
+    assert experiments.load_figure(copy).plan == experiments.load_figure(figure).plan
+
+
+def test_a_moved_start_plan_is_written_and_read(tmp_path):
+    """A figure with ``start_ulps`` writes its selection file and reads it back (the
+    writer's own check used to refuse the key)."""
+    p = experiments.plan(8, problems=["mf-rank1"], optimizers=["sgd"], seeds=1, epochs=1,
+                         quick=True, start_ulps=-1)
+    result = experiments.run_figure(p, tmp_path, backend="sequential")
+    assert experiments.load_figure(tmp_path).plan.start_ulps == -1 == result.plan.start_ulps
 
 
 @pytest.mark.parametrize("text", [

@@ -153,15 +153,20 @@ _KEYS = {"format_version", "plan", "floors", "selection", "final_run_ids",
          "reference_run_ids"}
 _PLAN = {"figure", "problems", "optimizers", "epochs", "batch_size", "seeds", "tune_seed",
          "grids", "problem_options", "quick", "max_extensions", "refine", "references"}
+#: Plan keys that files written before they existed lack (``Plan`` supplies the default).
+_PLAN_OPTIONAL = {"start_ulps"}
 _RECORD = {"chosen", "run_id", "score", "bracketed", "cap_reached", "grid",
            "max_extensions", "refine", "trials"}
 _TRIAL = {"hyperparameters", "stage", "score", "rounding", "tied_with_best", "diverged",
           "final_train_loss", "run_id"}
 
 
-def _keys(value: Any, where: str, keys: set[str]) -> None:
+def _keys(value: Any, where: str, keys: set[str], optional: frozenset[str] = frozenset()
+          ) -> None:
     _dict(value, where)
-    _need(set(value) == keys, where, f"the keys {sorted(keys)}", sorted(value))
+    missing, extra = sorted(keys - set(value)), sorted(set(value) - keys - optional)
+    if missing or extra:  # name the keys that differ (the full lists can be long)
+        raise ValueError(f"{where}: missing the keys {missing}, unexpected keys {extra}"[:300])
 
 
 def _run_id(value: Any, where: str) -> None:
@@ -172,7 +177,7 @@ def _run_id(value: Any, where: str) -> None:
 def _check_plan(plan: Any) -> None:
     from paltest.testbed.protocols import PROTOCOLS
 
-    _keys(plan, "plan", _PLAN)
+    _keys(plan, "plan", _PLAN, frozenset(_PLAN_OPTIONAL))
     _need(plan["figure"] in PROTOCOLS and type(plan["figure"]) is int, "plan.figure",
           f"one of {sorted(PROTOCOLS)}", plan["figure"])
     for key in ("problems", "optimizers"):
@@ -191,6 +196,9 @@ def _check_plan(plan: Any) -> None:
     _need(type(plan["quick"]) is bool, "plan.quick", "true or false", plan["quick"])
     _int(plan["max_extensions"], "plan.max_extensions", 0)
     _int(plan["refine"], "plan.refine", 0)
+    if "start_ulps" in plan:  # any int (negative: the start moved down)
+        _need(type(plan["start_ulps"]) is int, "plan.start_ulps", "an int",
+              plan["start_ulps"])
 
 
 def _check_record(rec: Any, where: str) -> None:
