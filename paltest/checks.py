@@ -17,8 +17,8 @@ import operator
 import os
 from typing import Any
 
-__all__ = ["check_bool", "check_in_range", "check_int", "check_nonneg", "check_path",
-           "check_positive", "check_real", "shown"]
+__all__ = ["check_bool", "check_in_range", "check_int", "check_memory", "check_nonneg",
+           "check_path", "check_positive", "check_real", "shown"]
 
 
 def _not_real(value: Any) -> bool:
@@ -122,3 +122,38 @@ def check_path(name: str, value: Any) -> str:
         raise TypeError(f"{name}: expected a path (a non-empty str or os.PathLike), "
                         f"got {shown(value)}")
     return value
+
+
+def _physical_memory() -> int | None:
+    """This machine's physical memory in bytes (``None`` where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _magnitude(n: int) -> str:
+    """``n`` as ``"8e+18"``; ``"about 1e+400"`` beyond the float range."""
+    try:
+        return f"{float(n):.3g}"
+    except OverflowError:
+        return f"about 1e+{math.floor((n.bit_length() - 1) * math.log10(2))}"
+
+
+def check_memory(name: str, value: Any, n_bytes: int, what: str) -> None:
+    """``ValueError`` naming ``name`` when building ``what`` takes ``n_bytes``, more than
+    this machine's physical memory (an allocation that could only fail, or swap for
+    hours, after minutes of work). ``value`` is shown as :func:`shown` shows it (a ``str``
+    as it is). No check where the OS does not report its memory.
+
+    >>> check_memory("n", 10, 800, "the matrix")
+    >>> check_memory("n", 10**9, 8 * 10**18, "the 1e9 x 1e9 matrix")
+    Traceback (most recent call last):
+    ...
+    ValueError: n: 1000000000 makes the 1e9 x 1e9 matrix, 8e+18 bytes, more than ...
+    """
+    memory = _physical_memory()
+    if memory is not None and n_bytes > memory:
+        text = value if isinstance(value, str) else shown(value)
+        raise ValueError(f"{name}: {text} makes {what}, {_magnitude(n_bytes)} bytes, "
+                         f"more than this machine's memory ({memory:.3g} bytes)")

@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from paltest import backend
-from paltest.checks import check_int
+from paltest.checks import check_int, check_memory, shown
 from problems.base import Problem
 
 __all__ = ["ACTIVATIONS", "MLP", "N_CLASSES", "N_FEATURES", "load_data", "make"]
@@ -275,5 +275,9 @@ def make(*, hidden: Any = (32,), activation: str = "relu", xp: Any = "numpy",
     ``"float64"``. Bad values raise ``ValueError`` naming the argument.
     """
     hidden, activation = _check_hidden(hidden), _check_activation(activation)
+    sizes = (N_FEATURES, *hidden, N_CLASSES)
+    n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    check_memory("hidden", "(" + ", ".join(shown(h) for h in hidden) + ")", 4 * n_params,
+                 "a network of that many parameters")
     ns = backend.resolve_namespace(xp)
     return MLP(hidden, activation, ns, device, backend.float_dtype(ns, dtype))

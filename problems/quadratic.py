@@ -59,6 +59,7 @@ from paltest import backend
 from paltest.checks import (
     check_bool,
     check_int,
+    check_memory,
     check_nonneg,
     check_positive,
     check_real,
@@ -327,8 +328,11 @@ def make_quadratic(
             lam = _vector("eigenvalues", eigenvalues)
             if np.any(lam <= 0):
                 raise ValueError("eigenvalues: must all be > 0")
+            check_memory("eigenvalues", f"{lam.size} values", 8 * lam.size**2,
+                         f"a {lam.size} x {lam.size} Hessian")
         else:
             n = 10 if n is None else check_int("n", n, minimum=1)
+            check_memory("n", n, 8 * n * n, f"an {n} x {n} Hessian")
             kappa = 10.0 if kappa is None else check_positive("kappa", kappa)
             if kappa < 1:
                 raise ValueError(f"kappa: must be >= 1, got {kappa!r}")
@@ -370,6 +374,13 @@ def make_batch_quadratic(
         raise ValueError(f"kappa: must be >= 1, got {kappa!r}")
     rank = n if rank is None else check_int("rank", rank, minimum=1)
     noise = check_nonneg("noise", noise)
+    check_memory("n", n, 8 * n * n, f"an {n} x {n} Hessian")
+    if interpolation:
+        check_memory("n_batches", n_batches, 8 * n_batches * n * max(n, rank),
+                     f"{n_batches} component Hessians of size {n} x {n}")
+    else:
+        check_memory("n_batches", n_batches, 8 * n_batches * n,
+                     f"{n_batches} component minimizers of size {n}")
     rng = np.random.default_rng(check_int("seed", seed))
     Q = _orthogonal(rng, n)
     lam = _log_spaced(n, kappa)
@@ -410,6 +421,7 @@ def make_least_squares(
     n_cols = check_int("n_cols", n_cols, minimum=1)
     if n_rows < n_cols:
         raise ValueError(f"n_rows: must be >= n_cols = {n_cols}, got {n_rows}")
+    check_memory("n_rows", n_rows, 8 * n_rows * n_cols, f"a {n_rows} x {n_cols} matrix")
     rng = np.random.default_rng(check_int("seed", seed))
     rows = rng.standard_normal((n_rows, n_cols))
     theta_star = rng.standard_normal(n_cols)

@@ -71,3 +71,28 @@ def test_blas_threads_at_its_limit_is_accepted(data_dir):
 def test_quadratic_options(name, options, error, key):
     with pytest.raises(error, match=f"^{key}: "):
         problems.get(name, **options)
+
+
+@pytest.mark.parametrize(("name", "options", "key"), [
+    ("quadratic", {"n": 10**9}, "n"),  # used to be NumPy's MemoryError, naming no option
+    ("quadratic", {"n": HUGE}, "n"),
+    ("batch-quadratic", {"n": 10**6}, "n"),
+    ("batch-quadratic", {"n": 1000, "n_batches": 10**6}, "n_batches"),
+    ("batch-quadratic", {"n": 1000, "n_batches": 10**9, "interpolation": False},
+     "n_batches"),
+    ("least-squares", {"n_rows": 10**12}, "n_rows"),
+    ("mlp-digits", {"hidden": HUGE}, "hidden"),  # used to build a problem of 10**402 params
+    ("mlp-digits", {"hidden": (64, 10**6, 10**6)}, "hidden"),
+])
+def test_sizes_beyond_the_machines_memory(name, options, key):
+    """A size whose largest array alone exceeds the machine's physical memory is refused
+    before anything is allocated, naming the option and the bytes it asks for."""
+    if os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") > 2**60:
+        pytest.skip("this machine has more than an exbibyte of memory")
+    with pytest.raises(ValueError, match=f"^{key}: .* bytes, more than this machine's memory"):
+        problems.get(name, **options)
+
+
+def test_sizes_within_the_machines_memory_are_built():
+    assert problems.get("quadratic", n=300).n_params == 300
+    assert problems.get("mlp-digits", hidden=(256, 256)).n_params == 85002
