@@ -173,3 +173,61 @@ def test_monotone_nonfinite_point_goes_back_to_the_anchor():
     x2, state2, info = opt.step(x1, state, vg, value0)
     assert x2 is x0 and bool(info.nonfinite) and int(info.case) == 3
     assert state2.anchor is x0
+
+
+def _rosenbrock():
+    def value(x):
+        return float(100.0 * (x[1] - x[0] ** 2) ** 2 + (1.0 - x[0]) ** 2)
+
+    def vg(x):
+        g = np.array([-400.0 * x[0] * (x[1] - x[0] ** 2) - 2.0 * (1.0 - x[0]),
+                      200.0 * (x[1] - x[0] ** 2)])
+        return value(x), g
+
+    return value, vg
+
+
+@pytest.mark.parametrize("monotone", [False, True])
+def test_powell_restarts_exactly_when_the_test_says(monotone):
+    """With ``powell=nu`` each step is the plain wrapper's step from the same state, or,
+    when |g_t . g_{t-1}| >= nu ||g_t||^2, from a fresh PAL state (direction -g_t);
+    bitwise, with the same evaluations."""
+    value, vg = _rosenbrock()
+    kw = {"beta": "hestenes-stiefel", "alpha": 1.0, "s_max": 1e6, "monotone": monotone}
+    with_p, plain = RelativeMuPAL(powell=0.1, **kw), RelativeMuPAL(**kw)
+    calls = []
+
+    def counted(x):
+        calls.append(1)
+        return vg(x)
+
+    x = np.array([-1.2, 1.0])
+    state = with_p.init(x)
+    restarts = kept = 0
+    for _ in range(40):
+        g, prev = vg(x)[1], state.pal.prev_grad
+        restart = abs(g @ prev) >= 0.1 * (g @ g) > 0.0
+        ref_state = state._replace(pal=plain.pal.init(x)) if restart else state
+        xr, sr, _ = plain.step(x, ref_state, vg, value)
+        calls.clear()
+        x2, state2, info = with_p.step(x, state, counted, value)
+        assert x2.tobytes() == xr.tobytes() and state2.mu == sr.mu
+        assert len(calls) == info.n_grad  # the test reuses PAL's gradient
+        restarts, kept = restarts + restart, kept + (not restart)
+        x, state = x2, state2
+    assert restarts > 0 and kept > 0  # both branches ran
+
+
+def test_powell_arguments():
+    with pytest.raises(ValueError, match="^powell: needs a conjugate-gradient beta"):
+        RelativeMuPAL(powell=0.1, beta=0.4)
+    with pytest.raises(ValueError, match="^powell"):
+        RelativeMuPAL(powell=0.0, beta="polak-ribiere")
+    opt = RelativeMuPAL(powell=0.2, beta="polak-ribiere")
+    assert opt.hyperparameters["powell"] == 0.2 and "powell=0.2" in repr(opt)
+    assert "powell" not in RelativeMuPAL(beta="polak-ribiere").hyperparameters
+
+
+def test_powell_protocol_invariants(xp):
+    check_optimizer(lambda: RelativeMuPAL(powell=0.1, beta="polak-ribiere", alpha=1.0,
+                                          s_max=1e3), xp=xp, dtype="float64", max_examples=10)

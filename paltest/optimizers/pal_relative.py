@@ -36,6 +36,16 @@ PAL's own rule :math:`\theta` then comes back as the accepted point, not unchang
 evaluation at the rejected point, which the step had to make anyway. Without
 ``monotone`` the wrapper is exactly the rule above.
 
+With ``powell=nu`` (conjugate-gradient formulas only) the direction restarts, as in
+Powell's restart test for nonlinear conjugate gradients (Nocedal & Wright, Numerical
+Optimization, eq. 5.52), whenever consecutive gradients are far from orthogonal:
+
+.. math::  |g_t^\top g_{t-1}| \ge \nu\, \|g_t\|^2
+
+(the classical :math:`\nu = 0.1`): PAL's step then starts from a fresh state, so its
+direction is :math:`-g_t`. The test uses the gradient PAL computes at :math:`\theta_t`
+anyway (no extra evaluation).
+
 The step reads ``info.step`` and ``info.case`` (and with ``monotone`` the loss) on the
 host, so it is for eager use: it cannot be traced by ``jax.jit`` (its ``host_driven``
 says why).
@@ -93,6 +103,9 @@ class RelativeMuPAL:
         shrink: :math:`\rho_{shrink} \in (0, 1)`, the next :math:`\mu` as a multiple of
             a rejected step (and of :math:`\mu` after a non-finite step), with
             ``monotone``.
+        powell: :math:`\nu > 0`, restart the direction when :math:`|g_t^\top g_{t-1}|
+            \ge \nu \|g_t\|^2` (module docstring); ``None``: never. Needs a
+            conjugate-gradient ``beta`` formula (PAL keeps :math:`g_{t-1}` only then).
         **pal_options: the wrapped :class:`~paltest.optimizers.pal.PAL`'s arguments
             (``mu`` is the first step's measuring step).
     """
@@ -104,8 +117,13 @@ class RelativeMuPAL:
 
     def __init__(self, rho: float = 1.0, grow: float = 2.0, mu_min: float = 1e-12,
                  mu_max: float | None = None, monotone: bool = False, shrink: float = 0.25,
-                 **pal_options: Any) -> None:
+                 powell: float | None = None, **pal_options: Any) -> None:
         self.pal = PAL(**pal_options)
+        self.powell = None if powell is None else check_positive("powell", powell)
+        if self.powell is not None and (self.pal.direction is not None
+                                        or not isinstance(self.pal.beta, str)):
+            raise ValueError(f"powell: needs a conjugate-gradient beta formula (PAL keeps "
+                             f"the previous gradient only then), got beta={self.pal.beta!r}")
         self.monotone = check_bool("monotone", monotone)
         self.shrink = check_positive("shrink", shrink)
         if self.shrink >= 1.0:
@@ -127,10 +145,13 @@ class RelativeMuPAL:
               "mu_min": self.mu_min, "mu_max": self.mu_max}
         if self.monotone:
             hp.update(monotone=True, shrink=self.shrink)
+        if self.powell is not None:
+            hp["powell"] = self.powell
         return hp
 
     def __repr__(self) -> str:
         extra = f", monotone=True, shrink={self.shrink!r}" if self.monotone else ""
+        extra += f", powell={self.powell!r}" if self.powell is not None else ""
         return (f"RelativeMuPAL(rho={self.rho!r}, grow={self.grow!r}, mu_min={self.mu_min!r}, "
                 f"mu_max={self.mu_max!r}{extra}, pal={self.pal!r})")
 
@@ -145,11 +166,28 @@ class RelativeMuPAL:
              value: Any) -> tuple[Any, RelativeMuState, Any]:
         """One PAL step with ``mu = state.mu``; returns PAL's ``(theta, state, info)``
         with the state's ``mu`` set for the next step."""
+        if self.powell is not None:
+            here = value_and_grad(theta)  # PAL's own l0 and g (and the monotone test's)
+            state = self._powell_restart(theta, state, here[1])
+
+            def cached(x: Any) -> Any:
+                return here if x is theta else value_and_grad(x)
+
+            value_and_grad = cached
         if self.monotone:
             return self._monotone_step(theta, state, value_and_grad, value)
         theta_next, pal_state, info, mu, _ = self._pal_step(theta, state, value_and_grad,
                                                             value)
         return theta_next, RelativeMuState(pal_state, mu), info
+
+    def _powell_restart(self, theta: Any, state: RelativeMuState, g: Any) -> RelativeMuState:
+        """``state`` with a fresh PAL state when Powell's test says restart."""
+        prev = state.pal.prev_grad
+        xp = backend.namespace(g)
+        gg = backend.to_float(xp.sum(g * g))
+        if abs(backend.to_float(xp.sum(g * prev))) >= self.powell * gg > 0.0:
+            return state._replace(pal=self.pal.init(theta))
+        return state
 
     def _pal_step(self, theta: Any, state: RelativeMuState, value_and_grad: Any,
                   value: Any) -> tuple[Any, Any, Any, float, float]:
