@@ -21,7 +21,7 @@ after 60 s in all).
 On the shipped catalog these give 131 of the 197 problems (rule 2 removes 66, all larger
 than 1000; rule 3 removes none: the slowest call kept is 0.66 ms,
 DMN15103LS); `paltest profile` on it with its 11 default solvers is 1441 runs, the
-notebook's 24 solvers 3144.
+notebook's 28 solvers 3668.
 
 ``TINY`` is a handful of small classical problems for CI and smoke tests (a few seconds).
 ``"all"`` is every problem of the catalog with status ``ok`` (hours at the default

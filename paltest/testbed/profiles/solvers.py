@@ -83,6 +83,17 @@ STUDY: dict[str, tuple[str, dict[str, Any]]] = {
                                          "s_max": 1e6, "monotone": True}),
     "pal-hs-mono-rho2": ("pal-relative", {"beta": "hestenes-stiefel", "alpha": 1.0,
                                           "s_max": 1e6, "monotone": True, "rho": 2.0}),
+    # fourth round (16 variants of pal-hs-mono-a09 on the whole default set: the
+    # rejection's shrink factor, alpha, rho, grow, Powell's restart; chosen on the same
+    # set, so optimistic; checked on the 61 problems outside it with n <= 20000)
+    "pal-hs-mono-a09-s05": ("pal-relative", {"beta": "hestenes-stiefel", "alpha": 0.9,
+                                             "s_max": 1e6, "monotone": True, "shrink": 0.5}),
+    "pal-hs-mono-a08": ("pal-relative", {"beta": "hestenes-stiefel", "alpha": 0.8,
+                                         "s_max": 1e6, "monotone": True}),
+    "pal-hs-mono-a08-s05": ("pal-relative", {"beta": "hestenes-stiefel", "alpha": 0.8,
+                                             "s_max": 1e6, "monotone": True, "shrink": 0.5}),
+    "pal-hs-mono-powell": ("pal-relative", {"beta": "hestenes-stiefel", "alpha": 0.9,
+                                            "s_max": 1e6, "monotone": True, "powell": 0.2}),
 }
 
 
