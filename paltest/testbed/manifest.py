@@ -154,7 +154,7 @@ _KEYS = {"format_version", "plan", "floors", "selection", "final_run_ids",
 _PLAN = {"figure", "problems", "optimizers", "epochs", "batch_size", "seeds", "tune_seed",
          "grids", "problem_options", "quick", "max_extensions", "refine", "references"}
 #: Plan keys that files written before they existed lack (``Plan`` supplies the default).
-_PLAN_OPTIONAL = {"start_ulps"}
+_PLAN_OPTIONAL = frozenset({"start_ulps"})
 _RECORD = {"chosen", "run_id", "score", "bracketed", "cap_reached", "grid",
            "max_extensions", "refine", "trials"}
 _TRIAL = {"hyperparameters", "stage", "score", "rounding", "tied_with_best", "diverged",
@@ -177,7 +177,7 @@ def _run_id(value: Any, where: str) -> None:
 def _check_plan(plan: Any) -> None:
     from paltest.testbed.protocols import PROTOCOLS
 
-    _keys(plan, "plan", _PLAN, frozenset(_PLAN_OPTIONAL))
+    _keys(plan, "plan", _PLAN, _PLAN_OPTIONAL)
     _need(plan["figure"] in PROTOCOLS and type(plan["figure"]) is int, "plan.figure",
           f"one of {sorted(PROTOCOLS)}", plan["figure"])
     for key in ("problems", "optimizers"):
