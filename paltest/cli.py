@@ -347,8 +347,9 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from paltest.testbed.runner import run
 
     _check_xp(args, parser)
-    if args.problem not in problems.names():
-        parser.error(f"problem: unknown {args.problem!r}; choose one of {problems.names()}")
+    if not problems.known(args.problem):
+        parser.error(f"problem: unknown {args.problem!r}; choose one of {problems.names()} "
+                     "or cutest:NAME")
     if args.optimizer not in registry.names():
         parser.error(f"optimizer: unknown {args.optimizer!r}; choose one of "
                      f"{registry.names()}")
@@ -367,7 +368,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (TypeError, ValueError) as err:
         if _is_failure(err):
             raise
-        parser.error(f"--po: {err}")
+        # a family's unknown member (cutest:NOPE) is the problem argument's error
+        parser.error(str(err) if str(err).startswith("problem:") else f"--po: {err}")
     except MemoryError as err:
         raise RuntimeError(f"problem {args.problem} with --po {shown_options(po)}: out of memory "
                            f"({err})") from err

@@ -5,7 +5,7 @@ LIBSVM data, quadratics and a small network. See :mod:`problems.base` for the pr
 processes find them. Also importable as ``paltest.problems`` (the same modules)."""
 
 from problems.base import Problem, epoch_permutation
-from problems.registry import describe, get, names, register, unregister
+from problems.registry import describe, get, known, names, register, unregister
 
-__all__ = ["Problem", "describe", "epoch_permutation", "get", "names", "register",
+__all__ = ["Problem", "describe", "epoch_permutation", "get", "known", "names", "register",
            "unregister"]

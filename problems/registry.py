@@ -25,7 +25,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["describe", "get", "names", "register", "registered", "unregister", "validate"]
+__all__ = ["describe", "get", "known", "names", "register", "registered", "unregister",
+           "validate"]
 
 # name -> (module, factory, fixed options, one-line description)
 _ENTRIES: dict[str, tuple[str, str, dict[str, Any], str]] = {
@@ -94,6 +95,17 @@ def names() -> list[str]:
     modules."""
     _load_plugins()
     return list(_ENTRIES) + [n for n in _USER if n not in _ENTRIES]
+
+
+def known(name: Any) -> bool:
+    """Whether ``name`` is a problem :func:`get` can build: a built-in or registered one
+    (plugins included), or a name of a family of :data:`_PREFIXES` (``cutest:NAME``:
+    whether that problem exists is known only when it is built).
+
+    >>> known("mf-rank4"), known("cutest:ROSENBR"), known("nope")
+    (True, True, False)
+    """
+    return _prefixed(name) is not None or (isinstance(name, str) and name in names())
 
 
 def registered() -> list[str]:

@@ -137,3 +137,28 @@ def test_parameters_batches_and_registry():
     from problems import registry
 
     assert registry.validate("cutest:BEALE", dtype="float32") == 1
+
+
+def test_paltest_run_and_sweep_take_cutest_names(tmp_path, capsys):
+    """``paltest run`` and sweep grids refused ``cutest:NAME`` ("choose one of [...]");
+    they now run it, and an unknown member of the family is the problem argument's
+    error (exit 2), not a --po error."""
+    from paltest import cli
+    from paltest.testbed import results
+    from paltest.testbed.sweep import sweep
+
+    out = tmp_path / "run"
+    argv = ["run", "cutest:ROSENBR", "pal", "--epochs", "3", "--dtype", "float32",
+            "--hp", "beta=polak-ribiere", "--out", str(out), "--no-progress"]
+    assert cli.main(argv) == 0
+    (path,) = (out / "runs").glob("*.npz")
+    losses = results.load(path).epochs["train_loss"]
+    assert len(losses) == 4 and losses[0] == pytest.approx(24.2, rel=1e-6)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", "cutest:NOPE", "pal", "--out", str(out), "--no-progress"])
+    assert info.value.code == 2
+    assert "error: problem: unknown CUTEst problem 'NOPE'" in capsys.readouterr().err
+    grid = {"epochs": 5, "batch_size": 1, "seeds": [0],
+            "problems": [{"name": "cutest:BEALE", "options": {"dtype": "float32"}}],
+            "optimizers": [{"name": "pal"}, {"name": "sgd", "hyperparameters": {"lr": 1e-3}}]}
+    assert sweep(grid, tmp_path / "sweep", backend="sequential").ran == 2

@@ -76,3 +76,12 @@ def test_the_line_figures_accept_a_registered_problem(user_problem):
     assert p.problems == (user_problem,)
     with pytest.raises(ValueError, match="unknown"):
         line_figures.line_plan(1, problems=["no-such-problem"], quick=True)
+
+
+def test_known_names(user_problem):
+    """Built-in, registered and family names (``cutest:NAME``, checked only when built:
+    no sif2jax needed here) are known; others, and non-strings, are not."""
+    assert registry.known("mf-rank4") and registry.known(user_problem)
+    assert registry.known("cutest:ROSENBR") and problems.known("cutest:ANYTHING")
+    assert not registry.known("nope") and not registry.known(None)
+    assert not registry.known("mf-rank4 ")

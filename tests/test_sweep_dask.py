@@ -155,6 +155,28 @@ def test_a_figure_on_workers_in_another_directory(remote, tmp_path, monkeypatch)
     assert not any(worker_dir.rglob("*.npz"))
 
 
+def test_a_line_figure_on_workers_in_another_directory(remote, tmp_path, monkeypatch):
+    """A line figure (Figure 1, quick, two problems) on the remote workers: the sampled
+    runs and their lines come back and are saved in the client's directory, and its
+    tables are those of the same figure run sequentially."""
+    import pandas as pd
+
+    from paltest.testbed import line_figures as lf
+
+    address, worker_dir = remote
+    monkeypatch.chdir(tmp_path)
+    p = lf.line_plan(1, quick=True, problems=["mlp-digits", "mf-rank4"], epochs=1)
+    here = lf.run_line_figure(p, "seq", backend="sequential")
+    there = lf.run_line_figure(p, "dask", backend="dask", scheduler=address)
+    assert sorted(q.name for q in Path("dask/line-runs").iterdir()) == \
+        sorted(q.name for q in Path("seq/line-runs").iterdir())
+    assert not any(worker_dir.rglob("*.npz"))
+    for name in ("lines", "points", "epochs"):
+        a, b = getattr(here, name), getattr(there, name)
+        assert len(a) > 0
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
 def test_an_unreachable_scheduler_is_a_usage_error(tmp_path, monkeypatch, capsys):
     import dask
 

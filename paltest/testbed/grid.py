@@ -291,8 +291,9 @@ def _problem_runs(where: str, entry: dict[str, Any], top: dict[str, int | None],
 
     n_errors = len(errors)
     name = entry["name"]
-    if name not in problems.names():
-        errors.append(f"{where}: unknown problem {name!r}; choose one of {problems.names()}")
+    if not problems.known(name):
+        errors.append(f"{where}: unknown problem {name!r}; choose one of {problems.names()} "
+                      "or cutest:NAME")
     sizes: dict[str, int | None] = {}
     for key, minimum in (("epochs", 0), ("batch_size", 1)):
         if key in entry:
@@ -303,7 +304,7 @@ def _problem_runs(where: str, entry: dict[str, Any], top: dict[str, int | None],
             errors.append(f"{where}.{key}: not given (set '{key}' in the grid or the entry)")
     seeds = _seeds(entry["seeds"], f"{where}.seeds", errors) if "seeds" in entry else top_seeds
     combos = _product(entry.get("options", {}), f"{where}.options", errors)
-    if len(errors) > n_errors or name not in problems.names():
+    if len(errors) > n_errors or not problems.known(name):
         return []
     batch_key = f"{where}.batch_size" if "batch_size" in entry else "batch_size"
     out = []
