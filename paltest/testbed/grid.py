@@ -26,6 +26,7 @@ from typing import Any
 from paltest.checks import check_int
 from paltest.optimizers import registry
 from paltest.testbed import results
+from paltest.testbed.manifest import unique_keys
 
 __all__ = ["EXAMPLE_GRID", "MAX_RUNS", "GridError", "check_max_runs", "example_grid", "expand",
            "load_config", "planned_runs"]
@@ -70,12 +71,10 @@ def _no_duplicates(path: Path) -> Any:
     """A ``json`` ``object_pairs_hook`` refusing a key given twice in one object (JSON
     would keep the last silently; TOML refuses them too)."""
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in items:
-            if key in out:
-                raise ValueError(f"{path}: the key {key!r} is given twice in one object")
-            out[key] = value
-        return out
+        try:
+            return unique_keys(items)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
     return pairs
 
 

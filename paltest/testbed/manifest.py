@@ -38,7 +38,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FORMAT", "SelectionFileError", "read", "write"]
+__all__ = ["FORMAT", "SelectionFileError", "read", "unique_keys", "write"]
 
 #: The format of ``selection.json`` (3: with its checksum).
 FORMAT = 3
@@ -81,7 +81,7 @@ def read(path: str | os.PathLike) -> dict[str, Any]:
     if not stat.S_ISREG(mode):  # a FIFO would block the read forever
         raise _error(path, "not a regular file")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique)
+        doc = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=unique_keys)
     except RecursionError:
         raise _error(path, "nested too deep to be a selection file") from None
     except (ValueError, UnicodeDecodeError) as err:
@@ -112,7 +112,9 @@ def _error(path: Path, why: str) -> SelectionFileError:
         "finished runs are reused)")
 
 
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A ``json`` ``object_pairs_hook`` refusing a key given twice in one object (JSON
+    would keep the last silently); also used for sweep grids."""
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
